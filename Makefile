@@ -1,0 +1,58 @@
+# patchgrid. Everything downloaded (chDB, Kafka jars) and the test services'
+# data live outside the repo in $PATCHGRID_CACHE (default ~/.cache/patchgrid);
+# see scripts/.
+#
+#   make deps            install chDB, the Kafka jars and ClickHouse (each skipped when present)
+#   make build           bin/patchgrid
+#   make test            deps, test services up, go vet, go test (PKGS=./... TEST_TIMEOUT=20m)
+#   make run             bin/patchgrid run on the embedded store; flags in ARGS="..."
+#   make services-up     ClickHouse on 127.0.0.1:19000, Kafka on 127.0.0.1:19092 (they stay up)
+#   make services-down   stop them
+#   make fuzz            every fuzz target (or those in FUZZ_PKGS) for FUZZTIME (default 10s)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+PKGS ?= ./...
+TEST_TIMEOUT ?= 20m
+ARGS ?=
+FUZZ_PKGS ?=
+FUZZTIME ?= 10s
+
+.PHONY: deps deps-chdb deps-kafka deps-clickhouse build services-up services-down \
+	services-status test run fuzz
+
+deps: deps-chdb deps-kafka deps-clickhouse
+
+deps-chdb:
+	bash scripts/install-chdb.sh >/dev/null
+
+deps-kafka:
+	bash scripts/install-kafka.sh >/dev/null
+
+deps-clickhouse:
+	bash scripts/install-clickhouse.sh
+
+build:
+	go build -o bin/patchgrid ./cmd/patchgrid
+
+services-up: deps-kafka deps-clickhouse
+	bash scripts/services.sh up
+
+services-down:
+	bash scripts/services.sh down
+
+services-status:
+	bash scripts/services.sh status
+
+# The services stay up after the tests, so the next run starts at once;
+# 'make services-down' stops them (.ci/run always does).
+test: deps services-up
+	TEST_TIMEOUT=$(TEST_TIMEOUT) bash scripts/gotest.sh $(PKGS)
+
+run: deps-chdb build
+	PATCHGRID_CHDB_LIB="$$(bash scripts/install-chdb.sh 2>/dev/null)" bin/patchgrid run $(ARGS)
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh $(FUZZ_PKGS)

@@ -1,0 +1,185 @@
+// Package match matches the fleet's package versions against advisories,
+// in ClickHouse (Job) and, as a reference with the same semantics, in Go
+// (Reference). It also answers the questions built on the results: which
+// hosts were exposed at a date (ExposedAt) and why a host is or is not
+// exposed (Explain).
+//
+// The tables and views it writes are documented in
+// schemas/migrations/0003_matching.sql.
+package match
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/patchgrid/patchgrid/schemas/store"
+)
+
+// Mode selects what a Job run recomputes.
+type Mode string
+
+const (
+	// Full matches every stored version against every current advisory
+	// record and fans out to every inventory.
+	Full Mode = "full"
+	// Incremental matches only what no earlier run did: versions not yet
+	// matched (new scans) against all current records, and new or modified
+	// advisory records against the versions of their (ecosystem, package)
+	// pairs; then fans out new inventories fully and the new records'
+	// findings to the inventories done before.
+	Incremental Mode = "incremental"
+)
+
+// Job runs fleet matching against one store.
+type Job struct {
+	Store store.Store
+	// Log receives one line per run. Default: slog.Default().
+	Log *slog.Logger
+	// Now stamps matched_at. Default: time.Now.
+	Now func() time.Time
+}
+
+// Stats is what one run did.
+type Stats struct {
+	RunID           string
+	Mode            Mode
+	Started         time.Time
+	Finished        time.Time
+	Versions        uint64 // distinct versions matched against all records
+	Advisories      uint64 // advisory records (re)matched
+	Inventories     uint64 // inventories fanned out in full
+	VersionFindings uint64 // match_version_findings rows this run wrote
+}
+
+// Run runs one matching job. Running it again with nothing new changes
+// nothing; a run that fails leaves the previous results in force and its
+// unfinished work for the next run.
+func (j *Job) Run(ctx context.Context, mode Mode) (Stats, error) {
+	if mode != Full && mode != Incremental {
+		return Stats{}, fmt.Errorf("match: unknown mode %q (want full or incremental)", mode)
+	}
+	now := time.Now
+	if j.Now != nil {
+		now = j.Now
+	}
+	log := j.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	st := Stats{RunID: newRunID(), Mode: mode, Started: now().UTC().Truncate(time.Second)}
+	err := j.run(ctx, &st)
+	st.Finished = now().UTC().Truncate(time.Second)
+	errText := ""
+	if err != nil {
+		errText = err.Error()
+	}
+	// Record the run even when it failed: match_runs is what operators read.
+	if rerr := j.Store.Exec(ctx, sqlInsertRun, st.RunID, string(st.Mode), st.Started, st.Finished,
+		st.Versions, st.Advisories, st.Inventories, st.VersionFindings, errText); rerr != nil && err == nil {
+		err = fmt.Errorf("match: recording run %s: %w", st.RunID, rerr)
+	}
+	if err != nil {
+		log.Error("match run failed", "run", st.RunID, "mode", mode, "err", err)
+		return st, err
+	}
+	log.Info("match run", "run", st.RunID, "mode", mode, "versions", st.Versions, "advisories", st.Advisories,
+		"inventories", st.Inventories, "version_findings", st.VersionFindings, "took", st.Finished.Sub(st.Started))
+	return st, nil
+}
+
+type step struct {
+	name string
+	sql  string
+	args []any
+}
+
+func (j *Job) run(ctx context.Context, st *Stats) error {
+	id, at := st.RunID, st.Started
+	var steps []step
+	if st.Mode == Full {
+		steps = []step{
+			{"snapshot inventories", sqlPendingInventoriesAll, []any{id}},
+			{"snapshot versions", sqlPendingVersionsAll, []any{id}},
+			{"snapshot advisories", sqlPendingAdvisoriesAll, []any{id}},
+		}
+	} else {
+		steps = []step{
+			{"snapshot inventories", sqlPendingInventoriesNew, []any{id}},
+			{"snapshot versions", sqlPendingVersionsNew, []any{id}},
+			{"snapshot advisories", sqlPendingAdvisoriesNew, []any{id}},
+		}
+	}
+	steps = append(steps, step{"match pending versions", fmt.Sprintf(matchVersions, versionsPending, rangesAll), []any{at, id}})
+	if st.Mode == Incremental {
+		steps = append(steps, step{"match pending advisories", fmt.Sprintf(matchVersions, versionsOfPendingPairs, rangesPending), []any{at, id, id, id}})
+	}
+	steps = append(steps, step{"fan out pending inventories", fmt.Sprintf(fanOut, inventoriesPending, findingsOfPendingInventories), []any{at, id, id}})
+	if st.Mode == Incremental {
+		steps = append(steps, step{"fan out pending advisories", fmt.Sprintf(fanOut, inventoriesNotPending, findingsOfPendingAdvisories), []any{at, id, id}})
+	}
+	steps = append(steps,
+		step{"mark versions", sqlDoneVersions, []any{at, id}},
+		step{"mark advisories", sqlDoneAdvisories, []any{at, id}},
+		step{"mark inventories", sqlDoneInventories, []any{at, id}},
+	)
+	for i, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := j.Store.Exec(ctx, s.sql, s.args...); err != nil {
+			return fmt.Errorf("match run %s: %s: %w", id, s.name, err)
+		}
+		if i == 2 {
+			if err := j.countPending(ctx, st); err != nil {
+				return err
+			}
+		}
+	}
+	if err := queryUint(ctx, j.Store, &st.VersionFindings, sqlCountVersionFindings, at); err != nil {
+		return fmt.Errorf("match run %s: counting findings: %w", id, err)
+	}
+	for _, q := range sqlDropPending {
+		if err := j.Store.Exec(ctx, q, id); err != nil {
+			return fmt.Errorf("match run %s: dropping pending rows: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func (j *Job) countPending(ctx context.Context, st *Stats) error {
+	rows, err := j.Store.Query(ctx, sqlCountPending, st.RunID, st.RunID, st.RunID)
+	if err != nil {
+		return fmt.Errorf("match run %s: counting pending work: %w", st.RunID, err)
+	}
+	defer rows.Close()
+	if rows.Next() {
+		if err := rows.Scan(&st.Versions, &st.Advisories, &st.Inventories); err != nil {
+			return fmt.Errorf("match run %s: counting pending work: %w", st.RunID, err)
+		}
+	}
+	return rows.Err()
+}
+
+func queryUint(ctx context.Context, s store.Store, dst *uint64, q string, args ...any) error {
+	rows, err := s.Query(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if rows.Next() {
+		if err := rows.Scan(dst); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func newRunID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}

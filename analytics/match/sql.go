@@ -1,0 +1,145 @@
+package match
+
+// The fleet job's statements. They follow the 18.16 rules of 0003_matching.sql:
+// one JOIN per SELECT, USING on uniquely named columns, range predicates in
+// WHERE (inequalities inside JOIN ON fail on the 2018 server).
+//
+// Placeholders: every statement binds the run id first; the matching
+// statements also bind matched_at.
+
+// currentRecords is the set of advisory records that count: the current row
+// of every advisory, not withdrawn.
+const currentRecords = `SELECT source, advisory_id, record_hash FROM advisories FINAL WHERE withdrawn = 0`
+
+// Snapshots. Order matters (see Job.Run): inventories first, so that every
+// inventory a run fans out had all its packages stored before the version
+// snapshot was taken (ingest writes inventory_packages before the scan row).
+
+const sqlPendingInventoriesAll = `INSERT INTO match_pending_inventories (run_id, inventory_hash)
+SELECT DISTINCT ?, inventory_hash FROM scans WHERE inventory_hash != ''`
+
+const sqlPendingInventoriesNew = `INSERT INTO match_pending_inventories (run_id, inventory_hash)
+SELECT DISTINCT ?, inventory_hash FROM scans
+WHERE inventory_hash != '' AND inventory_hash NOT IN (SELECT inventory_hash FROM match_done_inventories)`
+
+const sqlPendingVersionsAll = `INSERT INTO match_pending_versions (run_id, ecosystem, match_name, v_key)
+SELECT DISTINCT ?, ecosystem, match_name, v_key FROM inventory_packages WHERE v_key != ''`
+
+const sqlPendingVersionsNew = `INSERT INTO match_pending_versions (run_id, ecosystem, match_name, v_key)
+SELECT DISTINCT ?, ecosystem, match_name, v_key FROM inventory_packages
+WHERE v_key != '' AND (ecosystem, match_name, v_key) NOT IN (SELECT ecosystem, match_name, v_key FROM match_done_versions)`
+
+const sqlPendingAdvisoriesAll = `INSERT INTO match_pending_advisories (run_id, source, advisory_id, record_hash)
+SELECT ?, source, advisory_id, record_hash FROM advisories FINAL WHERE withdrawn = 0`
+
+const sqlPendingAdvisoriesNew = `INSERT INTO match_pending_advisories (run_id, source, advisory_id, record_hash)
+SELECT ?, source, advisory_id, record_hash FROM advisories FINAL
+WHERE withdrawn = 0 AND (source, advisory_id, record_hash) NOT IN (SELECT source, advisory_id, record_hash FROM match_done_advisories)`
+
+// matchVersions is the version-level match. %[1]s restricts the versions
+// and %[2]s the ranges (both are complete WHERE conjuncts; the run id is
+// bound inside them). Each distinct (ecosystem, match_name, v_key) meets the
+// ranges of its (ecosystem, package) once; ranges of one advisory that cover
+// the version are kept as separate rows unless one of them is not_affected,
+// which drops the advisory for that version.
+const matchVersions = `INSERT INTO match_version_findings
+    (ecosystem, match_name, v_key, match_version, source, advisory_id, record_hash,
+     range_idx, range_type, status, comparator, introduced, fixed, last_affected, fix_published, matched_at)
+SELECT ecosystem, package, v_key, match_version, source, advisory_id, record_hash,
+    r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, ?
+FROM (
+    SELECT ecosystem, package, v_key, match_version, source, advisory_id, record_hash,
+        groupArray((range_idx, range_type, status, comparator, introduced, fixed, last_affected, fix_published)) AS rs
+    FROM (
+        SELECT ecosystem, match_name AS package, v_key, any(match_version) AS match_version
+        FROM inventory_packages
+        WHERE v_key != '' AND %[1]s
+        GROUP BY ecosystem, match_name, v_key
+    ) AS j1l
+    ALL INNER JOIN (
+        SELECT ecosystem, package, source, advisory_id, record_hash, range_idx, range_type, status, comparator,
+            introduced, introduced_key, fixed, fixed_key, last_affected, last_affected_key, fix_published
+        FROM affected_ranges
+        WHERE (source, advisory_id, record_hash) IN (` + currentRecords + `) AND %[2]s
+    ) AS j1r USING (ecosystem, package)
+    WHERE v_key >= introduced_key
+        AND (fixed_key = '' OR v_key < fixed_key)
+        AND (last_affected_key = '' OR v_key <= last_affected_key)
+    GROUP BY ecosystem, package, v_key, match_version, source, advisory_id, record_hash
+    HAVING countIf(status = 'not_affected') = 0
+)
+ARRAY JOIN rs AS r`
+
+// Version and range restrictions for matchVersions.
+const (
+	versionsPending = `(ecosystem, match_name, v_key) IN (SELECT ecosystem, match_name, v_key FROM match_pending_versions WHERE run_id = ?)`
+	// versionsOfPendingPairs: versions not matched by this run's pending
+	// set whose (ecosystem, package) a pending advisory names.
+	versionsOfPendingPairs = `(ecosystem, match_name) IN (SELECT ecosystem, package FROM affected_ranges
+            WHERE (source, advisory_id, record_hash) IN (SELECT source, advisory_id, record_hash FROM match_pending_advisories WHERE run_id = ?))
+        AND (ecosystem, match_name, v_key) NOT IN (SELECT ecosystem, match_name, v_key FROM match_pending_versions WHERE run_id = ?)`
+	rangesAll     = `1`
+	rangesPending = `(source, advisory_id, record_hash) IN (SELECT source, advisory_id, record_hash FROM match_pending_advisories WHERE run_id = ?)`
+)
+
+// fanOut writes inventory-level findings: packages of the inventories %[1]s
+// selects, joined to the version findings %[2]s selects, collapsed to one row
+// per (inventory, package, advisory) with the lowest matching range as
+// evidence. Only findings of current records are fanned out.
+const fanOut = `INSERT INTO match_inventory_findings
+    (inventory_hash, ecosystem, name, version, arch, location, match_name, match_version, v_key,
+     source, advisory_id, record_hash, range_idx, range_type, status, comparator,
+     introduced, fixed, last_affected, fix_published, matched_at)
+SELECT inventory_hash, ecosystem, name, version, arch, location, match_name, match_version, v_key,
+    source, advisory_id, record_hash, ev.1, ev.2, ev.3, ev.4, ev.5, ev.6, ev.7, ev.8, ?
+FROM (
+    SELECT inventory_hash, ecosystem, name, version, arch, location, match_name, match_version, v_key
+    FROM inventory_packages
+    WHERE v_key != '' AND %[1]s
+) AS j2l
+ALL INNER JOIN (
+    SELECT ecosystem, match_name, v_key, source, advisory_id, record_hash,
+        argMin((range_idx, range_type, status, comparator, introduced, fixed, last_affected, fix_published), range_idx) AS ev
+    FROM match_version_findings
+    WHERE (source, advisory_id, record_hash) IN (` + currentRecords + `) AND %[2]s
+    GROUP BY ecosystem, match_name, v_key, source, advisory_id, record_hash
+) AS j2r USING (ecosystem, match_name, v_key)`
+
+// Restrictions for fanOut.
+const (
+	inventoriesPending    = `inventory_hash IN (SELECT inventory_hash FROM match_pending_inventories WHERE run_id = ?)`
+	inventoriesNotPending = `inventory_hash IN (SELECT inventory_hash FROM match_done_inventories)
+        AND inventory_hash NOT IN (SELECT inventory_hash FROM match_pending_inventories WHERE run_id = ?)`
+	findingsOfPendingInventories = `(ecosystem, match_name, v_key) IN (SELECT DISTINCT ecosystem, match_name, v_key FROM inventory_packages
+            WHERE inventory_hash IN (SELECT inventory_hash FROM match_pending_inventories WHERE run_id = ?))`
+	findingsOfPendingAdvisories = `(source, advisory_id, record_hash) IN (SELECT source, advisory_id, record_hash FROM match_pending_advisories WHERE run_id = ?)`
+)
+
+// Marking done, after the findings are written.
+const (
+	sqlDoneVersions = `INSERT INTO match_done_versions (ecosystem, match_name, v_key, matched_at)
+SELECT ecosystem, match_name, v_key, ? FROM match_pending_versions WHERE run_id = ?`
+	sqlDoneAdvisories = `INSERT INTO match_done_advisories (source, advisory_id, record_hash, matched_at)
+SELECT source, advisory_id, record_hash, ? FROM match_pending_advisories WHERE run_id = ?`
+	sqlDoneInventories = `INSERT INTO match_done_inventories (inventory_hash, matched_at)
+SELECT inventory_hash, ? FROM match_pending_inventories WHERE run_id = ?`
+)
+
+const sqlCountPending = `SELECT
+    (SELECT count() FROM match_pending_versions WHERE run_id = ?),
+    (SELECT count() FROM match_pending_advisories WHERE run_id = ?),
+    (SELECT count() FROM match_pending_inventories WHERE run_id = ?)`
+
+const sqlCountVersionFindings = `SELECT count() FROM match_version_findings WHERE matched_at = ?`
+
+// The pending rows of a finished run are deleted (a mutation: asynchronous,
+// and harmless if it never completes, since every reader filters by run id).
+var sqlDropPending = []string{
+	`ALTER TABLE match_pending_versions DELETE WHERE run_id = ?`,
+	`ALTER TABLE match_pending_advisories DELETE WHERE run_id = ?`,
+	`ALTER TABLE match_pending_inventories DELETE WHERE run_id = ?`,
+}
+
+const sqlInsertRun = `INSERT INTO match_runs
+    (run_id, mode, started_at, finished_at, versions, advisories, inventories, version_findings, error)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`

@@ -1,0 +1,340 @@
+// Package risk reads the risk score of findings and hosts. The score is
+// defined once, in SQL: the view exposure_risk of
+// schemas/migrations/0004_kpis.sql, documented in README.md here. This
+// package selects from it (and from finding_risk and host_risk, which reuse
+// it) and holds the one findings query that the API and exports share.
+package risk
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/patchgrid/patchgrid/analytics/export"
+	"github.com/patchgrid/patchgrid/schemas/store"
+)
+
+// FindingColumns is the stable column set of findings exports and of the
+// findings API, in order. analytics/export/README.md documents it; a test
+// keeps the two in step.
+var FindingColumns = []export.Column{
+	{Name: "host_id", Kind: export.String, Meaning: "stable endpoint id"},
+	{Name: "hostname", Kind: export.String, Meaning: "host name from the latest scan"},
+	{Name: "owner", Kind: export.String, Meaning: "owning team, from the latest scan"},
+	{Name: "ring", Kind: export.String, Meaning: "deployment ring (test, pilot, prod)"},
+	{Name: "os", Kind: export.String, Meaning: "OSV ecosystem of the host (Debian:12, Alpine:v3.18, ...)"},
+	{Name: "criticality", Kind: export.Int64, Meaning: "asset criticality 1 (low) .. 4 (critical), 0 unknown"},
+	{Name: "internet_facing", Kind: export.Bool, Meaning: "the host is reachable from the internet"},
+	{Name: "source", Kind: export.String, Meaning: "advisory feed (osv, debian-tracker, ...)"},
+	{Name: "advisory_id", Kind: export.String, Meaning: "advisory id within its feed"},
+	{Name: "cves", Kind: export.StringList, Meaning: "CVE ids of the advisory"},
+	{Name: "severity", Kind: export.String, Meaning: "critical, high, medium, low, none, unknown"},
+	{Name: "cvss_score", Kind: export.Float64, Meaning: "CVSS base score (0 when the advisory has none)"},
+	{Name: "epss", Kind: export.Float64, Meaning: "highest EPSS probability among the CVEs (null when none is scored)"},
+	{Name: "epss_percentile", Kind: export.Float64, Meaning: "EPSS percentile of that CVE (null when none is scored)"},
+	{Name: "kev", Kind: export.Bool, Meaning: "a CVE of the advisory is in CISA KEV"},
+	{Name: "kev_due_date", Kind: export.Time, Meaning: "earliest KEV dueDate (null when not in KEV)"},
+	{Name: "ecosystem", Kind: export.String, Meaning: "ecosystem the package matched in"},
+	{Name: "package", Kind: export.String, Meaning: "installed package name"},
+	{Name: "installed_version", Kind: export.String, Meaning: "installed version"},
+	{Name: "fixed_version", Kind: export.String, Meaning: "first fixed version ('' when no fix is released)"},
+	{Name: "status", Kind: export.String, Meaning: "affected (fix exists), unfixed, will_not_fix"},
+	{Name: "published", Kind: export.Time, Meaning: "advisory publication time"},
+	{Name: "fix_published", Kind: export.Time, Meaning: "when the fix became available (null when unknown)"},
+	{Name: "first_seen", Kind: export.Time, Meaning: "first scan that showed this host exposed to the advisory"},
+	{Name: "sla_deadline", Kind: export.Time, Meaning: "remediation deadline under the default SLA policy"},
+	{Name: "sla_state", Kind: export.String, Meaning: "open (not yet due) or overdue"},
+	{Name: "days_past_sla", Kind: export.Float64, Meaning: "days past the deadline, 0 when not due"},
+	{Name: "risk_cvss", Kind: export.Float64, Meaning: "risk part from CVSS, 0..35"},
+	{Name: "risk_epss", Kind: export.Float64, Meaning: "risk part from EPSS, 0..15"},
+	{Name: "risk_kev", Kind: export.Float64, Meaning: "risk part from KEV, 0..20"},
+	{Name: "risk_asset", Kind: export.Float64, Meaning: "risk part from asset criticality, 0..10"},
+	{Name: "risk_internet", Kind: export.Float64, Meaning: "risk part from internet exposure, 0..10"},
+	{Name: "risk_sla", Kind: export.Float64, Meaning: "risk part from age past SLA, 0..10"},
+	{Name: "risk_score", Kind: export.Float64, Meaning: "sum of the six parts, 0..100"},
+	{Name: "risk_level", Kind: export.String, Meaning: "critical (>= 70), high (>= 50), medium (>= 25), low"},
+}
+
+// findingExprs casts each column of finding_risk to its export type, so the
+// column types never depend on the backend or server version.
+var findingExprs = map[string]string{
+	"criticality":     "toInt64(criticality)",
+	"internet_facing": "toUInt8(internet_facing)",
+	"cvss_score":      "round(toFloat64(cvss_score), 1)",
+	"epss":            "if(has_epss = 1, toFloat64(epss), nan)",
+	"epss_percentile": "if(has_epss = 1, toFloat64(epss_percentile), nan)",
+	"kev":             "toUInt8(kev)",
+	"kev_due_date":    "if(kev = 1, toDateTime(kev_due_date, 'UTC'), toDateTime(0, 'UTC'))",
+}
+
+// Filter selects findings. Zero values select everything.
+type Filter struct {
+	Severity []string // any of these severities
+	KEV      *bool    // only in KEV (true) / only not in KEV (false)
+	Ring     string
+	Owner    string
+	OS       string
+	HostID   string
+	MinRisk  float64 // risk_score >= MinRisk
+}
+
+// Validate rejects severities the schema does not know.
+func (f Filter) Validate() error {
+	for _, s := range f.Severity {
+		if !slices.Contains([]string{"critical", "high", "medium", "low", "none", "unknown"}, s) {
+			return fmt.Errorf("unknown severity %q (want critical, high, medium, low, none or unknown)", s)
+		}
+	}
+	if !(f.MinRisk >= 0 && f.MinRisk <= 100) { // also rejects NaN
+		return fmt.Errorf("min risk %v out of range 0..100", f.MinRisk)
+	}
+	return nil
+}
+
+func (f Filter) where() (string, []any) {
+	var conds []string
+	var args []any
+	add := func(cond string, arg any) { conds, args = append(conds, cond), append(args, arg) }
+	if len(f.Severity) > 0 {
+		add("has(?, severity)", f.Severity)
+	}
+	if f.KEV != nil {
+		add("kev = ?", *f.KEV)
+	}
+	if f.Ring != "" {
+		add("ring = ?", f.Ring)
+	}
+	if f.Owner != "" {
+		add("owner = ?", f.Owner)
+	}
+	if f.OS != "" {
+		add("os = ?", f.OS)
+	}
+	if f.HostID != "" {
+		add("host_id = ?", f.HostID)
+	}
+	if f.MinRisk > 0 {
+		add("risk_score >= ?", f.MinRisk)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// Page is a window of an ordered result.
+type Page struct {
+	Limit, Offset int
+}
+
+// FindingsSQL is the findings statement: the columns of FindingColumns
+// from finding_risk, filtered. With a page, rows come highest risk first
+// (ties in a stable order) and the page is cut out; without one (exports)
+// rows stream unordered, as the engine produces them.
+func FindingsSQL(f Filter, page *Page) (string, []any, error) {
+	if err := f.Validate(); err != nil {
+		return "", nil, err
+	}
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	for i, c := range FindingColumns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if e, ok := findingExprs[c.Name]; ok {
+			b.WriteString(e + " AS " + c.Name)
+		} else {
+			b.WriteString(c.Name)
+		}
+	}
+	b.WriteString(" FROM finding_risk")
+	where, args := f.where()
+	b.WriteString(where)
+	if page != nil {
+		b.WriteString(" ORDER BY risk_score DESC, host_id, source, advisory_id, ecosystem, package, installed_version LIMIT ? OFFSET ?")
+		args = append(args, page.Limit, page.Offset)
+	}
+	return b.String(), args, nil
+}
+
+// Findings opens a cursor over the findings f selects (page: see
+// FindingsSQL). The caller closes it.
+func Findings(ctx context.Context, st store.Store, f Filter, page *Page) (store.Rows, error) {
+	q, args, err := FindingsSQL(f, page)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("findings: %w", err)
+	}
+	return rows, nil
+}
+
+// Export streams the findings f selects to w in format (see
+// analytics/export) with batches of batchSize rows (0: the default), and
+// returns how many rows it wrote. The CLI and the API both export this way.
+func Export(ctx context.Context, st store.Store, f Filter, format string, w io.Writer, batchSize int) (int64, error) {
+	// The query goes first: a writer may write a header at once, and a
+	// failed query must leave w untouched.
+	rows, err := Findings(ctx, st, f, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	ew, err := export.NewWriter(format, w, FindingColumns)
+	if err != nil {
+		return 0, err
+	}
+	return export.Copy(ctx, rows, FindingColumns, ew, batchSize)
+}
+
+// HostFilter selects hosts.
+type HostFilter struct {
+	Ring, Owner, OS string
+	MinRisk         float64
+}
+
+// Hosts reads one page of hosts with their risk (view host_risk), riskiest
+// first.
+func Hosts(ctx context.Context, st store.Store, f HostFilter, page Page) (*export.Table, error) {
+	var conds []string
+	var args []any
+	for _, c := range []struct{ col, v string }{{"ring", f.Ring}, {"owner", f.Owner}, {"os", f.OS}} {
+		if c.v != "" {
+			conds, args = append(conds, c.col+" = ?"), append(args, c.v)
+		}
+	}
+	if f.MinRisk > 0 {
+		conds, args = append(conds, "host_risk >= ?"), append(args, f.MinRisk)
+	}
+	q := "SELECT * FROM host_risk"
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	q += " ORDER BY host_risk DESC, host_id LIMIT ? OFFSET ?"
+	args = append(args, page.Limit, page.Offset)
+	rows, err := st.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("hosts: %w", err)
+	}
+	return export.ReadTable(rows, 0)
+}
+
+// Host reads one host's row of host_risk; ok is false when no scan of the
+// host is stored.
+func Host(ctx context.Context, st store.Store, hostID string) (t *export.Table, ok bool, err error) {
+	rows, err := st.Query(ctx, "SELECT * FROM host_risk WHERE host_id = ?", hostID)
+	if err != nil {
+		return nil, false, fmt.Errorf("host %s: %w", hostID, err)
+	}
+	t, err = export.ReadTable(rows, 1)
+	if err != nil {
+		return nil, false, fmt.Errorf("host %s: %w", hostID, err)
+	}
+	return t, len(t.Rows) == 1, nil
+}
+
+// Breakdown is the risk score of one exposure (host, advisory) with its
+// inputs and its parts. Score always equals the sum of Parts (rounding
+// aside: each part is rounded to 2 decimals before summing).
+type Breakdown struct {
+	HostID     string  `json:"host_id"`
+	Source     string  `json:"source"`
+	AdvisoryID string  `json:"advisory_id"`
+	Open       bool    `json:"open"`
+	Inputs     Inputs  `json:"inputs"`
+	Parts      Parts   `json:"parts"`
+	Score      float64 `json:"risk_score"`
+	Level      string  `json:"risk_level"`
+	Formula    string  `json:"formula"`
+}
+
+// Inputs are what the score was computed from.
+type Inputs struct {
+	Severity       string  `json:"severity"`
+	CVSSScore      float64 `json:"cvss_score"`
+	EPSS           float64 `json:"epss"`
+	EPSSPercentile float64 `json:"epss_percentile"`
+	KEV            bool    `json:"kev"`
+	KEVDueDate     string  `json:"kev_due_date,omitempty"`
+	Criticality    int64   `json:"criticality"`
+	InternetFacing bool    `json:"internet_facing"`
+	SLADeadline    string  `json:"sla_deadline"`
+	DaysPastSLA    float64 `json:"days_past_sla"`
+}
+
+// Parts are the six additive components (README.md).
+type Parts struct {
+	CVSS     float64 `json:"cvss"`
+	EPSS     float64 `json:"epss"`
+	KEV      float64 `json:"kev"`
+	Asset    float64 `json:"asset"`
+	Internet float64 `json:"internet"`
+	SLA      float64 `json:"sla"`
+}
+
+// Sum adds the parts up.
+func (p Parts) Sum() float64 { return p.CVSS + p.EPSS + p.KEV + p.Asset + p.Internet + p.SLA }
+
+// Formula is the score's definition in one line (README.md has the detail).
+const Formula = "risk_score = cvss (3.5 x CVSS base, 0..35) + epss (10 x EPSS + 5 x percentile, 0..15) + kev (15, +5 past KEV due date, 0..20) + asset (2.5 x criticality, unknown = 2, 0..10) + internet (10 if internet-facing) + sla (10 x min(days past SLA, 30) / 30, 0..10)"
+
+// Explain reads the breakdown of the exposure of host to (source,
+// advisoryID); ok is false when there is none.
+func Explain(ctx context.Context, st store.Store, hostID, source, advisoryID string) (b Breakdown, ok bool, err error) {
+	rows, err := st.Query(ctx, `SELECT host_id, source, advisory_id, is_open, severity, toFloat64(cvss_score), toFloat64(epss),
+		toFloat64(epss_percentile), kev, if(kev = 1, toString(kev_due_date), ''), toInt64(criticality), internet_facing,
+		formatDateTime(sla_deadline, '%Y-%m-%dT%H:%i:%SZ', 'UTC'), days_past_sla,
+		risk_cvss, risk_epss, risk_kev, risk_asset, risk_internet, risk_sla, risk_score, risk_level
+		FROM exposure_risk WHERE host_id = ? AND source = ? AND advisory_id = ?`, hostID, source, advisoryID)
+	if err != nil {
+		return b, false, fmt.Errorf("risk of %s/%s on %s: %w", source, advisoryID, hostID, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return b, false, rows.Err()
+	}
+	in, p := &b.Inputs, &b.Parts
+	if err := rows.Scan(&b.HostID, &b.Source, &b.AdvisoryID, &b.Open, &in.Severity, &in.CVSSScore, &in.EPSS,
+		&in.EPSSPercentile, &in.KEV, &in.KEVDueDate, &in.Criticality, &in.InternetFacing,
+		&in.SLADeadline, &in.DaysPastSLA,
+		&p.CVSS, &p.EPSS, &p.KEV, &p.Asset, &p.Internet, &p.SLA, &b.Score, &b.Level); err != nil {
+		return b, false, fmt.Errorf("risk of %s/%s on %s: %w", source, advisoryID, hostID, err)
+	}
+	b.Formula = Formula
+	return b, true, nil
+}
+
+// ParseFilter builds a Filter from named text values, the way both the CLI
+// (flags) and the API (query parameters) spell them: severity (comma
+// separated), kev (true/false), ring, owner, os, host, min-risk.
+func ParseFilter(get func(name string) string) (Filter, error) {
+	var f Filter
+	if s := get("severity"); s != "" {
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.ToLower(strings.TrimSpace(p)); p != "" {
+				f.Severity = append(f.Severity, p)
+			}
+		}
+	}
+	if s := get("kev"); s != "" {
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			return f, fmt.Errorf("kev %q: want true or false", s)
+		}
+		f.KEV = &v
+	}
+	f.Ring, f.Owner, f.OS, f.HostID = get("ring"), get("owner"), get("os"), get("host")
+	if s := get("min-risk"); s != "" {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return f, fmt.Errorf("min-risk %q: not a number", s)
+		}
+		f.MinRisk = v
+	}
+	return f, f.Validate()
+}

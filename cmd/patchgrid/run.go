@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/patchgrid/patchgrid/analytics/match"
+	"github.com/patchgrid/patchgrid/analytics/report"
+	"github.com/patchgrid/patchgrid/ingest/consumer"
+	"github.com/patchgrid/patchgrid/ingest/feeds"
+	scaninv "github.com/patchgrid/patchgrid/scanner/inventory"
+	"github.com/patchgrid/patchgrid/scanner/publish"
+	"github.com/patchgrid/patchgrid/scanner/simulate"
+	"github.com/patchgrid/patchgrid/schemas"
+)
+
+// runConfig is everything `patchgrid run` needs, from flags.
+type runConfig struct {
+	store       *storeFlags
+	feeds       listFlag
+	inventories string
+	root        string
+	endpoints   int
+	days        int
+	seed        uint64
+	brokers     string
+	topic       string
+	partitions  int
+	top         int
+	failOn      string
+	skipLocal   bool
+	cacheDir    string
+}
+
+// runRun is the main job on one machine: migrate the store, load feeds,
+// scan this machine, simulate a fleet, carry every scan through Kafka into
+// ClickHouse, match, and report.
+func runRun(ctx context.Context, env *cliEnv, args []string) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	cfg := runConfig{store: addStoreFlags(fs, env)}
+	fs.Var(&cfg.feeds, "feeds", "advisory feed locations: directory, file or URL (repeatable; default: ../shared/data when it exists, else the official feed URLs)")
+	fs.StringVar(&cfg.inventories, "inventories", "", "directory of real inventories the simulated endpoints start from (default: ../shared/data/inventories when it exists)")
+	fs.StringVar(&cfg.root, "root", "/", "filesystem root of the local scan")
+	fs.IntVar(&cfg.endpoints, "endpoints", 10000, "simulated endpoints (0: only this machine)")
+	fs.IntVar(&cfg.days, "days", 7, "simulated days of scans (one full scan or heartbeat per endpoint and day)")
+	fs.Uint64Var(&cfg.seed, "seed", 1, "simulation seed: the same seed gives the same fleet")
+	fs.StringVar(&cfg.brokers, "kafka-brokers", "", "Kafka bootstrap brokers (comma-separated); empty starts an in-process broker")
+	fs.StringVar(&cfg.topic, "topic", publish.DefaultTopic, "scan topic")
+	fs.IntVar(&cfg.partitions, "partitions", 4, "partitions when the topic is created")
+	fs.IntVar(&cfg.top, "top", 10, "how many top risks to list")
+	fs.StringVar(&cfg.failOn, "fail-on", "", "exit 3 when an open finding of this severity or worse exists (critical, high, medium, low)")
+	fs.StringVar(&cfg.cacheDir, "cache-dir", defaultCacheDir(env), "where downloaded feeds are cached")
+	fs.BoolVar(&cfg.skipLocal, "skip-local", false, "do not scan this machine")
+	if code, ok := parseFlags(env, fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(env.stderr, "patchgrid run: unexpected arguments %q\n", fs.Args())
+		return exitUsage
+	}
+	if cfg.failOn != "" && report.SeverityRank(cfg.failOn) == 0 {
+		fmt.Fprintf(env.stderr, "patchgrid run: -fail-on %q: want critical, high, medium or low\n", cfg.failOn)
+		return exitUsage
+	}
+	if cfg.endpoints < 0 || cfg.days < 1 {
+		fmt.Fprintf(env.stderr, "patchgrid run: -endpoints must be >= 0 and -days >= 1\n")
+		return exitUsage
+	}
+	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	sum, err := pipeline(ctx, env, cfg, log)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "patchgrid run: %v\n", err)
+		return exitFailure
+	}
+	if err := report.Write(env.stdout, sum); err != nil {
+		fmt.Fprintf(env.stderr, "patchgrid run: write summary: %v\n", err)
+		return exitFailure
+	}
+	if cfg.failOn != "" && sum.OpenAtLeast(cfg.failOn) > 0 {
+		return exitFindings
+	}
+	return exitOK
+}
+
+func pipeline(ctx context.Context, env *cliEnv, cfg runConfig, log *slog.Logger) (*report.Summary, error) {
+	stages := newStages(log, 6)
+
+	stages.begin("store")
+	st, err := cfg.store.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	if _, err := schemas.Migrate(ctx, st, log); err != nil {
+		return nil, err
+	}
+	if err := schemas.RequireAnalytics(ctx, st); err != nil {
+		return nil, err
+	}
+	stages.end("backend", st.Backend())
+
+	stages.begin("feeds")
+	locations := cfg.feeds
+	if len(locations) == 0 {
+		locations = defaultFeedLocations()
+	}
+	// Per-record problems are counted here and listed by `patchgrid feeds
+	// load`; hundreds of them would bury the run's own progress.
+	feedLog := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	sums, errs := loadFeeds(ctx, st, cfg.cacheDir, locations, feedLog)
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("load feeds: %w", err)
+	}
+	var records, changed, skipped, rangesSkipped uint64
+	for _, s := range sums {
+		records += s.Records
+		changed += s.Loaded + s.Updated
+		skipped += s.Skipped
+		rangesSkipped += s.RangesSkipped
+	}
+	stages.end("locations", len(locations), "records", records, "new_or_changed", changed,
+		"skipped_records", skipped, "skipped_ranges", rangesSkipped)
+	if skipped+rangesSkipped > 0 {
+		log.Warn("some feed records or ranges were skipped; `patchgrid feeds load --from LOCATION` lists each with its reason", "locations", strings.Join(locations, ","))
+	}
+
+	stages.begin("kafka")
+	brokers, stopBroker, err := startBroker(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer stopBroker()
+	if err := publish.EnsureTopic(ctx, brokers, cfg.topic, cfg.partitions); err != nil {
+		return nil, err
+	}
+	if err := publish.EnsureTopic(ctx, brokers, cfg.topic+".dlq", 1); err != nil {
+		return nil, err
+	}
+	prod, err := publish.New(publish.Config{Brokers: brokers, Topic: cfg.topic})
+	if err != nil {
+		return nil, err
+	}
+	stages.end("brokers", strings.Join(brokers, ","), "topic", cfg.topic)
+
+	stages.begin("publish")
+	var localHost string
+	if !cfg.skipLocal {
+		scan, err := scaninv.Collect(ctx, scaninv.Config{Root: cfg.root})
+		if err != nil {
+			prod.Close()
+			return nil, fmt.Errorf("scan %s: %w", cfg.root, err)
+		}
+		for _, w := range scan.Warnings {
+			log.Warn("local scan", "warning", w)
+		}
+		localHost = scan.HostID
+		if err := prod.Publish(ctx, scan); err != nil {
+			prod.Close()
+			return nil, fmt.Errorf("publish local scan: %w", err)
+		}
+		log.Info("local scan published", "host", scan.Hostname, "os", scan.OS.Ecosystem, "packages", len(scan.Packages))
+	}
+	var simSum simulate.Summary
+	if cfg.endpoints > 0 {
+		simSum, err = simulateFleet(ctx, cfg, prod, log)
+		if err != nil {
+			prod.Close()
+			return nil, err
+		}
+	}
+	if err := prod.Close(); err != nil {
+		return nil, fmt.Errorf("flush scans to Kafka: %w", err)
+	}
+	stages.end("messages", simSum.Messages, "full_scans", simSum.FullScans, "heartbeats", simSum.Heartbeats, "bytes", simSum.Bytes)
+
+	stages.begin("ingest")
+	ist, err := consumer.Run(ctx, consumer.Config{Brokers: brokers, Topic: cfg.topic, Drain: true, Logger: log}, st)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	stages.end("consumed", ist.Consumed, "scan_rows", ist.ScanRows, "package_rows", ist.PackageRows, "dead_lettered", ist.DeadLettered)
+
+	stages.begin("match")
+	job := &match.Job{Store: st, Log: log}
+	mst, err := job.Run(ctx, match.Incremental)
+	if err != nil {
+		return nil, err
+	}
+	stages.end("versions", mst.Versions, "advisories", mst.Advisories, "inventories", mst.Inventories, "version_findings", mst.VersionFindings)
+
+	sum, err := report.Build(ctx, st, report.Options{Top: cfg.top, LocalHost: localHost})
+	if err != nil {
+		return nil, err
+	}
+	sum.DeadLettered = ist.DeadLettered
+	return sum, nil
+}
+
+// simulateFleet publishes cfg.endpoints endpoints over cfg.days days.
+func simulateFleet(ctx context.Context, cfg runConfig, prod *publish.Producer, log *slog.Logger) (simulate.Summary, error) {
+	dir := cfg.inventories
+	if dir == "" {
+		shared, ok := sharedData()
+		if !ok {
+			return simulate.Summary{}, errors.New("no -inventories directory given and ../shared/data/inventories not found: the simulated endpoints need real inventories to start from (or use -endpoints 0)")
+		}
+		dir = filepath.Join(shared, "inventories")
+	}
+	bases, err := simulate.LoadBases(ctx, dir, simulate.ReadInventory, log)
+	if err != nil {
+		return simulate.Summary{}, err
+	}
+	var upgrades []simulate.Upgrade
+	up := filepath.Join(dir, "dpkg", "debian12-bookworm-host-b.upgrades.tsv")
+	if _, err := os.Stat(up); err == nil {
+		if upgrades, err = simulate.LoadUpgrades(up); err != nil {
+			return simulate.Summary{}, err
+		}
+	}
+	fleet, err := simulate.NewFleet(simulate.Config{
+		Endpoints: cfg.endpoints, Days: cfg.days, Seed: cfg.seed, Logger: log,
+		// The timeline ends today, so SLA clocks and "open now" are meaningful.
+		Start: time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -(cfg.days - 1)),
+	}, bases, upgrades)
+	if err != nil {
+		return simulate.Summary{}, err
+	}
+	return fleet.Run(ctx, simulate.PublishSink{P: prod}, simulate.RunOptions{})
+}
+
+// startBroker returns the configured brokers, or starts an in-process one.
+// The in-process broker speaks the Kafka protocol, so publish and ingest run
+// the same code as against a cluster.
+func startBroker(cfg runConfig) ([]string, func(), error) {
+	if cfg.brokers != "" {
+		return strings.Split(cfg.brokers, ","), func() {}, nil
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("start in-process Kafka broker: %w", err)
+	}
+	return c.ListenAddrs(), c.Close, nil
+}
+
+// sharedData finds ../shared/data from the working directory up.
+func sharedData() (string, bool) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", false
+	}
+	for {
+		p := filepath.Join(dir, "..", "shared", "data")
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			return filepath.Clean(p), true
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", false
+		}
+		dir = parent
+	}
+}
+
+// defaultFeedLocations is the shared corpus when present, else the official
+// URLs (see README "Feeds").
+func defaultFeedLocations() []string {
+	if shared, ok := sharedData(); ok {
+		return []string{filepath.Join(shared, "advisories"), filepath.Join(shared, "kev"), filepath.Join(shared, "epss")}
+	}
+	return feeds.OnlineURLs(feeds.DefaultOSVEcosystems)
+}
+
+// stages logs the pipeline's progress: which stage of how many, and how long
+// each took.
+type stages struct {
+	log     *slog.Logger
+	total   int
+	n       int
+	name    string
+	started time.Time
+}
+
+func newStages(log *slog.Logger, total int) *stages { return &stages{log: log, total: total} }
+
+func (s *stages) begin(name string) {
+	s.n++
+	s.name, s.started = name, time.Now()
+	s.log.Info(fmt.Sprintf("[%d/%d] %s", s.n, s.total, name))
+}
+
+func (s *stages) end(attrs ...any) {
+	attrs = append(attrs, "took", time.Since(s.started).Round(time.Millisecond))
+	s.log.Info(fmt.Sprintf("[%d/%d] %s done", s.n, s.total, s.name), attrs...)
+}

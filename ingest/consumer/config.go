@@ -1,0 +1,184 @@
+// Package consumer loads scan messages from Kafka into ClickHouse: a
+// kafka-go consumer group whose instances share the topic's partitions.
+//
+// Delivery is at-least-once: a batch is committed to Kafka only after its
+// rows are inserted, so a crash replays the uncommitted tail. Rows are
+// idempotent instead of deduplicated on the way in: scans and
+// inventory_packages are ReplacingMergeTree tables whose sorting keys cover
+// the whole identity of a row, so a replayed scan collapses into the row it
+// repeats. Readers must therefore read them with FINAL (or argMax per key);
+// plain counts may include not-yet-merged duplicates.
+//
+// Heartbeats whose inventory hash this instance has never seen are accepted
+// as they are: the hash names a package set stored by the host's earlier
+// full scan (scans are keyed by host, so one host's messages stay ordered in
+// a partition), possibly by another instance or before a restart. If the
+// full scan is missing altogether (it was dead-lettered, or the retention
+// dropped it), the heartbeat still records that the host is alive, and the
+// hash resolves as soon as any host reports that package set in full.
+// Dead-lettering such heartbeats would need a store lookup per heartbeat and
+// would lose liveness data, for no gain in correctness.
+package consumer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// Default topic and group names.
+const (
+	DefaultTopic   = "patchgrid.scans"
+	DefaultGroupID = "patchgrid-ingest"
+)
+
+// Config configures one consumer instance. Zero values take the defaults
+// given in each field's comment (see withDefaults).
+type Config struct {
+	// Brokers are the bootstrap brokers, host:port. Required.
+	Brokers []string
+	// Topic holds the scan messages. Default "patchgrid.scans".
+	Topic string
+	// DLQTopic receives messages that cannot be loaded, with the reason in
+	// headers. Default Topic + ".dlq".
+	DLQTopic string
+	// GroupID is the consumer group; instances with the same group share
+	// the partitions. Default "patchgrid-ingest".
+	GroupID string
+
+	// A batch is inserted when it holds BatchRows rows (scans plus package
+	// rows), or BatchBytes bytes of message values, or when FlushInterval
+	// has passed since its first message — whichever comes first.
+	// Defaults: 100000 rows, 32 MiB, 1s.
+	BatchRows     int
+	BatchBytes    int
+	FlushInterval time.Duration
+
+	// KnownHashes is the size of the in-memory LRU of inventory hashes whose
+	// packages are already stored; their packages are not inserted again.
+	// Default 200000 (about 30 MB).
+	KnownHashes int
+
+	// Drain makes Run return once the group's committed offsets reach the
+	// high-water marks the topic had when Run started (the embedded mode of
+	// `patchgrid run`). Otherwise Run returns only when ctx is cancelled.
+	Drain bool
+
+	// SessionTimeout and RebalanceTimeout are the group protocol's: how
+	// long a silent member keeps its partitions (a crashed instance's
+	// partitions move after this), and how long a rebalance waits for
+	// members to rejoin. Defaults 30s and 30s; the broker's minimum session
+	// timeout is usually 6s.
+	SessionTimeout   time.Duration
+	RebalanceTimeout time.Duration
+
+	// MaxWait bounds how long a fetch waits for new data. Default 250ms.
+	MaxWait time.Duration
+	// RetryBackoffMax caps the backoff between retries of a failed insert,
+	// dead-letter write or commit. Default 10s.
+	RetryBackoffMax time.Duration
+	// ProgressInterval is how often progress (messages/s, lag) is logged.
+	// Default 10s; negative disables.
+	ProgressInterval time.Duration
+	// ShutdownTimeout bounds the final flush after ctx is cancelled. Default 10s.
+	ShutdownTimeout time.Duration
+
+	// Logger receives logs. Default slog.Default().
+	Logger *slog.Logger
+	// Metrics receives the consumer's metrics. Default: a fresh set, so two
+	// consumers in one process do not collide; serve it with WritePrometheus.
+	Metrics *metrics.Set
+	// Now stamps received_at. Default time.Now.
+	Now func() time.Time
+}
+
+// Validate reports the first invalid field, after defaults are applied.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("no brokers"))
+	}
+	for _, b := range c.Brokers {
+		if b == "" {
+			errs = append(errs, errors.New("empty broker address"))
+		}
+	}
+	if c.Topic == c.DLQTopic {
+		errs = append(errs, fmt.Errorf("dead-letter topic %q is the input topic", c.DLQTopic))
+	}
+	if c.BatchRows < 1 {
+		errs = append(errs, fmt.Errorf("batch rows %d < 1", c.BatchRows))
+	}
+	if c.BatchBytes < 1 {
+		errs = append(errs, fmt.Errorf("batch bytes %d < 1", c.BatchBytes))
+	}
+	if c.FlushInterval <= 0 {
+		errs = append(errs, fmt.Errorf("flush interval %v <= 0", c.FlushInterval))
+	}
+	if c.KnownHashes < 1 {
+		errs = append(errs, fmt.Errorf("known hashes %d < 1", c.KnownHashes))
+	}
+	if c.MaxWait <= 0 || c.RetryBackoffMax <= 0 || c.ShutdownTimeout <= 0 || c.SessionTimeout <= 0 || c.RebalanceTimeout <= 0 {
+		errs = append(errs, errors.New("timeouts and backoff must be > 0"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("ingest config: %w", err)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Topic == "" {
+		c.Topic = DefaultTopic
+	}
+	if c.DLQTopic == "" {
+		c.DLQTopic = c.Topic + ".dlq"
+	}
+	if c.GroupID == "" {
+		c.GroupID = DefaultGroupID
+	}
+	if c.BatchRows == 0 {
+		c.BatchRows = 100000
+	}
+	if c.BatchBytes == 0 {
+		c.BatchBytes = 32 << 20
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = time.Second
+	}
+	if c.KnownHashes == 0 {
+		c.KnownHashes = 200000
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 30 * time.Second
+	}
+	if c.RebalanceTimeout == 0 {
+		c.RebalanceTimeout = 30 * time.Second
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = 250 * time.Millisecond
+	}
+	if c.RetryBackoffMax == 0 {
+		c.RetryBackoffMax = 10 * time.Second
+	}
+	if c.ProgressInterval == 0 {
+		c.ProgressInterval = 10 * time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.NewSet()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}

@@ -1,0 +1,75 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// highWaterMarks returns, per partition of topic, the offset one past its
+// last message, for partitions that hold any message.
+func highWaterMarks(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("metadata of topic %s: %w", topic, err)
+	}
+	var reqs []kafka.OffsetRequest
+	for _, t := range md.Topics {
+		if t.Error != nil {
+			return nil, fmt.Errorf("metadata of topic %s: %w", topic, t.Error)
+		}
+		for _, p := range t.Partitions {
+			reqs = append(reqs, kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
+		}
+	}
+	res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("offsets of topic %s: %w", topic, err)
+	}
+	hwm := map[int]int64{}
+	for _, p := range res.Topics[topic] {
+		if p.Error != nil {
+			return nil, fmt.Errorf("offsets of %s/%d: %w", topic, p.Partition, p.Error)
+		}
+		if p.LastOffset > p.FirstOffset {
+			hwm[p.Partition] = p.LastOffset
+		}
+	}
+	return hwm, nil
+}
+
+// drained reports whether group has committed every partition of topic up
+// to the offsets in hwm. It asks the broker rather than trusting this
+// instance's own commits, because other instances own other partitions.
+func drained(ctx context.Context, brokers []string, group, topic string, hwm map[int]int64) (bool, error) {
+	if len(hwm) == 0 {
+		return true, nil
+	}
+	parts := make([]int, 0, len(hwm))
+	for p := range hwm {
+		parts = append(parts, p)
+	}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	res, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	if err != nil {
+		return false, fmt.Errorf("committed offsets of group %s: %w", group, err)
+	}
+	if res.Error != nil {
+		return false, fmt.Errorf("committed offsets of group %s: %w", group, res.Error)
+	}
+	committed := map[int]int64{}
+	for _, p := range res.Topics[topic] {
+		if p.Error != nil {
+			return false, fmt.Errorf("committed offset of %s/%d: %w", topic, p.Partition, p.Error)
+		}
+		committed[p.Partition] = p.CommittedOffset
+	}
+	for p, end := range hwm {
+		if committed[p] < end {
+			return false, nil
+		}
+	}
+	return true, nil
+}

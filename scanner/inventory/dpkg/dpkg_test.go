@@ -1,0 +1,158 @@
+package dpkg
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/patchgrid/patchgrid/scanner/inventory/extract"
+	"github.com/patchgrid/patchgrid/scanner/inventory/internal/golden"
+	"github.com/patchgrid/patchgrid/schemas/inventory"
+	"github.com/patchgrid/patchgrid/schemas/testenv"
+)
+
+var debian12 = extract.Distro{ID: "debian", VersionID: "12", Ecosystem: "Debian:12"}
+
+func extractString(t *testing.T, s string) extract.Result {
+	t.Helper()
+	res, err := Extractor{}.Extract(context.Background(), &extract.Input{Path: "/var/lib/dpkg/status", Reader: strings.NewReader(s), Distro: debian12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestExtractShared(t *testing.T) {
+	dir := filepath.Join(testenv.SharedData(t), "inventories", "dpkg")
+	for _, tc := range []struct {
+		file   string
+		distro extract.Distro
+		want   int
+		golden bool
+	}{
+		{"debian12-bookworm-host.status", debian12, 733, true},
+		{"debian12-bookworm-host-b.status", debian12, 745, false},
+		{"trivy-ubuntu1804.status", extract.Distro{ID: "ubuntu", VersionID: "18.04", Ecosystem: "Ubuntu:18.04:LTS"}, 90, true},
+		{"claircore-texlive.status", extract.Distro{ID: "ubuntu", VersionID: "18.04", Ecosystem: "Ubuntu:18.04:LTS"}, 357, false},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			f, err := os.Open(filepath.Join(dir, tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			res, err := Extractor{}.Extract(context.Background(), &extract.Input{Path: "/var/lib/dpkg/status", Reader: f, Distro: tc.distro})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Packages) != tc.want || len(res.Warnings) != 0 {
+				t.Fatalf("got %d packages, %d warnings (%v); want %d, none", len(res.Packages), len(res.Warnings), res.Warnings, tc.want)
+			}
+			if tc.golden {
+				golden.JSON(t, strings.TrimSuffix(tc.file, ".status")+".golden.json", res.Packages)
+			}
+		})
+	}
+}
+
+func TestSourceField(t *testing.T) {
+	res := extractString(t, `Package: openssh-server
+Status: install ok installed
+Architecture: amd64
+Source: openssh
+Version: 1:9.2p1-2+deb12u5
+Description: secure shell (SSH) server
+ multi-line description
+ .
+ more
+
+Package: libgcc-s1
+Status: install ok installed
+Architecture: amd64
+Source: gcc-12 (12.2.0-14)
+Version: 12.2.0-14+deb12u1
+
+Package: removed
+Status: deinstall ok config-files
+Version: 1.0
+
+Package: held
+Status: hold ok installed
+Version: 2.0
+`)
+	want := []inventory.Package{
+		{Ecosystem: "Debian:12", Name: "openssh-server", Version: "1:9.2p1-2+deb12u5", Arch: "amd64", SourceName: "openssh", SourceVersion: "1:9.2p1-2+deb12u5",
+			PURL: "pkg:deb/debian/openssh-server@1:9.2p1-2%2Bdeb12u5?arch=amd64&distro=debian-12&upstream=openssh", Location: "/var/lib/dpkg/status"},
+		{Ecosystem: "Debian:12", Name: "libgcc-s1", Version: "12.2.0-14+deb12u1", Arch: "amd64", SourceName: "gcc-12", SourceVersion: "12.2.0-14",
+			PURL: "pkg:deb/debian/libgcc-s1@12.2.0-14%2Bdeb12u1?arch=amd64&distro=debian-12&upstream=gcc-12", Location: "/var/lib/dpkg/status"},
+		{Ecosystem: "Debian:12", Name: "held", Version: "2.0", SourceName: "held", SourceVersion: "2.0",
+			PURL: "pkg:deb/debian/held@2.0?distro=debian-12", Location: "/var/lib/dpkg/status"},
+	}
+	if len(res.Packages) != len(want) {
+		t.Fatalf("got %d packages %+v", len(res.Packages), res.Packages)
+	}
+	for i := range want {
+		if res.Packages[i] != want[i] {
+			t.Errorf("package %d:\n got %+v\nwant %+v", i, res.Packages[i], want[i])
+		}
+	}
+}
+
+func TestBrokenRecordsWarnAndKeepTheRest(t *testing.T) {
+	res := extractString(t, `Package: nover
+Status: install ok installed
+
+garbage line without colon
+Package: good
+Status: install ok installed
+Version: 1.0
+
+Package: badstatus
+Status: installed
+Version: 1.0
+`)
+	if len(res.Packages) != 1 || res.Packages[0].Name != "good" {
+		t.Fatalf("packages %+v", res.Packages)
+	}
+	if len(res.Warnings) != 3 {
+		t.Fatalf("want 3 warnings, got %q", res.Warnings)
+	}
+	for _, w := range res.Warnings {
+		if !strings.HasPrefix(w, "/var/lib/dpkg/status: line ") {
+			t.Errorf("warning does not name file and line: %q", w)
+		}
+	}
+}
+
+func TestFileRequired(t *testing.T) {
+	for p, want := range map[string]bool{
+		"var/lib/dpkg/status":                true,
+		"var/lib/dpkg/status-old":            false,
+		"var/lib/dpkg/status.d/base":         true,
+		"var/lib/dpkg/status.d/base.md5sums": false,
+		"var/lib/dpkg/available":             false,
+	} {
+		if got := (Extractor{}).FileRequired(p); got != want {
+			t.Errorf("FileRequired(%q) = %v", p, got)
+		}
+	}
+}
+
+func FuzzExtract(f *testing.F) {
+	f.Add([]byte("Package: a\nStatus: install ok installed\nVersion: 1\nSource: b (2)\n\n"))
+	f.Add([]byte("Package: a\n continuation\n\n\n:x\nSource: (\n"))
+	if data, err := os.ReadFile(filepath.Join(testenv.SharedData(f), "inventories/dpkg/trivy-ubuntu1804.status")); err == nil {
+		f.Add(data[:min(len(data), 8192)])
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		res, _ := Extractor{}.Extract(context.Background(), &extract.Input{Path: "status", Reader: bytes.NewReader(data), Distro: debian12})
+		for _, p := range res.Packages {
+			if p.Name == "" || p.Version == "" || p.SourceName == "" || p.SourceVersion == "" {
+				t.Fatalf("package with empty identity: %+v", p)
+			}
+		}
+	})
+}

@@ -1,0 +1,266 @@
+package simulate
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/patchgrid/patchgrid/schemas/inventory"
+)
+
+// Message is one scan message as published: keyed by host id, so one
+// host's scans stay ordered within a partition.
+type Message struct {
+	Key   []byte
+	Value []byte
+}
+
+// Sink receives the stream in order, a batch at a time. Send must not keep
+// the batch after it returns.
+type Sink interface {
+	Send(ctx context.Context, batch []Message) error
+}
+
+// RunOptions control pacing and reporting; they never change the stream.
+type RunOptions struct {
+	// Rate caps messages per second (0: unlimited), with ±20% jitter.
+	Rate float64
+	// BatchSize is how many messages go to the sink at once. Default 500.
+	BatchSize int
+	// ProgressInterval is how often progress is logged. Default 10s;
+	// negative disables.
+	ProgressInterval time.Duration
+	// OnScan, when set, sees every scan before it is encoded (tests use it
+	// to record what was sent). It must not modify the scan.
+	OnScan func(day int, s *inventory.Scan)
+}
+
+// Summary counts a run's stream.
+type Summary struct {
+	Messages   int64
+	FullScans  int64
+	Heartbeats int64
+	Bytes      int64
+	// PackageSets is the number of distinct inventory hashes sent.
+	PackageSets int
+}
+
+// Run generates the timeline day by day (each day: every scan slot, every
+// host in index order) and sends it to sink. A host's first scan of a day
+// is a full scan when its package list changed since its last full scan
+// (always on day 0); every other scan is a heartbeat repeating that hash.
+func (f *Fleet) Run(ctx context.Context, sink Sink, opt RunOptions) (Summary, error) {
+	cfg := f.cfg
+	if opt.BatchSize <= 0 {
+		opt.BatchSize = 500
+	}
+	if opt.ProgressInterval == 0 {
+		opt.ProgressInterval = 10 * time.Second
+	}
+	log := cfg.Logger.With("component", "simulate")
+	pacer := newPacer(opt.Rate, cfg.Seed)
+	var (
+		sum      Summary
+		batch    = make([]Message, opt.BatchSize)
+		lastKey  = make([]string, len(f.Endpoints))
+		lastHash = make([]string, len(f.Endpoints))
+		// Hosts in the same state share one hash: most of a fleet does.
+		// Only the hash is kept; lists are rebuilt per full scan, since
+		// drift makes thousands of distinct lists in a large fleet.
+		hashOf  = map[string]string{}
+		total   = int64(len(f.Endpoints)) * int64(cfg.Days) * int64(cfg.ScansPerDay)
+		started = time.Now()
+		lastLog = started
+	)
+	// Encoding dominates (a full scan of ~700 packages costs milliseconds:
+	// hash check plus zstd), so each batch is encoded by all cores; the
+	// output order, and so the stream, does not depend on it.
+	workers := runtime.GOMAXPROCS(0)
+	encs := make([]inventory.Encoder, workers)
+	var pending []inventory.Scan
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		batch = batch[:len(pending)]
+		errs := make([]error, workers)
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := w; j < len(pending); j += workers {
+					v, err := encs[w].Append(nil, &pending[j])
+					if err != nil {
+						errs[w] = fmt.Errorf("simulate: encode scan %s: %w", pending[j].ScanID, err)
+						return
+					}
+					batch[j] = Message{Key: []byte(pending[j].HostID), Value: v}
+				}
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		for _, m := range batch {
+			sum.Bytes += int64(len(m.Value))
+		}
+		sum.Messages += int64(len(batch))
+		clear(pending)
+		pending = pending[:0]
+		if err := pacer.wait(ctx, len(batch)); err != nil {
+			return err
+		}
+		if err := sink.Send(ctx, batch); err != nil {
+			return fmt.Errorf("simulate: send %d messages: %w", len(batch), err)
+		}
+		clear(batch)
+		batch = batch[:0]
+		return nil
+	}
+	slot := 24 * time.Hour / time.Duration(cfg.ScansPerDay)
+	for d := 0; d < cfg.Days; d++ {
+		for k := 0; k < cfg.ScansPerDay; k++ {
+			for i := range f.Endpoints {
+				if err := ctx.Err(); err != nil {
+					return sum, err
+				}
+				e := &f.Endpoints[i]
+				b := &f.Bases[e.Base]
+				s := inventory.Scan{
+					HostID:        e.HostID,
+					ScanID:        fmt.Sprintf("%s-d%05d-s%04d", e.HostID, d, k),
+					ScannedAt:     cfg.Start.Add(time.Duration(d)*24*time.Hour + time.Duration(k)*slot + e.ScanOffset),
+					Hostname:      e.Hostname,
+					OS:            b.OS,
+					KernelRunning: b.KernelRunning,
+					Meta:          e.Meta,
+				}
+				if b.KernelRunning != "" {
+					s.KernelsInstalled = []string{b.KernelRunning}
+				}
+				heartbeat := true
+				if k == 0 {
+					st := f.stateOn(e, d)
+					key := st.key()
+					if key != lastKey[i] {
+						pkgs := f.packages(st)
+						h, ok := hashOf[key]
+						if !ok {
+							h = inventory.HashPackages(pkgs)
+							hashOf[key] = h
+						}
+						lastKey[i], lastHash[i] = key, h
+						s.Packages, s.InventoryHash = pkgs, h
+						heartbeat = false
+					}
+				}
+				if heartbeat {
+					s.Heartbeat, s.InventoryHash = true, lastHash[i]
+					sum.Heartbeats++
+				} else {
+					sum.FullScans++
+				}
+				if opt.OnScan != nil {
+					opt.OnScan(d, &s)
+				}
+				pending = append(pending, s)
+				if len(pending) == opt.BatchSize {
+					if err := flush(); err != nil {
+						return sum, err
+					}
+					if now := time.Now(); opt.ProgressInterval > 0 && now.Sub(lastLog) >= opt.ProgressInterval {
+						lastLog = now
+						logProgress(log, sum.Messages, total, started, now)
+					}
+				}
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return sum, err
+	}
+	hashes := map[string]bool{}
+	for _, h := range hashOf {
+		hashes[h] = true
+	}
+	sum.PackageSets = len(hashes)
+	log.Info("simulation published", "messages", sum.Messages, "full_scans", sum.FullScans,
+		"heartbeats", sum.Heartbeats, "bytes", sum.Bytes, "package_sets", sum.PackageSets,
+		"seconds", time.Since(started).Seconds())
+	return sum, nil
+}
+
+func logProgress(log interface {
+	Info(string, ...any)
+}, done, total int64, started, now time.Time) {
+	elapsed := now.Sub(started).Seconds()
+	rate := float64(done) / elapsed
+	eta := time.Duration(float64(total-done)/rate) * time.Second
+	log.Info("simulate progress", "scans", done, "of", total, "endpoint_scans_per_s", int64(rate), "eta", eta.Round(time.Second))
+}
+
+// pacer holds a stream to a rate with jitter. Its random source is its own:
+// pacing never changes what is sent.
+type pacer struct {
+	rate  float64
+	rng   *rand.Rand
+	next  time.Time
+	sleep func(context.Context, time.Duration) error
+}
+
+func newPacer(rate float64, seed uint64) *pacer {
+	return &pacer{rate: rate, rng: rand.New(rand.NewPCG(seed, 1)), sleep: sleepCtx}
+}
+
+func (p *pacer) wait(ctx context.Context, n int) error {
+	if p.rate <= 0 {
+		return nil
+	}
+	now := time.Now()
+	if p.next.IsZero() || p.next.Before(now.Add(-time.Second)) {
+		p.next = now // no bursts to catch up after a stall longer than 1s
+	}
+	if d := p.next.Sub(now); d > 0 {
+		if err := p.sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+	jitter := 0.8 + 0.4*p.rng.Float64()
+	p.next = p.next.Add(time.Duration(float64(n) / p.rate * jitter * float64(time.Second)))
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// WriterSink writes each message as uvarint(len key) key uvarint(len value)
+// value: the --dry-run output, and what determinism tests hash.
+type WriterSink struct{ W io.Writer }
+
+func (s WriterSink) Send(_ context.Context, batch []Message) error {
+	var buf []byte
+	for _, m := range batch {
+		buf = binary.AppendUvarint(buf, uint64(len(m.Key)))
+		buf = append(buf, m.Key...)
+		buf = binary.AppendUvarint(buf, uint64(len(m.Value)))
+		buf = append(buf, m.Value...)
+	}
+	_, err := s.W.Write(buf)
+	return err
+}
