@@ -9,6 +9,8 @@
 #   make services-up     ClickHouse on 127.0.0.1:19000, Kafka on 127.0.0.1:19092 (they stay up)
 #   make services-down   stop them
 #   make fuzz            every fuzz target (or those in FUZZ_PKGS) for FUZZTIME (default 10s)
+#   make bench           full benchmark vs ceilings and OSV-Scanner; appends to bench/RESULTS.md (BENCH_ARGS="...")
+#   make bench-quick     the same harness in under 2 minutes (CI smoke; asserts nothing about speed)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -21,7 +23,7 @@ FUZZ_PKGS ?=
 FUZZTIME ?= 10s
 
 .PHONY: deps deps-chdb deps-kafka deps-clickhouse build services-up services-down \
-	services-status test run fuzz
+	services-status test run fuzz bench bench-quick
 
 deps: deps-chdb deps-kafka deps-clickhouse
 
@@ -56,3 +58,14 @@ run: deps-chdb build
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh $(FUZZ_PKGS)
+
+BENCH_ARGS ?=
+
+# Services it starts are stopped again; ones already up are left up.
+bench: deps
+	go build -o bin/pgbench ./bench/cmd/pgbench
+	PATCHGRID_CHDB_LIB="$$(bash scripts/install-chdb.sh 2>/dev/null)" bin/pgbench $(BENCH_ARGS)
+
+bench-quick: deps
+	go build -o bin/pgbench ./bench/cmd/pgbench
+	PATCHGRID_CHDB_LIB="$$(bash scripts/install-chdb.sh 2>/dev/null)" bin/pgbench -quick $(BENCH_ARGS)

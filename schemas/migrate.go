@@ -1,5 +1,14 @@
 // Package schemas holds patchgrid's ClickHouse schema: the migrations in
 // migrations/, applied in order by Migrate.
+//
+// Writing a migration: name it NNNN_name.sql; end every statement with ';'
+// at the end of a line; make every statement idempotent (IF NOT EXISTS),
+// because a migration that fails halfway is re-run from its first statement
+// and two processes may migrate at once. A file that needs a newer
+// ClickHouse than the 2018 server starts with "-- patchgrid:min-server
+// 23.8"; its first comment sentence says what old servers go without.
+// Never edit an applied migration: add a new one (Migrate warns when an
+// applied file's checksum changed, and does not re-run it).
 package schemas
 
 import (

@@ -177,7 +177,7 @@ func rng(source, id, hash, eco, pkg string, idx uint16, status, cmp, intro, fixe
 		typ = "VERSIONS"
 	}
 	return Range{Source: source, AdvisoryID: id, RecordHash: hash, Ecosystem: eco, Package: pkg, Idx: idx, Type: typ,
-		Status: status, Comparator: cmp, Introduced: intro, Fixed: fixed, LastAffected: last}
+		Status: status, Comparator: cmp, Introduced: intro, Fixed: fixed, LastAffected: last, FixPublished: time.Unix(0, 0).UTC()}
 }
 
 // corpus is the fixture both matchers must agree on: every rule of the

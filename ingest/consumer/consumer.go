@@ -16,7 +16,7 @@ import (
 
 // Dead-letter record headers. The record keeps the original key and value.
 const (
-	HeaderReason    = "patchgrid-dlq-reason"    // inventory.Reason, or "store_rejected"
+	HeaderReason    = "patchgrid-dlq-reason"    // inventory.Reason (bad_magic, truncated, invalid, ...)
 	HeaderError     = "patchgrid-dlq-error"     // the full error text
 	HeaderTopic     = "patchgrid-dlq-topic"     // where the message was consumed from
 	HeaderPartition = "patchgrid-dlq-partition" // decimal
@@ -237,17 +237,14 @@ func (c *consumer) shutdown() error {
 	return nil
 }
 
-// add decodes one message into the batch, or dead-letters it.
+// add decodes one message into the batch, or dead-letters it. A message
+// joins the batch (and so is committed with it) only once it is either
+// decoded or safely in the DLQ.
 func (c *consumer) add(ctx context.Context, m kafka.Message) error {
 	c.stats.Consumed++
 	c.m.consumed.Inc()
 	c.m.consumedB.Add(len(m.Value))
 	c.m.observeLag(m.Partition, m.Offset, m.HighWaterMark)
-	if len(c.batch.msgs) == 0 {
-		c.batch.started = time.Now()
-	}
-	c.batch.msgs = append(c.batch.msgs, m)
-	c.batch.bytes += len(m.Value)
 
 	s, err := c.dec.Decode(m.Value)
 	reason := string(inventory.ReasonOf(err))
@@ -260,7 +257,17 @@ func (c *consumer) add(ctx context.Context, m kafka.Message) error {
 		if reason == "" {
 			reason = "undecodable"
 		}
-		return c.deadLetter(ctx, m, reason, err)
+		if err := c.deadLetter(ctx, m, reason, err); err != nil {
+			return err
+		}
+	}
+	if len(c.batch.msgs) == 0 {
+		c.batch.started = time.Now()
+	}
+	c.batch.msgs = append(c.batch.msgs, m)
+	c.batch.bytes += len(m.Value)
+	if err != nil {
+		return nil
 	}
 
 	c.batch.scans = append(c.batch.scans, scanRow(s, inventory.SchemaVersion, c.cfg.Now()))

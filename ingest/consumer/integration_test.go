@@ -112,7 +112,14 @@ func (s *sink) Send(_ context.Context, b []simulate.Message) error {
 	return nil
 }
 
+// fleetMessages simulates a fleet with more failures and drift than the
+// defaults, so that tests see many distinct package sets.
 func fleetMessages(t testing.TB, endpoints, days int) []simulate.Message {
+	t.Helper()
+	return simulateMessages(t, simulate.Config{Endpoints: endpoints, Days: days, Seed: 3, DriftRate: 0.02, FailureRate: 0.2})
+}
+
+func simulateMessages(t testing.TB, cfg simulate.Config) []simulate.Message {
 	t.Helper()
 	dir := filepath.Join(testenv.SharedData(t), "inventories")
 	bases, err := simulate.LoadBases(context.Background(), dir, simulate.ReadInventory, nil)
@@ -123,8 +130,8 @@ func fleetMessages(t testing.TB, endpoints, days int) []simulate.Message {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := simulate.NewFleet(simulate.Config{Endpoints: endpoints, Days: days, Seed: 3, DriftRate: 0.02, FailureRate: 0.2,
-		Logger: slog.New(slog.DiscardHandler)}, bases, ups)
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	f, err := simulate.NewFleet(cfg, bases, ups)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,10 +6,12 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/patchgrid/patchgrid/scanner/simulate"
 	"github.com/patchgrid/patchgrid/schemas/testenv"
 )
 
-// TestStorageModel loads PATCHGRID_STORAGE_MODEL endpoints x 30 days into
+// TestStorageModel loads PATCHGRID_STORAGE_MODEL endpoints x 30 days (the
+// simulator's default rates) into
 // chDB and reports rows and bytes per endpoint-day from system.parts, after
 // merging (OPTIMIZE ... FINAL) so replayed rows do not count. It is a
 // measurement, run on demand: PATCHGRID_STORAGE_MODEL=1000 go test -run
@@ -23,7 +25,8 @@ func TestStorageModel(t *testing.T) {
 	broker := testenv.Kafka(t)
 	st := testenv.CHDBStore(t)
 	migrate(t, st)
-	msgs := fleetMessages(t, n, days)
+	// The simulator's defaults: 5% failed deployments, 0.2% drift per day.
+	msgs := simulateMessages(t, simulate.Config{Endpoints: n, Days: days, Seed: 1})
 	want := expect(t, msgs)
 	topic := newTopic(t, broker, 4)
 	produce(t, broker, topic, msgs)
@@ -55,6 +58,21 @@ func TestStorageModel(t *testing.T) {
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
+	}
+	cols, err := st.Query(ctx, `SELECT table, name, data_compressed_bytes, data_uncompressed_bytes FROM system.columns
+		WHERE database = currentDatabase() AND table IN ('scans', 'inventory_packages')
+		ORDER BY data_compressed_bytes DESC LIMIT 8`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cols.Close()
+	for cols.Next() {
+		var table, name string
+		var comp, raw uint64
+		if err := cols.Scan(&table, &name, &comp, &raw); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("  column %s.%-16s %10d B compressed, %11d B uncompressed", table, name, comp, raw)
 	}
 	t.Logf("messages %d (full scans and heartbeats), distinct package sets %d, package rows %d",
 		len(msgs), want.hashes, want.packageRows)

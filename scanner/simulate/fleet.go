@@ -4,7 +4,19 @@
 // back, and some hosts drift. Everything derives from one seed: the same
 // Config and inputs give a byte-identical message stream, and the Fleet
 // answers what every host had installed on every day (the ground truth
-// analytics tests check their KPIs against).
+// analytics tests check their KPIs against: PackagesOn, VersionOn, HashOn,
+// and each Endpoint's Meta).
+//
+// The model: endpoints start from real inventories (NewFleet). Upgrade
+// paths (`apt list --upgradable` of a real host: installed = vulnerable,
+// candidate = fixed) are grouped by source package into Waves released over
+// the first two thirds of the timeline. Each host deploys a wave after a
+// ring-dependent delay (test 0-1 days, pilot 2-5, prod 5-10 plus an
+// exponential tail); a failed deployment is either retried 1-3 days later
+// or installed and rolled back after 1-2 days (the packages regress to the
+// vulnerable version) and redeployed 2-5 days after that. Drift removes one
+// package out of band. A host's first scan of a day is a full scan when its
+// list changed, otherwise a heartbeat carrying the previous hash.
 package simulate
 
 import (
@@ -457,4 +469,15 @@ func (f *Fleet) VersionOn(i, d int, name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// HashOn is the inventory hash host i reported for day d: its package
+// list's HashPackages, which scans and heartbeats of that day carry.
+func (f *Fleet) HashOn(i, d int) string {
+	return inventory.HashPackages(f.PackagesOn(i, d))
+}
+
+// Day is the timeline day a scan time falls on (Start is day 0).
+func (f *Fleet) Day(t time.Time) int {
+	return int(t.Sub(f.cfg.Start) / (24 * time.Hour))
 }

@@ -89,7 +89,6 @@ func TestTimeline(t *testing.T) {
 	for i, e := range f.Endpoints {
 		index[e.HostID] = i
 	}
-	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	lastHash := map[string]string{}
 	hashes := map[string]bool{}
 	for n, m := range sink.msgs {
@@ -101,8 +100,8 @@ func TestTimeline(t *testing.T) {
 			t.Fatalf("message %d keyed %q, host %q", n, m.Key, s.HostID)
 		}
 		i := index[s.HostID]
-		day := int(s.ScannedAt.Sub(start) / (24 * time.Hour))
-		want := inventory.HashPackages(f.PackagesOn(i, day))
+		day := f.Day(s.ScannedAt)
+		want := f.HashOn(i, day)
 		if s.InventoryHash != want {
 			t.Fatalf("message %d: host %d day %d hash %s, ground truth %s", n, i, day, s.InventoryHash, want)
 		}

@@ -145,3 +145,15 @@ func FuzzDecodeRowBinary(f *testing.F) {
 		}
 	})
 }
+
+func TestStreamable(t *testing.T) {
+	for q, want := range map[string]bool{
+		"SELECT 1": true, "  select 1": true, "\n(SELECT 1) UNION ALL (SELECT 2)": true, "WITH x AS (SELECT 1) SELECT * FROM x": true,
+		"-- c\nSELECT 1": true, "/* c */ SELECT 1": true, "SELECTED": false, "DESCRIBE TABLE t": false,
+		"SHOW TABLES": false, "EXISTS TABLE t": false, "WITHOUT": false, "": false,
+	} {
+		if got := streamable(q); got != want {
+			t.Errorf("streamable(%q) = %v", q, got)
+		}
+	}
+}

@@ -34,6 +34,7 @@ func missing(t testing.TB, what string) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("%s (CI=true: a missing service fails the test)", what)
+		return
 	}
 	t.Skip(what)
 }
@@ -214,4 +215,21 @@ func CHDBStore(t testing.TB) store.Store {
 		release()
 	})
 	return st
+}
+
+// DropDatabase drops db on the server at addr, for tests whose code under
+// test created it through its own store.
+func DropDatabase(t testing.TB, addr, db string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, store.Config{Backend: "clickhouse", Addr: addr, Database: "default"})
+	if err != nil {
+		t.Errorf("drop test database %s: %v", db, err)
+		return
+	}
+	defer st.Close()
+	if err := st.Exec(ctx, "DROP DATABASE IF EXISTS "+db); err != nil {
+		t.Errorf("drop test database %s: %v", db, err)
+	}
 }

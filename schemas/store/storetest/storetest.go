@@ -10,6 +10,7 @@ import (
 	"math"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +34,8 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 		{"LargeInsert", testLargeInsert},
 		{"NestedQuery", testNestedQuery},
 		{"Canceled", testCanceled},
+		{"Concurrent", testConcurrent},
+		{"ErrorMidStream", testErrorMidStream},
 		{"ServerVersion", testServerVersion},
 	}
 	for _, tc := range tests {
@@ -317,6 +320,10 @@ func testEmptyResult(t *testing.T, st store.Store) {
 	must(t, st.Exec(c, "CREATE TABLE empty (k String) ENGINE = MergeTree ORDER BY k"))
 	rows, err := st.Query(c, "SELECT k FROM empty WHERE k = ?", "x")
 	must(t, err)
+	// An empty export still needs its header.
+	if cols := rows.Columns(); len(cols) != 1 || cols[0] != (store.Column{Name: "k", Type: "String"}) {
+		t.Errorf("columns of an empty result: %v", cols)
+	}
 	if rows.Next() {
 		t.Error("row from empty table")
 	}
@@ -399,4 +406,70 @@ func testServerVersion(t *testing.T, st store.Store) {
 		t.Errorf("version %+v", v)
 	}
 	t.Logf("%s: ClickHouse %s", st.Backend(), v.Text)
+}
+
+// Ingest runs inserts and queries from several goroutines on one store.
+func testConcurrent(t *testing.T, st store.Store) {
+	c := ctx(t)
+	must(t, st.Exec(c, "CREATE TABLE conc (w UInt8, n UInt32) ENGINE = MergeTree ORDER BY (w, n)"))
+	const workers, perWorker = 4, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWorker {
+				if err := st.Insert(c, "conc", []string{"w", "n"}, [][]any{{w, i}}); err != nil {
+					errs <- err
+					return
+				}
+				rows, err := st.Query(c, "SELECT count() FROM conc WHERE w = ?", w)
+				if err != nil {
+					errs <- err
+					return
+				}
+				var n uint64
+				for rows.Next() {
+					err = rows.Scan(&n)
+				}
+				rows.Close()
+				if err == nil && n != uint64(i+1) {
+					err = fmt.Errorf("worker %d sees %d rows after %d inserts", w, n, i+1)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// A statement that fails after rows have arrived reports it through Err,
+// and the store stays usable.
+func testErrorMidStream(t *testing.T, st store.Store) {
+	c := ctx(t)
+	rows, err := st.Query(c, "SELECT number, throwIf(number = 300000) FROM system.numbers LIMIT 500000")
+	if err == nil {
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		err = rows.Err()
+		rows.Close()
+		if n >= 500000 {
+			t.Errorf("read all %d rows", n)
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "throwIf") {
+		t.Errorf("error = %v", err)
+	}
+	var one uint8
+	scanOne(t, st, "SELECT 1", nil, &one)
 }

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// services starts the test servers through scripts/services.sh (run from
+// the repo root) and remembers which ones it started, so that only those
+// are stopped: a server someone else brought up stays up.
+type services struct {
+	log     *slog.Logger
+	runDir  string
+	started []string
+}
+
+var serviceAddrs = map[string]string{"clickhouse": "127.0.0.1:19000", "kafka": "127.0.0.1:19092"}
+
+func (s *services) ensure(ctx context.Context, name string) (addr string, startedByUs bool, err error) {
+	addr = serviceAddrs[name]
+	if exec.CommandContext(ctx, "bash", "scripts/services.sh", "status", name).Run() == nil {
+		s.log.Info("service already up; it will be left running", "service", name, "pid", servicePID(s.runDir, name))
+		return addr, false, nil
+	}
+	s.log.Info("starting service", "service", name)
+	cmd := exec.CommandContext(ctx, "bash", "scripts/services.sh", "up", name)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// Recorded before checking the result: a half-started server is ours
+	// to stop too.
+	s.started = append(s.started, name)
+	if err := cmd.Run(); err != nil {
+		return "", true, fmt.Errorf("services.sh up %s: %w", name, err)
+	}
+	return addr, true, nil
+}
+
+// stopStarted stops what ensure started, by the PID file services.sh wrote
+// for it. It runs with its own context: the run's may be cancelled.
+func (s *services) stopStarted() {
+	for i := len(s.started) - 1; i >= 0; i-- {
+		name := s.started[i]
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		s.log.Info("stopping service this run started", "service", name, "pid", servicePID(s.runDir, name))
+		cmd := exec.CommandContext(ctx, "bash", "scripts/services.sh", "down", name)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			s.log.Error("stopping service failed", "service", name, "err", err)
+		}
+		cancel()
+	}
+}
+
+// servicePID reads the PID services.sh recorded (0 when none).
+func servicePID(runDir, name string) int {
+	b, err := os.ReadFile(filepath.Join(runDir, name, name+".pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// peakRSSMB is a running process's high-water RSS (VmHWM) in MB.
+func peakRSSMB(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func cacheDir() string {
+	if d := os.Getenv("PATCHGRID_CACHE"); d != "" {
+		return d
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "patchgrid")
+}
+
+func runDir() string {
+	if d := os.Getenv("PATCHGRID_RUN_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join(cacheDir(), "run")
+}
+
+func chdbLib() string {
+	if p := os.Getenv("PATCHGRID_CHDB_LIB"); p != "" {
+		return p
+	}
+	return filepath.Join(cacheDir(), "chdb", "lib", "libchdb.so")
+}
+
+// installOSVScanner builds the peer once (bench/scripts/install-osv-scanner.sh)
+// and returns its path.
+func installOSVScanner(ctx context.Context) (string, error) {
+	cmd := exec.CommandContext(ctx, "bash", "bench/scripts/install-osv-scanner.sh")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("bench/scripts/install-osv-scanner.sh: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/patchgrid/patchgrid/scanner/publish"
+	"github.com/patchgrid/patchgrid/scanner/simulate"
+	"github.com/patchgrid/patchgrid/schemas"
+	"github.com/patchgrid/patchgrid/schemas/store"
+)
+
+// stepIngestE2E: simulator → real Kafka → real consumer → ClickHouse server,
+// beside the ceiling: the same rows, read back, inserted into the same
+// server in the same run with store.Insert in the consumer's batch size.
+func stepIngestE2E(ctx context.Context, cfg Config, log *slog.Logger, out *StepOutput) error {
+	dbE2E, dbCeil := "pgbench_"+cfg.RunID+"_e2e", "pgbench_"+cfg.RunID+"_ceiling"
+	topic := "pgbench." + cfg.RunID + ".scans"
+	brokers := []string{cfg.Kafka}
+	open := func(db string) (store.Store, error) {
+		st, err := store.Open(ctx, store.Config{Backend: "clickhouse", Addr: cfg.ClickHouse, Database: db})
+		if err != nil {
+			return nil, err
+		}
+		if _, err := schemas.Migrate(ctx, st, quiet(log)); err != nil {
+			st.Close()
+			return nil, err
+		}
+		return st, nil
+	}
+	st, err := open(dbE2E)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Our own databases and topics only; best effort, on a fresh context.
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for _, db := range []string{dbE2E, dbCeil} {
+			if err := st.Exec(cctx, "DROP DATABASE IF EXISTS "+db); err != nil {
+				log.Warn("drop database", "db", db, "err", err)
+			}
+		}
+		st.Close()
+		if err := deleteTopics(cfg.Kafka, topic, topic+".dlq"); err != nil {
+			log.Warn("delete topics", "err", err)
+		}
+	}()
+	if v, err := st.ServerVersion(ctx); err == nil {
+		out.Info["server_version"] = v.Text
+	}
+	for _, t := range []struct {
+		name string
+		n    int
+	}{{topic, 4}, {topic + ".dlq", 1}} {
+		if err := publish.EnsureTopic(ctx, brokers, t.name, t.n); err != nil {
+			return err
+		}
+	}
+	in, err := loadFleetInputs(ctx, cfg, false, log)
+	if err != nil {
+		return err
+	}
+	fleet, err := newFleet(in, cfg.E2EHosts, cfg.Days, log)
+	if err != nil {
+		return err
+	}
+	prod, err := publish.New(producerConfig(brokers, topic))
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	sum, err := fleet.Run(ctx, simulate.PublishSink{P: prod}, simulate.RunOptions{ProgressInterval: -1})
+	if cerr := prod.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	pubD := time.Since(t0)
+	log.Info("published", "messages", sum.Messages, "bytes", sum.Bytes, "took", pubD.Round(time.Millisecond))
+
+	t0 = time.Now()
+	ist, err := ingest(ctx, st, brokers, topic, log)
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	ingD := time.Since(t0)
+	rows := ist.ScanRows + ist.PackageRows
+	e2eRate := float64(rows) / ingD.Seconds()
+	log.Info("consumed", "messages", ist.Consumed, "rows", rows, "took", ingD.Round(time.Millisecond))
+	out.Info["messages"], out.Info["message_bytes"], out.Info["scan_rows"], out.Info["package_rows"], out.Info["dead_lettered"] =
+		sum.Messages, sum.Bytes, ist.ScanRows, ist.PackageRows, ist.DeadLettered
+	out.Info["publish_s"], out.Info["consume_s"] = pubD.Seconds(), ingD.Seconds()
+
+	ceil, err := open(dbCeil)
+	if err != nil {
+		return err
+	}
+	defer ceil.Close()
+	var insD time.Duration
+	var inserted int64
+	for _, table := range []string{"scans", "inventory_packages"} {
+		d, n, err := copyTable(ctx, st, ceil, table, 100000)
+		if err != nil {
+			return err
+		}
+		insD += d
+		inserted += n
+	}
+	ceilRate := float64(inserted) / insD.Seconds()
+	log.Info("ceiling inserted", "rows", inserted, "took", insD.Round(time.Millisecond))
+	out.Info["ceiling_rows"] = inserted
+
+	chRSS := peakRSSMB(servicePID(cfg.RunDir, "clickhouse"))
+	kRSS := peakRSSMB(servicePID(cfg.RunDir, "kafka"))
+	out.Metrics = append(out.Metrics,
+		ratio(Metric{Name: "end-to-end ingest (consumer, Kafka → ClickHouse)", Value: e2eRate, Unit: "rows/s", Better: "higher",
+			Note: fmt.Sprintf("%d hosts × %d days, %d messages, %.0f msgs/s", cfg.E2EHosts, cfg.Days, ist.Consumed, float64(ist.Consumed)/ingD.Seconds())},
+			"ceiling: store.Insert of the same rows into the same server", ceilRate),
+		ratio(Metric{Name: "end-to-end ingest incl. publish", Value: float64(rows) / (pubD + ingD).Seconds(), Unit: "rows/s", Better: "higher",
+			Note: fmt.Sprintf("simulate+publish %.1fs, consume %.1fs", pubD.Seconds(), ingD.Seconds())},
+			"ceiling: store.Insert of the same rows into the same server", ceilRate),
+		Metric{Name: "ClickHouse server peak RSS (VmHWM, whole server lifetime)", Value: chRSS, Unit: "MB", Better: "lower"},
+		Metric{Name: "Kafka broker peak RSS (VmHWM, whole broker lifetime)", Value: kRSS, Unit: "MB", Better: "lower"},
+	)
+	return nil
+}
+
+// copyTable reads every row of table from src and inserts them into dst in
+// batches, returning only the time spent in Insert.
+func copyTable(ctx context.Context, src, dst store.Store, table string, batch int) (time.Duration, int64, error) {
+	rows, err := src.Query(ctx, "SELECT * FROM "+table)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rows.Close()
+	cols := rows.Columns()
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.Name
+	}
+	var spent time.Duration
+	var n int64
+	buf := make([][]any, 0, batch)
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		t0 := time.Now()
+		err := dst.Insert(ctx, table, names, buf)
+		spent += time.Since(t0)
+		n += int64(len(buf))
+		buf = buf[:0]
+		return err
+	}
+	for rows.Next() {
+		ptrs := make([]any, len(cols))
+		for i, c := range cols {
+			p, err := newScanTarget(c.Type)
+			if err != nil {
+				return 0, 0, fmt.Errorf("%s.%s: %w", table, c.Name, err)
+			}
+			ptrs[i] = p
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return 0, 0, fmt.Errorf("read %s: %w", table, err)
+		}
+		row := make([]any, len(cols))
+		for i, p := range ptrs {
+			row[i] = deref(p)
+		}
+		buf = append(buf, row)
+		if len(buf) == batch {
+			if err := flush(); err != nil {
+				return 0, 0, fmt.Errorf("insert %s: %w", table, err)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, 0, fmt.Errorf("read %s: %w", table, err)
+	}
+	if err := flush(); err != nil {
+		return 0, 0, fmt.Errorf("insert %s: %w", table, err)
+	}
+	return spent, n, nil
+}
+
+func newScanTarget(typ string) (any, error) {
+	switch {
+	case typ == "String":
+		return new(string), nil
+	case typ == "Array(String)":
+		return new([]string), nil
+	case strings.HasPrefix(typ, "DateTime"):
+		return new(time.Time), nil
+	case typ == "UInt8":
+		return new(uint8), nil
+	case typ == "UInt16":
+		return new(uint16), nil
+	case typ == "UInt32":
+		return new(uint32), nil
+	case typ == "UInt64":
+		return new(uint64), nil
+	}
+	return nil, fmt.Errorf("column type %s not handled by the ceiling copy", typ)
+}
+
+func deref(p any) any {
+	switch v := p.(type) {
+	case *string:
+		return *v
+	case *[]string:
+		if *v == nil {
+			return []string{}
+		}
+		return *v
+	case *time.Time:
+		return *v
+	case *uint8:
+		return *v
+	case *uint16:
+		return *v
+	case *uint32:
+		return *v
+	case *uint64:
+		return *v
+	}
+	return nil
+}
+
+// deleteTopics removes this run's topics through the controller.
+func deleteTopics(addr string, topics ...string) error {
+	conn, err := kafka.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		return err
+	}
+	cc, err := kafka.Dial("tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	return cc.DeleteTopics(topics...)
+}

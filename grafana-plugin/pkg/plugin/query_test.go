@@ -1,0 +1,145 @@
+package plugin
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/grafana/grafana-plugin-sdk-go/backend"
+)
+
+func TestParseQuery(t *testing.T) {
+	tests := []struct {
+		name, queryType, json string
+		check             func(t *testing.T, q Query)
+		err               string
+	}{
+		{name: "kpi", json: `{"queryType":"kpi","kpi":"mttr","dimension":"ring","severity":"all"}`,
+			check: func(t *testing.T, q Query) {
+				if q.Type != TypeKPI || q.KPI != "mttr" || q.Dimension != "ring" {
+					t.Errorf("%+v", q)
+				}
+			}},
+		{name: "type from DataQuery wins", queryType: "hosts", json: `{"queryType":"kpi"}`,
+			check: func(t *testing.T, q Query) {
+				if q.Type != TypeHosts || q.Limit != defaultLimit {
+					t.Errorf("%+v", q)
+				}
+			}},
+		{name: "default type is kpi", json: `{"kpi":"open_exposure"}`,
+			check: func(t *testing.T, q Query) {
+				if q.Type != TypeKPI {
+					t.Errorf("%+v", q)
+				}
+			}},
+		{name: "trend default metric", json: `{"queryType":"trend","dimension":"os"}`,
+			check: func(t *testing.T, q Query) {
+				if q.Metric != "open_at_end" {
+					t.Errorf("%+v", q)
+				}
+			}},
+		{name: "findings filters", json: `{"queryType":"findings","severity":"critical, high","kev":"true","minRisk":50,"limit":10}`,
+			check: func(t *testing.T, q Query) {
+				f, err := q.findingsFilter()
+				if err != nil || len(f.Severity) != 2 || f.KEV == nil || !*f.KEV || f.MinRisk != 50 || q.Limit != 10 {
+					t.Errorf("%+v %+v %v", q, f, err)
+				}
+			}},
+		{name: "unknown kpi", json: `{"queryType":"kpi","kpi":"nope"}`, err: `unknown KPI "nope"`},
+		{name: "missing kpi", json: `{"queryType":"kpi"}`, err: "unknown KPI"},
+		{name: "unknown dimension", json: `{"kpi":"mttr","dimension":"planet"}`, err: "unknown dimension"},
+		{name: "kpi without severity", json: `{"kpi":"patch_coverage","severity":"high"}`, err: "no severity breakdown"},
+		{name: "unknown type", queryType: "logs", err: `unknown query type "logs"`},
+		{name: "bad severity", json: `{"queryType":"findings","severity":"urgent"}`, err: `unknown severity "urgent"`},
+		{name: "bad kev", json: `{"queryType":"findings","kev":"maybe"}`, err: "kev"},
+		{name: "min risk range", json: `{"queryType":"hosts","minRisk":101}`, err: "out of range"},
+		{name: "limit range", json: `{"queryType":"findings","limit":10001}`, err: "limit 10001"},
+		{name: "negative limit", json: `{"queryType":"hosts","limit":-1}`, err: "limit -1"},
+		{name: "bad metric", json: `{"queryType":"trend","metric":"closed"}`, err: `unknown trend metric "closed"`},
+		{name: "not JSON", json: `{"kpi":`, err: "query JSON"},
+		{name: "wrong JSON type", json: `{"limit":"ten"}`, err: "query JSON"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := ParseQuery(tt.queryType, []byte(tt.json))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, q)
+		})
+	}
+}
+
+// FuzzParseQuery: panel JSON comes from users; no input may panic, and an
+// accepted query must run through the same validation again unchanged.
+func FuzzParseQuery(f *testing.F) {
+	for _, s := range []string{`{"queryType":"kpi","kpi":"mttr"}`, `{"queryType":"findings","severity":"critical","kev":"1","minRisk":20}`,
+		`{"queryType":"trend","metric":"opened","dimension":"ring","value":"prod"}`, `{"queryType":"hosts","limit":5}`, `[]`, `null`} {
+		f.Add("", []byte(s))
+	}
+	f.Fuzz(func(t *testing.T, queryType string, raw []byte) {
+		q, err := ParseQuery(queryType, raw)
+		if err != nil {
+			return
+		}
+		again, err := json.Marshal(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q2, err := ParseQuery("", again)
+		if err != nil {
+			t.Fatalf("accepted %+v, then rejected its own JSON: %v", q, err)
+		}
+		if q2 != q {
+			t.Fatalf("re-parse changed the query: %+v -> %+v", q, q2)
+		}
+	})
+}
+
+func TestLoadSettings(t *testing.T) {
+	tests := []struct {
+		name, json string
+		secure     map[string]string
+		want       Settings
+		err        string
+	}{
+		{name: "chdb default backend", json: `{"dataDir":"/var/lib/patchgrid"}`, want: Settings{Backend: "chdb", DataDir: "/var/lib/patchgrid"}},
+		{name: "clickhouse with password", json: `{"backend":"clickhouse","addr":"ch:9000","database":"pg","user":"grafana","dialTimeoutSeconds":3}`,
+			secure: map[string]string{"password": "s3cret"},
+			want:   Settings{Backend: "clickhouse", Addr: "ch:9000", Database: "pg", User: "grafana", DialTimeoutSeconds: 3, Password: "s3cret"}},
+		{name: "password never read from jsonData", json: `{"backend":"clickhouse","addr":"ch:9000","password":"leak"}`,
+			want: Settings{Backend: "clickhouse", Addr: "ch:9000"}},
+		{name: "chdb needs dir", json: `{}`, err: "needs a data directory"},
+		{name: "clickhouse needs addr", json: `{"backend":"clickhouse"}`, err: "needs a server address"},
+		{name: "unknown backend", json: `{"backend":"postgres"}`, err: `unknown backend "postgres"`},
+		{name: "negative timeout", json: `{"dataDir":"d","dialTimeoutSeconds":-1}`, err: "negative"},
+		{name: "bad JSON", json: `{"backend":1}`, err: "jsonData"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := LoadSettings(backend.DataSourceInstanceSettings{Name: "pg", JSONData: []byte(tt.json), DecryptedSecureJSONData: tt.secure})
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+			cfg := got.StoreConfig()
+			if cfg.Backend != got.Backend || cfg.Password != got.Password || cfg.DialTimeout.Seconds() != float64(got.DialTimeoutSeconds) {
+				t.Fatalf("store config %+v from %+v", cfg, got)
+			}
+		})
+	}
+}
