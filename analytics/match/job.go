@@ -78,8 +78,10 @@ func (j *Job) Run(ctx context.Context, mode Mode) (Stats, error) {
 		errText = err.Error()
 	}
 	// Record the run even when it failed: match_runs is what operators read.
-	if rerr := j.Store.Exec(ctx, sqlInsertRun, st.RunID, string(st.Mode), st.Started, st.Finished,
-		st.Versions, st.Advisories, st.Inventories, st.VersionFindings, errText); rerr != nil && err == nil {
+	// Insert, not Exec of INSERT ... VALUES: the 2018 server waits for a
+	// data block after an INSERT sent as a statement.
+	if rerr := j.Store.Insert(ctx, "match_runs", runColumns, [][]any{{st.RunID, string(st.Mode), st.Started, st.Finished,
+		st.Versions, st.Advisories, st.Inventories, st.VersionFindings, errText}}); rerr != nil && err == nil {
 		err = fmt.Errorf("match: recording run %s: %w", st.RunID, rerr)
 	}
 	if err != nil {
@@ -113,13 +115,13 @@ func (j *Job) run(ctx context.Context, st *Stats) error {
 			{"snapshot advisories", sqlPendingAdvisoriesNew, []any{id}},
 		}
 	}
-	steps = append(steps, step{"match pending versions", fmt.Sprintf(matchVersions, versionsPending, rangesAll), []any{at, id}})
+	steps = append(steps, step{"match pending versions", fmt.Sprintf(matchVersions, versionsPending, rangesAll), []any{at, id, id}})
 	if st.Mode == Incremental {
-		steps = append(steps, step{"match pending advisories", fmt.Sprintf(matchVersions, versionsOfPendingPairs, rangesPending), []any{at, id, id, id}})
+		steps = append(steps, step{"match pending advisories", fmt.Sprintf(matchVersions, versionsOfPendingPairs, rangesPending), []any{at, id, id, id, id}})
 	}
-	steps = append(steps, step{"fan out pending inventories", fmt.Sprintf(fanOut, inventoriesPending, findingsOfPendingInventories), []any{at, id, id}})
+	steps = append(steps, step{"fan out pending inventories", fmt.Sprintf(fanOut, inventoriesPending, findingsOfPendingInventories), []any{at, id, id, id}})
 	if st.Mode == Incremental {
-		steps = append(steps, step{"fan out pending advisories", fmt.Sprintf(fanOut, inventoriesNotPending, findingsOfPendingAdvisories), []any{at, id, id}})
+		steps = append(steps, step{"fan out pending advisories", fmt.Sprintf(fanOut, inventoriesNotPending, findingsOfPendingAdvisories), []any{at, id, id, id}})
 	}
 	steps = append(steps,
 		step{"mark versions", sqlDoneVersions, []any{at, id}},
@@ -139,7 +141,7 @@ func (j *Job) run(ctx context.Context, st *Stats) error {
 			}
 		}
 	}
-	if err := queryUint(ctx, j.Store, &st.VersionFindings, sqlCountVersionFindings, at); err != nil {
+	if err := queryUint(ctx, j.Store, &st.VersionFindings, sqlCountVersionFindings, id); err != nil {
 		return fmt.Errorf("match run %s: counting findings: %w", id, err)
 	}
 	for _, q := range sqlDropPending {

@@ -364,3 +364,38 @@ func TestWithdrawnAndModified(t *testing.T) {
 		}
 	}
 }
+
+func TestExplain(t *testing.T) {
+	s := testStore(t)
+	corpus().load(t, s)
+	runJob(t, s, Full)
+	for _, tc := range []struct {
+		host, adv string
+		exposed   bool
+		lines     []string // substrings that must appear
+	}{
+		{"deb-1", "CVE-2023-0001", true, []string{"matched by source package openssl 3.0.9-1", "range #1 is for Debian:11", "3.0.9-1 < fixed 3.0.11-1", "agrees"}},
+		{"deb-3", "CVE-2023-0001", false, []string{"3.0.11-1 = fixed 3.0.11-1", "=> no range covers 3.0.11-1", "agrees"}},
+		{"deb-1", "DEBIAN-CVE-2023-0003", false, []string{"status not_affected", "a not_affected statement covers"}},
+		{"deb-4", "DEBIAN-CVE-2023-0007", false, []string{"NOT running"}},
+		{"deb-1", "DEBIAN-CVE-2023-0007", true, []string{"the running kernel"}},
+		{"rh-1", "RHSA-2025:23414", false, []string{"range #0 is for Red Hat:enterprise_linux:6, the package is in Red Hat:enterprise_linux:9"}},
+		{"deb-1", "DEBIAN-CVE-2023-0005", false, []string{"WITHDRAWN"}},
+		{"nobody", "CVE-2023-0001", false, []string{"no scan stored"}},
+	} {
+		e, err := Explain(context.Background(), s, version.Compare, tc.host, tc.adv)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.host, tc.adv, err)
+		}
+		var b strings.Builder
+		e.WriteTo(&b)
+		if e.Exposed != tc.exposed {
+			t.Errorf("%s %s: exposed = %v, want %v\n%s", tc.host, tc.adv, e.Exposed, tc.exposed, b.String())
+		}
+		for _, l := range tc.lines {
+			if !strings.Contains(b.String(), l) {
+				t.Errorf("%s %s: explanation lacks %q:\n%s", tc.host, tc.adv, l, b.String())
+			}
+		}
+	}
+}

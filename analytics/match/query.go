@@ -58,10 +58,10 @@ FROM (
         introduced, fixed, last_affected, fix_published
     FROM affected_ranges
     WHERE %s
-) AS j1l
+) AS ranges
 ALL INNER JOIN (
     SELECT source, advisory_id, record_hash, aliases, severity, file FROM advisories FINAL WHERE withdrawn = 0
-) AS j1r USING (source, advisory_id, record_hash)
+) AS current_advisories USING (source, advisory_id, record_hash)
 ORDER BY ecosystem, package, source, advisory_id, range_idx`
 
 func queryRanges(ctx context.Context, s store.Store, where string, args ...any) ([]Evidence, error) {
@@ -138,17 +138,17 @@ FROM (
         WHERE scanned_at <= ?
         GROUP BY host_id
     )
-) AS j2l
+) AS latest_scans
 ALL INNER JOIN (
     SELECT inventory_hash, source, advisory_id, name, version, arch
     FROM (
         SELECT inventory_hash, source, advisory_id, record_hash, name, version, arch FROM match_inventory_findings
-    ) AS j3l
+    ) AS findings
     ALL INNER JOIN (
         SELECT source, advisory_id, record_hash FROM advisories FINAL
         WHERE withdrawn = 0 AND (advisory_id = ? OR has(aliases, ?))
-    ) AS j2r USING (source, advisory_id, record_hash)
-) AS j3r USING (inventory_hash)
+    ) AS matching_advisories USING (source, advisory_id, record_hash)
+) AS inventory_findings USING (inventory_hash)
 WHERE NOT (` + kernelImage + ` AND kernel_running != '' AND NOT ` + kernelRunning + `)
 GROUP BY host_id, scan_id, scanned_at, source, advisory_id
 ORDER BY host_id, source, advisory_id`

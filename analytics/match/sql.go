@@ -4,8 +4,8 @@ package match
 // one JOIN per SELECT, USING on uniquely named columns, range predicates in
 // WHERE (inequalities inside JOIN ON fail on the 2018 server).
 //
-// Placeholders: every statement binds the run id first; the matching
-// statements also bind matched_at.
+// Placeholders bind in text order: matched_at and run id in the select
+// lists of the INSERTs, then the run id in each restriction.
 
 // currentRecords is the set of advisory records that count: the current row
 // of every advisory, not withdrawn.
@@ -44,9 +44,9 @@ WHERE withdrawn = 0 AND (source, advisory_id, record_hash) NOT IN (SELECT source
 // which drops the advisory for that version.
 const matchVersions = `INSERT INTO match_version_findings
     (ecosystem, match_name, v_key, match_version, source, advisory_id, record_hash,
-     range_idx, range_type, status, comparator, introduced, fixed, last_affected, fix_published, matched_at)
+     range_idx, range_type, status, comparator, introduced, fixed, last_affected, fix_published, matched_at, run_id)
 SELECT ecosystem, package, v_key, match_version, source, advisory_id, record_hash,
-    r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, ?
+    r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, ?, ?
 FROM (
     SELECT ecosystem, package, v_key, match_version, source, advisory_id, record_hash,
         groupArray((range_idx, range_type, status, comparator, introduced, fixed, last_affected, fix_published)) AS rs
@@ -55,13 +55,13 @@ FROM (
         FROM inventory_packages
         WHERE v_key != '' AND %[1]s
         GROUP BY ecosystem, match_name, v_key
-    ) AS j1l
+    ) AS versions
     ALL INNER JOIN (
         SELECT ecosystem, package, source, advisory_id, record_hash, range_idx, range_type, status, comparator,
             introduced, introduced_key, fixed, fixed_key, last_affected, last_affected_key, fix_published
         FROM affected_ranges
         WHERE (source, advisory_id, record_hash) IN (` + currentRecords + `) AND %[2]s
-    ) AS j1r USING (ecosystem, package)
+    ) AS ranges USING (ecosystem, package)
     WHERE v_key >= introduced_key
         AND (fixed_key = '' OR v_key < fixed_key)
         AND (last_affected_key = '' OR v_key <= last_affected_key)
@@ -89,21 +89,21 @@ const (
 const fanOut = `INSERT INTO match_inventory_findings
     (inventory_hash, ecosystem, name, version, arch, location, match_name, match_version, v_key,
      source, advisory_id, record_hash, range_idx, range_type, status, comparator,
-     introduced, fixed, last_affected, fix_published, matched_at)
+     introduced, fixed, last_affected, fix_published, matched_at, run_id)
 SELECT inventory_hash, ecosystem, name, version, arch, location, match_name, match_version, v_key,
-    source, advisory_id, record_hash, ev.1, ev.2, ev.3, ev.4, ev.5, ev.6, ev.7, ev.8, ?
+    source, advisory_id, record_hash, ev.1, ev.2, ev.3, ev.4, ev.5, ev.6, ev.7, ev.8, ?, ?
 FROM (
     SELECT inventory_hash, ecosystem, name, version, arch, location, match_name, match_version, v_key
     FROM inventory_packages
     WHERE v_key != '' AND %[1]s
-) AS j2l
+) AS packages
 ALL INNER JOIN (
     SELECT ecosystem, match_name, v_key, source, advisory_id, record_hash,
         argMin((range_idx, range_type, status, comparator, introduced, fixed, last_affected, fix_published), range_idx) AS ev
     FROM match_version_findings
     WHERE (source, advisory_id, record_hash) IN (` + currentRecords + `) AND %[2]s
     GROUP BY ecosystem, match_name, v_key, source, advisory_id, record_hash
-) AS j2r USING (ecosystem, match_name, v_key)`
+) AS version_findings USING (ecosystem, match_name, v_key)`
 
 // Restrictions for fanOut.
 const (
@@ -130,7 +130,7 @@ const sqlCountPending = `SELECT
     (SELECT count() FROM match_pending_advisories WHERE run_id = ?),
     (SELECT count() FROM match_pending_inventories WHERE run_id = ?)`
 
-const sqlCountVersionFindings = `SELECT count() FROM match_version_findings WHERE matched_at = ?`
+const sqlCountVersionFindings = `SELECT count() FROM match_version_findings WHERE run_id = ?`
 
 // The pending rows of a finished run are deleted (a mutation: asynchronous,
 // and harmless if it never completes, since every reader filters by run id).
@@ -140,6 +140,5 @@ var sqlDropPending = []string{
 	`ALTER TABLE match_pending_inventories DELETE WHERE run_id = ?`,
 }
 
-const sqlInsertRun = `INSERT INTO match_runs
-    (run_id, mode, started_at, finished_at, versions, advisories, inventories, version_findings, error)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+// runColumns are the match_runs columns a run writes.
+var runColumns = []string{"run_id", "mode", "started_at", "finished_at", "versions", "advisories", "inventories", "version_findings", "error"}

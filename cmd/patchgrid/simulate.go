@@ -107,7 +107,7 @@ func runSimulate(ctx context.Context, env *cliEnv, args []string) int {
 				return exitFailure
 			}
 		}
-		p, err := publish.New(publish.Config{Brokers: brokerList, Topic: *topic, BatchBytes: brokerBatchLimit, MaxMessageBytes: brokerBatchLimit})
+		p, err := publish.New(publish.Config{Brokers: brokerList, Topic: *topic})
 		if err != nil {
 			fmt.Fprintf(env.stderr, "patchgrid simulate: %v\n", err)
 			return exitUsage
@@ -126,11 +126,6 @@ func runSimulate(ctx context.Context, env *cliEnv, args []string) int {
 		sum.Messages, sum.FullScans, sum.Heartbeats, sum.PackageSets, sum.Bytes)
 	return exitOK
 }
-
-// brokerBatchLimit keeps one produce batch under the broker's default
-// message.max.bytes (1 MiB): the simulator's full scans are ~20 KB each, so
-// publish's default 4 MiB batches get rejected as "Message Size Too Large".
-const brokerBatchLimit = 900 << 10
 
 // orNegative maps an explicit 0 to the config's "none" (negative): in
 // simulate.Config a zero value means "default".

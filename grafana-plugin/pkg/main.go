@@ -43,4 +43,3 @@ func hclogAttr(groups []string, a slog.Attr) slog.Attr {
 	}
 	return a
 }
-

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"time"
@@ -87,7 +88,8 @@ func (b *batch) reset() {
 // into st until ctx is cancelled (then it flushes and commits what it has,
 // within cfg.ShutdownTimeout) or, with cfg.Drain, until the group has
 // committed everything the topic held when Run started. It returns an error
-// only for failures it cannot retry past (bad config, a fetch error).
+// only for failures it cannot retry past (bad config, the topic's metadata
+// in drain mode, a closed reader); a broker outage is waited out.
 func Run(ctx context.Context, cfg Config, st store.Store) (Stats, error) {
 	if err := cfg.Validate(); err != nil {
 		return Stats{}, err
@@ -151,12 +153,26 @@ func (c *consumer) loop(ctx context.Context, drainTo map[int]int64) error {
 	fetchErr := make(chan error, 1)
 	go func() {
 		defer close(msgs)
+		backoff := 100 * time.Millisecond
 		for {
 			m, err := c.reader.FetchMessage(fetchCtx)
 			if err != nil {
-				fetchErr <- err
-				return
+				if fetchCtx.Err() != nil || errors.Is(err, io.EOF) {
+					fetchErr <- err
+					return
+				}
+				// The broker is down or the group is rebalancing: the
+				// reader reconnects on the next fetch.
+				c.m.retries.Inc()
+				c.log.Warn("fetch failed; retrying", "backoff", backoff, "err", err)
+				select {
+				case <-time.After(backoff):
+				case <-fetchCtx.Done():
+				}
+				backoff = min(2*backoff, c.cfg.RetryBackoffMax)
+				continue
 			}
+			backoff = 100 * time.Millisecond
 			select {
 			case msgs <- m:
 			case <-fetchCtx.Done():

@@ -157,13 +157,9 @@ func newTopic(t testing.TB, broker string, partitions int) string {
 	return topic
 }
 
-// brokerBatchLimit keeps produce batches under the broker's default
-// message.max.bytes (1 MiB).
-const brokerBatchLimit = 900 << 10
-
 func produce(t testing.TB, broker, topic string, msgs []simulate.Message) {
 	t.Helper()
-	p, err := publish.New(publish.Config{Brokers: []string{broker}, Topic: topic, BatchBytes: brokerBatchLimit, MaxMessageBytes: brokerBatchLimit})
+	p, err := publish.New(publish.Config{Brokers: []string{broker}, Topic: topic})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,19 +33,25 @@ const (
 	DefaultDeadLetterTopic = "patchgrid.scans.dlq"
 )
 
+// DefaultBatchBytes keeps a produce batch, with its framing, under a
+// broker's default message.max.bytes (1,048,588 bytes): a larger batch is
+// refused as a whole ("Message Size Too Large").
+const DefaultBatchBytes = 900 << 10
+
 // Config configures a Producer. Zero fields take the documented default.
 type Config struct {
 	Brokers []string // host:port of at least one broker (required)
 	Topic   string   // default DefaultTopic
 
-	// MaxMessageBytes refuses larger messages before they reach the broker
-	// (whose message.max.bytes defaults to about 1 MiB). Default 1 MiB.
+	// MaxMessageBytes refuses larger messages before they reach the broker.
+	// Default DefaultBatchBytes.
 	MaxMessageBytes int
 	// MaxBufferedBytes bounds the values held by the producer at once.
 	// Default 64 MiB; it must be at least MaxMessageBytes.
 	MaxBufferedBytes int64
 	// BatchSize and BatchBytes bound one produce request; BatchTimeout is how
-	// long a partial batch waits for more. Defaults 1000, 4 MiB, 20ms.
+	// long a partial batch waits for more. Defaults 1000, DefaultBatchBytes,
+	// 20ms. The broker refuses a record batch over its message.max.bytes.
 	BatchSize    int
 	BatchBytes   int64
 	BatchTimeout time.Duration
@@ -64,7 +70,7 @@ func (c *Config) withDefaults() Config {
 		d.Topic = DefaultTopic
 	}
 	if d.MaxMessageBytes == 0 {
-		d.MaxMessageBytes = 1 << 20
+		d.MaxMessageBytes = DefaultBatchBytes
 	}
 	if d.MaxBufferedBytes == 0 {
 		d.MaxBufferedBytes = 64 << 20
@@ -73,7 +79,7 @@ func (c *Config) withDefaults() Config {
 		d.BatchSize = 1000
 	}
 	if d.BatchBytes == 0 {
-		d.BatchBytes = 4 << 20
+		d.BatchBytes = DefaultBatchBytes
 	}
 	if d.BatchTimeout == 0 {
 		d.BatchTimeout = 20 * time.Millisecond

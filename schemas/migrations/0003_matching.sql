@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS match_version_findings (
     fixed          String,
     last_affected  String,
     fix_published  DateTime,
-    matched_at     DateTime
+    matched_at     DateTime,
+    run_id         String    -- the match_runs row that wrote it
 ) ENGINE = ReplacingMergeTree(matched_at)
 ORDER BY (ecosystem, match_name, v_key, source, advisory_id, record_hash, range_idx);
 
@@ -71,7 +72,8 @@ CREATE TABLE IF NOT EXISTS match_inventory_findings (
     fixed          String,
     last_affected  String,
     fix_published  DateTime,
-    matched_at     DateTime
+    matched_at     DateTime,
+    run_id         String
 ) ENGINE = ReplacingMergeTree(matched_at)
 ORDER BY (inventory_hash, source, advisory_id, record_hash, ecosystem, name, arch, version, location);
 
@@ -184,7 +186,7 @@ FROM (
         FROM scans
         GROUP BY host_id
     )
-) AS j1l
+) AS latest_scans
 ALL INNER JOIN (
     SELECT inventory_hash, ecosystem, name, version, arch, location,
         match_name, match_version, source, advisory_id, record_hash,
@@ -195,13 +197,13 @@ ALL INNER JOIN (
             match_name, match_version, source, advisory_id, record_hash,
             range_idx, range_type, status, comparator, introduced, fixed, last_affected, fix_published
         FROM match_inventory_findings FINAL
-    ) AS j2l
+    ) AS findings
     ALL INNER JOIN (
         SELECT source, advisory_id, record_hash, aliases, cves, severity, cvss_score, file
         FROM advisories FINAL
         WHERE withdrawn = 0
-    ) AS j1r USING (source, advisory_id, record_hash)
-) AS j2r USING (inventory_hash);
+    ) AS current_advisories USING (source, advisory_id, record_hash)
+) AS inventory_findings USING (inventory_hash);
 
 -- Exposure history per (host, advisory), over every scan of the host, as
 -- known with the CURRENT advisory records (a later-published advisory is
@@ -212,7 +214,7 @@ ALL INNER JOIN (
 --   first_seen  first exposing scan
 --   last_seen   last exposing scan
 --   resolved_at first scan after last_seen (the package fixed or gone), or
---               1970-01-01 00:00:00 when the latest scan is still exposed
+--               the zero DateTime (epoch 0) while the latest scan is still exposed
 --   reopened    how many times exposure came back after a scan without it
 --   exposed_now 1 when the host's latest scan is exposed
 -- For "which hosts were exposed to X on date D" see analytics/match
@@ -229,24 +231,24 @@ FROM (
     SELECT host_id, source, advisory_id, arraySort(groupUniqArray(scanned_at)) AS exposed
     FROM (
         SELECT host_id, scanned_at, inventory_hash, kernel_running FROM scans FINAL
-    ) AS j3l
+    ) AS all_scans
     ALL INNER JOIN (
         SELECT inventory_hash, source, advisory_id, name, version, arch
         FROM (
             SELECT inventory_hash, source, advisory_id, record_hash, name, version, arch
             FROM match_inventory_findings FINAL
-        ) AS j4l
+        ) AS findings
         ALL INNER JOIN (
             SELECT source, advisory_id, record_hash FROM advisories FINAL WHERE withdrawn = 0
-        ) AS j3r USING (source, advisory_id, record_hash)
-    ) AS j4r USING (inventory_hash)
+        ) AS current_advisories USING (source, advisory_id, record_hash)
+    ) AS inventory_findings USING (inventory_hash)
     WHERE NOT ((match(name, '^linux-image-[0-9]') OR name IN ('kernel', 'kernel-core') OR match(name, '^linux-(lts|virt|edge|rpi|rpi2|rpi4)$'))
         AND kernel_running != ''
         AND NOT (name = concat('linux-image-', kernel_running)
             OR concat(replaceRegexpOne(version, '^[0-9]+:', ''), '.', arch) = kernel_running
             OR concat(replaceRegexpOne(version, '-r([0-9]+)$', '-\\1'), '-', substring(name, 7)) = kernel_running))
     GROUP BY host_id, source, advisory_id
-) AS j5l
+) AS exposures
 ALL INNER JOIN (
     SELECT host_id, arraySort(groupUniqArray(scanned_at)) AS scan_times FROM scans FINAL GROUP BY host_id
-) AS j5r USING (host_id);
+) AS host_scans USING (host_id);

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -222,6 +221,38 @@ func startInProcessKafka(ctx context.Context, topic string) (*kfake.Cluster, []s
 	return c, brokers, nil
 }
 
+// fleetKafka gives a fleet step its topic: on the real broker when one is
+// up (disk-backed: an in-process broker holds every message in memory,
+// about 1 GB per 10,000 full scans), else in-process. cleanup deletes the
+// topics or stops the broker.
+func fleetKafka(ctx context.Context, cfg Config, name string, log *slog.Logger) (topic string, brokers []string, cleanup func(), err error) {
+	if cfg.Kafka == "" {
+		topic = "pgbench.scans"
+		c, brokers, err := startInProcessKafka(ctx, topic)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		return topic, brokers, c.Close, nil
+	}
+	topic = "pgbench." + cfg.RunID + "." + name
+	brokers = []string{cfg.Kafka}
+	cleanup = func() {
+		if err := deleteTopics(cfg.Kafka, topic, topic+".dlq"); err != nil {
+			log.Warn("delete topics", "topic", topic, "err", err)
+		}
+	}
+	for _, t := range []struct {
+		name string
+		n    int
+	}{{topic, 4}, {topic + ".dlq", 1}} {
+		if err := publish.EnsureTopic(ctx, brokers, t.name, t.n); err != nil {
+			cleanup()
+			return "", nil, nil, err
+		}
+	}
+	return topic, brokers, cleanup, nil
+}
+
 func ingest(ctx context.Context, st store.Store, brokers []string, topic string, log *slog.Logger) (consumer.Stats, error) {
 	return consumer.Run(ctx, consumer.Config{Brokers: brokers, Topic: topic, GroupID: "pgbench", Drain: true,
 		Logger: quiet(log), ProgressInterval: -1}, st)
@@ -240,12 +271,10 @@ func percentile(d []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-var errNeedsFixture = errors.New("no fleet fixture")
-
-// fixtureDir is where match:<smallest n> leaves its chDB store for the KPI
-// and export steps.
+// fixtureDir is the chDB store the KPI and export steps share (the first
+// of them builds it).
 func fixtureDir(cfg Config) string {
-	return filepath.Join(cfg.Work, fmt.Sprintf("fleet-%d", cfg.Endpoints[0]))
+	return filepath.Join(cfg.Work, fmt.Sprintf("kpi-fleet-%d", cfg.KPIHosts))
 }
 
 func containsFold(list []string, s string) bool {

@@ -29,6 +29,7 @@ type Config struct {
 	Quick      bool   `json:"quick"`
 	Endpoints  []int  `json:"endpoints"`   // fleet sizes of the matching steps
 	E2EHosts   int    `json:"e2e_hosts"`   // endpoints of the Kafka → ClickHouse step
+	KPIHosts   int    `json:"kpi_hosts"`   // endpoints of the KPI and export fixture (findings grow ~5,000 per host)
 	Days       int    `json:"days"`        // simulated days (day 0 full, the rest incremental)
 	Shared     string `json:"shared"`      // ../shared/data
 	Work       string `json:"work"`        // scratch directory of this run

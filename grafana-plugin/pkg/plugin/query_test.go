@@ -11,8 +11,8 @@ import (
 func TestParseQuery(t *testing.T) {
 	tests := []struct {
 		name, queryType, json string
-		check             func(t *testing.T, q Query)
-		err               string
+		check                 func(t *testing.T, q Query)
+		err                   string
 	}{
 		{name: "kpi", json: `{"queryType":"kpi","kpi":"mttr","dimension":"ring","severity":"all"}`,
 			check: func(t *testing.T, q Query) {

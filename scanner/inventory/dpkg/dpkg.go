@@ -137,8 +137,31 @@ func toPackage(f map[string]string, in *extract.Input, line int, res *extract.Re
 			}
 		}
 	}
+	if unsigned, ok := unsignedKernelSource(p.SourceName); ok {
+		// Signed kernel images are built by a wrapper source package whose
+		// own version (6.1.76+1) is not the kernel's; advisories name the
+		// kernel source (linux), whose version the image binary carries.
+		p.SourceName, p.SourceVersion = unsigned, p.Version
+	}
 	p.PURL = PURL(in.Distro, &p)
 	return p, true
+}
+
+// debianKernelArchs are the suffixes of Debian's linux-signed-<arch> sources.
+var debianKernelArchs = map[string]bool{"amd64": true, "arm64": true, "i386": true, "armhf": true, "armel": true, "ppc64el": true, "s390x": true, "mips64el": true, "riscv64": true}
+
+// unsignedKernelSource maps a signed kernel's wrapper source to the kernel
+// source advisories are keyed by: Debian linux-signed-amd64 → linux, Ubuntu
+// linux-signed-hwe-6.5 → linux-hwe-6.5, linux-signed → linux.
+func unsignedKernelSource(src string) (string, bool) {
+	rest, ok := strings.CutPrefix(src, "linux-signed")
+	if !ok {
+		return "", false
+	}
+	if rest == "" || debianKernelArchs[strings.TrimPrefix(rest, "-")] {
+		return "linux", true
+	}
+	return "linux" + rest, true
 }
 
 func ecosystem(d extract.Distro) string {

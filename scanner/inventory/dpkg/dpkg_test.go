@@ -75,6 +75,12 @@ Architecture: amd64
 Source: gcc-12 (12.2.0-14)
 Version: 12.2.0-14+deb12u1
 
+Package: linux-image-6.1.0-18-amd64
+Status: install ok installed
+Architecture: amd64
+Source: linux-signed-amd64 (6.1.76+1)
+Version: 6.1.76-1
+
 Package: removed
 Status: deinstall ok config-files
 Version: 1.0
@@ -88,6 +94,8 @@ Version: 2.0
 			PURL: "pkg:deb/debian/openssh-server@1:9.2p1-2%2Bdeb12u5?arch=amd64&distro=debian-12&upstream=openssh", Location: "/var/lib/dpkg/status"},
 		{Ecosystem: "Debian:12", Name: "libgcc-s1", Version: "12.2.0-14+deb12u1", Arch: "amd64", SourceName: "gcc-12", SourceVersion: "12.2.0-14",
 			PURL: "pkg:deb/debian/libgcc-s1@12.2.0-14%2Bdeb12u1?arch=amd64&distro=debian-12&upstream=gcc-12", Location: "/var/lib/dpkg/status"},
+		{Ecosystem: "Debian:12", Name: "linux-image-6.1.0-18-amd64", Version: "6.1.76-1", Arch: "amd64", SourceName: "linux", SourceVersion: "6.1.76-1",
+			PURL: "pkg:deb/debian/linux-image-6.1.0-18-amd64@6.1.76-1?arch=amd64&distro=debian-12&upstream=linux", Location: "/var/lib/dpkg/status"},
 		{Ecosystem: "Debian:12", Name: "held", Version: "2.0", SourceName: "held", SourceVersion: "2.0",
 			PURL: "pkg:deb/debian/held@2.0?distro=debian-12", Location: "/var/lib/dpkg/status"},
 	}
@@ -123,6 +131,26 @@ Version: 1.0
 	for _, w := range res.Warnings {
 		if !strings.HasPrefix(w, "/var/lib/dpkg/status: line ") {
 			t.Errorf("warning does not name file and line: %q", w)
+		}
+	}
+}
+
+func TestUnsignedKernelSource(t *testing.T) {
+	for _, tc := range []struct {
+		src, want string
+		ok        bool
+	}{
+		{"linux-signed-amd64", "linux", true},
+		{"linux-signed-arm64", "linux", true},
+		{"linux-signed", "linux", true},
+		{"linux-signed-hwe-6.5", "linux-hwe-6.5", true},
+		{"linux", "", false},
+		{"linux-signed-amd64-x", "linux-amd64-x", true},
+		{"openssl", "", false},
+	} {
+		got, ok := unsignedKernelSource(tc.src)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("unsignedKernelSource(%q) = %q, %v; want %q, %v", tc.src, got, ok, tc.want, tc.ok)
 		}
 	}
 }

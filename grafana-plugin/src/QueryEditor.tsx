@@ -1,0 +1,128 @@
+import React, { ChangeEvent, useEffect, useState } from 'react';
+import { QueryEditorProps, SelectableValue } from '@grafana/data';
+import { InlineField, InlineFieldRow, Input, RadioButtonGroup, Select } from '@grafana/ui';
+
+import { DataSource } from './datasource';
+import { Catalog, PatchgridOptions, PatchgridQuery, QueryType, queryTypes } from './types';
+
+type Props = QueryEditorProps<DataSource, PatchgridQuery, PatchgridOptions>;
+
+const typeOptions: Array<SelectableValue<QueryType>> = queryTypes.map((t) => ({ label: t, value: t }));
+const kevOptions: Array<SelectableValue<'' | 'true' | 'false'>> = [
+  { label: 'any', value: '' },
+  { label: 'in KEV', value: 'true' },
+  { label: 'not in KEV', value: 'false' },
+];
+
+const opts = (values: string[] = []): Array<SelectableValue<string>> => values.map((v) => ({ label: v, value: v }));
+
+export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) {
+  const [catalog, setCatalog] = useState<Catalog | undefined>();
+  const [error, setError] = useState<string | undefined>();
+
+  useEffect(() => {
+    datasource
+      .catalog()
+      .then(setCatalog)
+      .catch((e: unknown) => setError(e instanceof Error ? e.message : String(e)));
+  }, [datasource]);
+
+  const type = query.queryType ?? 'kpi';
+  const update = (patch: Partial<PatchgridQuery>) => {
+    onChange({ ...query, ...patch });
+    onRunQuery();
+  };
+  const text =
+    (key: 'value' | 'policy' | 'severity' | 'ring' | 'owner' | 'os' | 'host') => (e: ChangeEvent<HTMLInputElement>) =>
+      onChange({ ...query, [key]: e.currentTarget.value });
+  const num = (key: 'minRisk' | 'limit') => (e: ChangeEvent<HTMLInputElement>) =>
+    onChange({ ...query, [key]: e.currentTarget.value === '' ? undefined : Number(e.currentTarget.value) });
+  const selected = catalog?.kpis.find((k) => k.name === query.kpi);
+
+  return (
+    <>
+      <InlineFieldRow>
+        <InlineField label="Query" error={error} invalid={!!error}>
+          <RadioButtonGroup options={typeOptions} value={type} onChange={(v) => update({ queryType: v })} />
+        </InlineField>
+      </InlineFieldRow>
+      {(type === 'kpi' || type === 'trend') && (
+        <InlineFieldRow>
+          {type === 'kpi' && (
+            <InlineField label="KPI" tooltip={selected?.summary}>
+              <Select
+                width={24}
+                options={(catalog?.kpis ?? []).map((k) => ({ label: k.name, value: k.name, description: k.summary }))}
+                value={query.kpi}
+                onChange={(v) => update({ kpi: v.value })}
+              />
+            </InlineField>
+          )}
+          <InlineField label="Breakdown">
+            <Select
+              width={16}
+              options={opts(catalog?.dimensions)}
+              value={query.dimension ?? 'all'}
+              onChange={(v) => update({ dimension: v.value })}
+            />
+          </InlineField>
+          <InlineField label="Value" tooltip="One value of the breakdown (a ring, owner, ...); empty: every one">
+            <Input width={16} value={query.value ?? ''} onChange={text('value')} onBlur={onRunQuery} />
+          </InlineField>
+          <InlineField label="Severity" tooltip="One severity, or all (the rollup); empty: every row">
+            <Input width={12} value={query.severity ?? ''} onChange={text('severity')} onBlur={onRunQuery} />
+          </InlineField>
+          {type === 'kpi' && selected?.per_policy && (
+            <InlineField label="SLA policy">
+              <Input width={12} value={query.policy ?? ''} placeholder="default" onChange={text('policy')} onBlur={onRunQuery} />
+            </InlineField>
+          )}
+          {type === 'trend' && (
+            <InlineField label="Metric">
+              <Select
+                width={16}
+                options={opts(catalog?.trend_metrics)}
+                value={query.metric ?? 'open_at_end'}
+                onChange={(v) => update({ metric: v.value as PatchgridQuery['metric'] })}
+              />
+            </InlineField>
+          )}
+        </InlineFieldRow>
+      )}
+      {(type === 'findings' || type === 'hosts') && (
+        <InlineFieldRow>
+          {type === 'findings' && (
+            <>
+              <InlineField label="Severities" tooltip="Comma-separated, e.g. critical,high">
+                <Input width={18} value={query.severity ?? ''} onChange={text('severity')} onBlur={onRunQuery} />
+              </InlineField>
+              <InlineField label="KEV">
+                <RadioButtonGroup options={kevOptions} value={query.kev ?? ''} onChange={(v) => update({ kev: v })} />
+              </InlineField>
+            </>
+          )}
+          <InlineField label="Ring">
+            <Input width={10} value={query.ring ?? ''} onChange={text('ring')} onBlur={onRunQuery} />
+          </InlineField>
+          <InlineField label="Owner">
+            <Input width={12} value={query.owner ?? ''} onChange={text('owner')} onBlur={onRunQuery} />
+          </InlineField>
+          <InlineField label="OS" tooltip="Ecosystem, e.g. Debian:12">
+            <Input width={12} value={query.os ?? ''} onChange={text('os')} onBlur={onRunQuery} />
+          </InlineField>
+          {type === 'findings' && (
+            <InlineField label="Host">
+              <Input width={12} value={query.host ?? ''} onChange={text('host')} onBlur={onRunQuery} />
+            </InlineField>
+          )}
+          <InlineField label="Min risk" tooltip="0..100">
+            <Input width={8} type="number" value={query.minRisk ?? ''} onChange={num('minRisk')} onBlur={onRunQuery} />
+          </InlineField>
+          <InlineField label="Limit" tooltip="Rows, 1..10000 (default 100)">
+            <Input width={8} type="number" value={query.limit ?? ''} onChange={num('limit')} onBlur={onRunQuery} />
+          </InlineField>
+        </InlineFieldRow>
+      )}
+    </>
+  );
+}
