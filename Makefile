@@ -69,3 +69,15 @@ bench: deps
 bench-quick: deps
 	go build -o bin/pgbench ./bench/cmd/pgbench
 	PATCHGRID_CHDB_LIB="$$(bash scripts/install-chdb.sh 2>/dev/null)" bin/pgbench -quick $(BENCH_ARGS)
+
+# The Grafana backend plugin, packaged as Grafana loads it (the frontend
+# bundle needs Grafana's webpack toolchain: see grafana-plugin/README.md).
+grafana-plugin:
+	mkdir -p grafana-plugin/dist/img
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -o grafana-plugin/dist/gpx_patchgrid_linux_amd64 ./grafana-plugin/pkg
+	cp grafana-plugin/src/plugin.json grafana-plugin/dist/
+	cp grafana-plugin/src/img/logo.svg grafana-plugin/dist/img/
+
+# Strict tsc --noEmit of the frontend; node_modules live in $PATCHGRID_CACHE.
+grafana-plugin-typecheck:
+	bash grafana-plugin/typecheck.sh

@@ -43,7 +43,8 @@ var built struct {
 }
 
 // buildPlugin builds the plugin binary once per test run, under the name
-// Grafana looks for.
+// Grafana looks for and as the Makefile ships it: static (CGO_ENABLED=0),
+// with chDB loaded at run time through purego.
 func buildPlugin(t *testing.T) string {
 	t.Helper()
 	built.once.Do(func() {
@@ -54,7 +55,7 @@ func buildPlugin(t *testing.T) string {
 		}
 		built.path = filepath.Join(dir, "gpx_patchgrid_linux_amd64")
 		cmd := exec.Command("go", "build", "-o", built.path, ".")
-		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=amd64")
+		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0")
 		built.log, built.err = cmd.CombinedOutput()
 	})
 	if built.err != nil {

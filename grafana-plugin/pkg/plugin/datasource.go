@@ -53,12 +53,12 @@ func NewInstances(log *slog.Logger) *Instances {
 func (in *Instances) New(_ context.Context, s backend.DataSourceInstanceSettings) (instancemgmt.Instance, error) {
 	settings, err := LoadSettings(s)
 	d := &Datasource{
-		name:        s.Name,
 		settings:    settings,
 		settingsErr: err,
 		log:         in.log.With("datasource", s.Name, "uid", s.UID),
 		open:        in.open,
 		instances:   in,
+		ownsStore:   true,
 	}
 	d.resources = httpadapter.New(d.routes())
 	in.mu.Lock()
@@ -85,13 +85,13 @@ func (in *Instances) Close() {
 
 // Datasource is one configured patchgrid data source.
 type Datasource struct {
-	name        string
 	settings    Settings
 	settingsErr error
 	log         *slog.Logger
 	open        func(context.Context, store.Config) (store.Store, error)
-	instances   *Instances
+	instances   *Instances // nil for NewWithStore
 	resources   backend.CallResourceHandler
+	ownsStore   bool // Dispose closes the store
 
 	mu       sync.Mutex
 	st       store.Store
@@ -101,9 +101,7 @@ type Datasource struct {
 // NewWithStore returns a data source reading st, for embedding and tests;
 // Dispose does not close st.
 func NewWithStore(st store.Store, log *slog.Logger) *Datasource {
-	d := &Datasource{name: "patchgrid", settings: Settings{Backend: st.Backend()}, log: log}
-	d.st = st
-	d.open = func(context.Context, store.Config) (store.Store, error) { return nil, errors.New("no store") }
+	d := &Datasource{settings: Settings{Backend: st.Backend()}, log: log, st: st}
 	d.resources = httpadapter.New(d.routes())
 	return d
 }
@@ -145,7 +143,6 @@ func (d *Datasource) store(ctx context.Context) (store.Store, error) {
 func (d *Datasource) Dispose() {
 	d.mu.Lock()
 	st := d.st
-	owned := d.instances != nil
 	d.st, d.disposed = nil, true
 	d.mu.Unlock()
 	if d.instances != nil {
@@ -153,7 +150,7 @@ func (d *Datasource) Dispose() {
 		delete(d.instances.all, d)
 		d.instances.mu.Unlock()
 	}
-	if st != nil && owned {
+	if st != nil && d.ownsStore {
 		if err := st.Close(); err != nil {
 			d.log.Error("close store", "err", err)
 		} else {
@@ -173,6 +170,11 @@ func (d *Datasource) QueryData(ctx context.Context, req *backend.QueryDataReques
 }
 
 func (d *Datasource) query(ctx context.Context, dq backend.DataQuery) backend.DataResponse {
+	// Bad settings and bad queries are the user's to fix: 400, and not
+	// counted against the plugin.
+	if d.settingsErr != nil {
+		return backend.ErrDataResponseWithSource(backend.StatusBadRequest, backend.ErrorSourceDownstream, d.settingsErr.Error())
+	}
 	q, err := ParseQuery(dq.QueryType, dq.JSON)
 	if err != nil {
 		return backend.ErrDataResponseWithSource(backend.StatusBadRequest, backend.ErrorSourceDownstream,

@@ -253,4 +253,8 @@ func TestInvalidSettingsReported(t *testing.T) {
 	if res.Status != backend.HealthStatusError || !strings.Contains(res.Message, `unknown backend "mysql"`) {
 		t.Fatalf("health %+v", res)
 	}
+	r := queryOne(t, inst.(*Datasource), `{"queryType":"kpi","kpi":"mttr"}`, backend.TimeRange{})
+	if r.Status != backend.StatusBadRequest || r.ErrorSource != backend.ErrorSourceDownstream || !strings.Contains(r.Error.Error(), "mysql") {
+		t.Fatalf("query with bad settings: %+v", r)
+	}
 }
