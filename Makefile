@@ -23,7 +23,7 @@ FUZZ_PKGS ?=
 FUZZTIME ?= 10s
 
 .PHONY: deps deps-chdb deps-kafka deps-clickhouse build services-up services-down \
-	services-status test run fuzz bench bench-quick
+	services-status test run fuzz bench bench-quick grafana-plugin grafana-plugin-typecheck
 
 deps: deps-chdb deps-kafka deps-clickhouse
 

@@ -32,7 +32,9 @@ func Schema(cols []Column) *arrow.Schema {
 		case Time:
 			f.Type, f.Nullable = &arrow.TimestampType{Unit: arrow.Second, TimeZone: "UTC"}, true
 		case StringList:
-			f.Type = arrow.ListOf(arrow.BinaryTypes.String)
+			// Items are never null: ClickHouse's Array(String) has none, and the
+			// engine's own Arrow output declares them so too.
+			f.Type = arrow.ListOfNonNullable(arrow.BinaryTypes.String)
 		}
 		fields[i] = f
 	}

@@ -40,17 +40,20 @@ func (t *textWriter) header() error {
 	if t.json {
 		return nil
 	}
-	buf := t.buf[:0]
-	for i, c := range t.cols {
+	t.buf = AppendCSVHeader(t.buf[:0], t.cols)
+	_, err := t.w.Write(t.buf)
+	return err
+}
+
+// AppendCSVHeader appends the header line of a CSV export of cols to buf.
+func AppendCSVHeader(buf []byte, cols []Column) []byte {
+	for i, c := range cols {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
 		buf = appendCSVField(buf, c.Name)
 	}
-	buf = append(buf, '\n')
-	t.buf = buf
-	_, err := t.w.Write(buf)
-	return err
+	return append(buf, '\n')
 }
 
 func (t *textWriter) WriteBatch(b *Batch) error {

@@ -175,9 +175,35 @@ func Findings(ctx context.Context, st store.Store, f Filter, page *Page) (store.
 }
 
 // Export streams the findings f selects to w in format (see
-// analytics/export) with batches of batchSize rows (0: the default), and
-// returns how many rows it wrote. The CLI and the API both export this way.
+// analytics/export) and returns how many rows it wrote. The CLI and the API
+// both export this way. When the store can write query results itself
+// (store.RawQuerier: the embedded engine) the engine formats the rows
+// (ExportSQL); otherwise rows are decoded and written by export's writers
+// in batches of batchSize rows (0: the default). Both give the same
+// columns, types and values.
 func Export(ctx context.Context, st store.Store, f Filter, format string, w io.Writer, batchSize int) (int64, error) {
+	if rq, ok := st.(store.RawQuerier); ok {
+		q, args, err := ExportSQL(f, format)
+		if err != nil {
+			return 0, err
+		}
+		rawFormat := rawFormats[format]
+		var hw *headerWriter
+		if format == "csv" {
+			// The header comes from FindingColumns, byte for byte the row
+			// path's; the engine writes the rows (CSV, no names).
+			hw = &headerWriter{w: w, header: export.AppendCSVHeader(nil, FindingColumns)}
+			w = hw
+		}
+		n, err := rq.QueryRaw(ctx, w, rawFormat, q, args...)
+		if err == nil && hw != nil {
+			err = hw.flush() // an empty CSV export still names its columns
+		}
+		if err != nil {
+			return n, fmt.Errorf("export %s: %w", format, err)
+		}
+		return n, nil
+	}
 	// The query goes first: a writer may write a header at once, and a
 	// failed query must leave w untouched.
 	rows, err := Findings(ctx, st, f, nil)
@@ -190,6 +216,113 @@ func Export(ctx context.Context, st store.Store, f Filter, format string, w io.W
 		return 0, err
 	}
 	return export.Copy(ctx, rows, FindingColumns, ew, batchSize)
+}
+
+// rawFormats maps export formats to the ClickHouse output formats that
+// write them.
+var rawFormats = map[string]string{
+	"arrow":   "ArrowStream",
+	"parquet": "Parquet",
+	"csv":     "CSV", // header: see Export
+	"json":    "JSONEachRow",
+}
+
+// rawSettings make the engine's output match export's writers (README of
+// analytics/export): strings as UTF-8 strings not binary, no dictionaries,
+// uncompressed Arrow buffers (the engine's default is LZ4, which not every
+// reader supports),
+// numbers unquoted in JSON, NaN as JSON null, '/' unescaped and invalid
+// UTF-8 replaced in JSON (so it always parses), ISO 8601 UTC times, NULL
+// as an empty CSV field, Snappy Parquet.
+const rawSettings = ` SETTINGS output_format_arrow_string_as_string = 1, output_format_arrow_low_cardinality_as_dictionary = 0,
+	output_format_arrow_compression_method = 'none',
+	output_format_parquet_string_as_string = 1, output_format_parquet_compression_method = 'snappy',
+	output_format_json_quote_64bit_integers = 0, output_format_json_quote_64bit_floats = 0, output_format_json_quote_denormals = 0,
+	output_format_json_escape_forward_slashes = 0, output_format_json_validate_utf8 = 1,
+	date_time_output_format = 'iso', format_csv_null_representation = ''`
+
+// headerWriter writes header before the first bytes written through it,
+// so that a query failing before its first row leaves the output untouched.
+type headerWriter struct {
+	w      io.Writer
+	header []byte
+}
+
+func (h *headerWriter) Write(p []byte) (int, error) {
+	if err := h.flush(); err != nil {
+		return 0, err
+	}
+	return h.w.Write(p)
+}
+
+func (h *headerWriter) flush() error {
+	if h.header == nil {
+		return nil
+	}
+	_, err := h.w.Write(h.header)
+	h.header = nil
+	return err
+}
+
+// ExportSQL is the statement the engine formats an export with: the rows
+// of FindingsSQL (unordered), each column cast to the ClickHouse type that
+// gives its export type in format ("arrow", "parquet", "csv" or "json"):
+// floats that are not numbers and times that mean "none" become NULL; CSV
+// lists are joined with ';'.
+func ExportSQL(f Filter, format string) (string, []any, error) {
+	if _, ok := rawFormats[format]; !ok {
+		return "", nil, fmt.Errorf("unknown export format %q (want one of %v)", format, export.Formats)
+	}
+	inner, args, err := FindingsSQL(f, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	for i, c := range FindingColumns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		n := c.Name
+		switch c.Kind {
+		case export.String:
+			fmt.Fprintf(&b, "CAST(%s AS String)", n)
+		case export.Int64:
+			fmt.Fprintf(&b, "toInt64(%s)", n)
+		case export.Float64:
+			if format == "json" {
+				// JSON writes NaN and infinities as null by itself
+				// (output_format_json_quote_denormals = 0), and plain
+				// Float64 formats twice as fast as Nullable.
+				fmt.Fprintf(&b, "toFloat64(%s)", n)
+			} else {
+				fmt.Fprintf(&b, "CAST(if(isFinite(toFloat64(%[1]s)), toFloat64(%[1]s), NULL) AS Nullable(Float64))", n)
+			}
+		case export.Bool:
+			fmt.Fprintf(&b, "CAST(%s != 0 AS Bool)", n)
+		case export.Time:
+			if format == "arrow" || format == "parquet" {
+				// DateTime64(0) is what becomes timestamp[s] (DateTime
+				// would be uint32).
+				fmt.Fprintf(&b, "CAST(nullIf(toDateTime(%s, 'UTC'), toDateTime(0, 'UTC')) AS Nullable(DateTime64(0, 'UTC')))", n)
+			} else {
+				// Same text (date_time_output_format = 'iso'), formatted
+				// faster than DateTime64.
+				fmt.Fprintf(&b, "nullIf(toDateTime(%s, 'UTC'), toDateTime(0, 'UTC'))", n)
+			}
+		case export.StringList:
+			if format == "csv" {
+				fmt.Fprintf(&b, "arrayStringConcat(%s, ';')", n)
+			} else {
+				fmt.Fprintf(&b, "CAST(%s AS Array(String))", n)
+			}
+		default:
+			return "", nil, fmt.Errorf("column %s: no export cast for kind %v", n, c.Kind)
+		}
+		b.WriteString(" AS " + n)
+	}
+	b.WriteString(" FROM (" + inner + ")" + rawSettings)
+	return b.String(), args, nil
 }
 
 // HostFilter selects hosts.

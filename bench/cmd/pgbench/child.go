@@ -139,13 +139,9 @@ func newFleet(in fleetInputs, endpoints, days int, log *slog.Logger) (*simulate.
 	}, in.bases, in.upgrades)
 }
 
-// producerConfig keeps produce requests under a broker's default
-// message.max.bytes (1 MiB): publish's default BatchBytes (4 MiB) is
-// refused by kfake ("Message Size Too Large"), and publish requires
-// BatchBytes >= MaxMessageBytes.
+// producerConfig is publish's defaults: what the product runs with.
 func producerConfig(brokers []string, topic string) publish.Config {
-	const limit = 1000000
-	return publish.Config{Brokers: brokers, Topic: topic, BatchBytes: limit, MaxMessageBytes: limit}
+	return publish.Config{Brokers: brokers, Topic: topic}
 }
 
 // pausingSink forwards the stream to a producer and stops after the first

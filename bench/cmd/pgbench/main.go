@@ -60,6 +60,7 @@ func run() int {
 		only      = flag.String("only", "", "comma-separated step names (prefixes) to run; default all")
 		noSvc     = flag.Bool("no-services", false, "do not start ClickHouse/Kafka (steps that need them are recorded as skipped)")
 		timeout   = flag.Duration("step-timeout", 20*time.Minute, "a step running longer is killed and recorded as failed")
+		maxRSS    = flag.Int("step-max-rss", 6000, "a step whose RSS passes this many MB is killed and recorded as failed (0: no limit)")
 		step      = flag.String("step", "", "internal: run one step in this process")
 		cfgJSON   = flag.String("config", "", "internal: the step's config as JSON")
 	)
@@ -93,7 +94,7 @@ func run() int {
 	}
 	o := orchestrator{
 		log: log, quick: *quick, sizes: sizes, shared: sharedAbs, outDir: *out, mdPath: *md,
-		only: splitList(*only), services: !*noSvc, stepTimeout: *timeout,
+		only: splitList(*only), services: !*noSvc, stepTimeout: *timeout, maxRSSMB: *maxRSS,
 	}
 	if err := o.run(ctx); err != nil {
 		log.Error("pgbench failed", "err", err)

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -52,13 +53,13 @@ type StepResult struct {
 
 // Machine describes where the run happened.
 type Machine struct {
-	Hostname string `json:"hostname"`
-	CPUModel string `json:"cpu_model"`
-	Cores    int    `json:"cores"`
+	Hostname string  `json:"hostname"`
+	CPUModel string  `json:"cpu_model"`
+	Cores    int     `json:"cores"`
 	MemoryGB float64 `json:"memory_gb"`
-	Kernel   string `json:"kernel"`
-	Go       string `json:"go"`
-	Load1    string `json:"load_at_start"`
+	Kernel   string  `json:"kernel"`
+	Go       string  `json:"go"`
+	Load1    string  `json:"load_at_start"`
 }
 
 // Results is the JSON file of one run.
@@ -83,6 +84,7 @@ type orchestrator struct {
 	only        []string
 	services    bool
 	stepTimeout time.Duration
+	maxRSSMB    int
 }
 
 func (o *orchestrator) run(ctx context.Context) error {
@@ -142,6 +144,7 @@ func (o *orchestrator) run(ctx context.Context) error {
 			break
 		}
 	}
+	cleanupRun(cfg, o.log)
 	res.Finished = time.Now().UTC()
 	res.Summary = summarize(res.Steps)
 	return o.write(&res)
@@ -209,7 +212,12 @@ func (o *orchestrator) runStep(ctx context.Context, s stepSpec, cfg Config) Step
 	cmd.WaitDelay = 10 * time.Second
 	o.log.Info("step start", "step", s.name)
 	t0 := time.Now()
-	err = cmd.Run()
+	var overRSS atomic.Bool
+	if err = cmd.Start(); err == nil {
+		stopWatch := o.watchRSS(cmd.Process.Pid, &overRSS)
+		err = cmd.Wait()
+		stopWatch()
+	}
 	r.WallS = time.Since(t0).Seconds()
 	if ps := cmd.ProcessState; ps != nil {
 		r.CPUS = (ps.UserTime() + ps.SystemTime()).Seconds()
@@ -222,6 +230,8 @@ func (o *orchestrator) runStep(ctx context.Context, s stepSpec, cfg Config) Step
 		r.Metrics, r.Info = out.Metrics, out.Info
 	}
 	switch {
+	case overRSS.Load():
+		r.Status, r.Error = "failed", fmt.Sprintf("killed: RSS over -step-max-rss %d MB (the machine is shared)", o.maxRSSMB)
 	case sctx.Err() == context.DeadlineExceeded:
 		r.Status, r.Error = "failed", fmt.Sprintf("timed out after %s", o.stepTimeout)
 	case err != nil:
@@ -236,6 +246,33 @@ func (o *orchestrator) runStep(ctx context.Context, s stepSpec, cfg Config) Step
 	o.log.Info("step done", "step", s.name, "status", r.Status, "wall_s", round(r.WallS, 1),
 		"cpu_s", round(r.CPUS, 1), "peak_rss_mb", round(r.PeakRSSMB, 0), "err", r.Error)
 	return r
+}
+
+// watchRSS kills the step's process group when its RSS passes the limit:
+// a step that runs away must not take the shared machine's memory.
+func (o *orchestrator) watchRSS(pid int, over *atomic.Bool) (stop func()) {
+	if o.maxRSSMB <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if rss := currentRSSMB(pid); rss > float64(o.maxRSSMB) {
+					o.log.Error("step over its memory limit; killing it", "pid", pid, "rss_mb", int(rss), "limit_mb", o.maxRSSMB)
+					over.Store(true)
+					syscall.Kill(-pid, syscall.SIGKILL)
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 func stepKind(name string) string {

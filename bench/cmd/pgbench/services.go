@@ -10,6 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/patchgrid/patchgrid/schemas/store"
 )
 
 // services starts the test servers through scripts/services.sh (run from
@@ -68,7 +72,12 @@ func servicePID(runDir, name string) int {
 }
 
 // peakRSSMB is a running process's high-water RSS (VmHWM) in MB.
-func peakRSSMB(pid int) float64 {
+func peakRSSMB(pid int) float64 { return procStatusMB(pid, "VmHWM:") }
+
+// currentRSSMB is a running process's RSS (VmRSS) in MB.
+func currentRSSMB(pid int) float64 { return procStatusMB(pid, "VmRSS:") }
+
+func procStatusMB(pid int, field string) float64 {
 	if pid <= 0 {
 		return 0
 	}
@@ -77,7 +86,7 @@ func peakRSSMB(pid int) float64 {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(l, field); ok {
 			var kb float64
 			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
 			return kb / 1024
@@ -118,4 +127,52 @@ func installOSVScanner(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("bench/scripts/install-osv-scanner.sh: %w", err)
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// cleanupRun drops what this run's steps create on the shared servers when
+// a killed step could not: databases pgbench_<run>_* and topics
+// pgbench.<run>.*. Steps that end normally have removed them already.
+func cleanupRun(cfg Config, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if cfg.ClickHouse != "" {
+		st, err := store.Open(ctx, store.Config{Backend: "clickhouse", Addr: cfg.ClickHouse, Database: "default"})
+		if err != nil {
+			log.Warn("cleanup: open ClickHouse", "err", err)
+		} else {
+			for _, db := range []string{"pgbench_" + cfg.RunID + "_e2e", "pgbench_" + cfg.RunID + "_ceiling"} {
+				if err := st.Exec(ctx, "DROP DATABASE IF EXISTS "+db); err != nil {
+					log.Warn("cleanup: drop database", "db", db, "err", err)
+				}
+			}
+			st.Close()
+		}
+	}
+	if cfg.Kafka != "" {
+		conn, err := kafka.DialContext(ctx, "tcp", cfg.Kafka)
+		if err != nil {
+			log.Warn("cleanup: dial Kafka", "err", err)
+			return
+		}
+		parts, err := conn.ReadPartitions()
+		conn.Close()
+		if err != nil {
+			log.Warn("cleanup: list topics", "err", err)
+			return
+		}
+		seen := map[string]bool{}
+		var ours []string
+		for _, p := range parts {
+			if strings.HasPrefix(p.Topic, "pgbench."+cfg.RunID+".") && !seen[p.Topic] {
+				seen[p.Topic] = true
+				ours = append(ours, p.Topic)
+			}
+		}
+		if len(ours) > 0 {
+			log.Info("cleanup: deleting topics a failed step left", "topics", ours)
+			if err := deleteTopics(cfg.Kafka, ours...); err != nil {
+				log.Warn("cleanup: delete topics", "err", err)
+			}
+		}
+	}
 }

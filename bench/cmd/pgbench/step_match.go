@@ -169,7 +169,7 @@ func buildFleet(ctx context.Context, cfg Config, n int, dir string, log *slog.Lo
 func ensureFixture(ctx context.Context, cfg Config, log *slog.Logger, out *StepOutput) error {
 	dir := fixtureDir(cfg)
 	out.Info["fleet_endpoints"] = cfg.KPIHosts
-	if _, err := os.Stat(dir+".complete"); err == nil {
+	if _, err := os.Stat(dir + ".complete"); err == nil {
 		return nil
 	}
 	log.Info("building the KPI/export fleet", "endpoints", cfg.KPIHosts)
