@@ -15,12 +15,9 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
-	"github.com/apache/arrow/go/v17/arrow/ipc"
-	"github.com/apache/arrow/go/v17/arrow/memory"
-	"github.com/apache/arrow/go/v17/parquet/file"
-	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 	"github.com/patchgrid/patchgrid/analytics/export"
 	"github.com/patchgrid/patchgrid/schemas/store"
+	"github.com/patchgrid/patchgrid/schemas/store/storetest"
 )
 
 // rowsOnly hides a store's RawQuerier, so Export takes the row path.
@@ -39,39 +36,10 @@ func decodeExport(t *testing.T, format string, b []byte) decoded {
 	t.Helper()
 	var d decoded
 	switch format {
-	case "arrow":
-		r, err := ipc.NewReader(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Release()
-		d.schema = r.Schema()
-		for r.Next() {
-			d.rows = append(d.rows, arrowRows(t, r.Record())...)
-		}
-		if err := r.Err(); err != nil {
-			t.Fatal(err)
-		}
-	case "parquet":
-		pf, err := file.NewParquetReader(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 1 << 16}, memory.DefaultAllocator)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tbl, err := fr.ReadTable(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tbl.Release()
-		d.schema = tbl.Schema()
-		tr := array.NewTableReader(tbl, 1<<16)
-		defer tr.Release()
-		for tr.Next() {
-			d.rows = append(d.rows, arrowRows(t, tr.Record())...)
-		}
+	case "arrow", "parquet":
+		d.schema = storetest.EachArrowRecord(t, b, format == "parquet", func(rec arrow.Record) {
+			d.rows = append(d.rows, arrowRows(t, rec)...)
+		})
 	case "csv":
 		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
 		if err != nil {

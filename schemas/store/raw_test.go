@@ -12,11 +12,8 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
-	"github.com/apache/arrow/go/v17/arrow/ipc"
-	"github.com/apache/arrow/go/v17/arrow/memory"
-	"github.com/apache/arrow/go/v17/parquet/file"
-	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 	"github.com/patchgrid/patchgrid/schemas/store"
+	"github.com/patchgrid/patchgrid/schemas/store/storetest"
 	"github.com/patchgrid/patchgrid/schemas/testenv"
 )
 
@@ -31,37 +28,8 @@ func rawSum(t *testing.T, format string, b []byte) (rows, sum int64) {
 		}
 	}
 	switch format {
-	case "ArrowStream":
-		r, err := ipc.NewReader(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Release()
-		for r.Next() {
-			addRecord(r.Record())
-		}
-		if err := r.Err(); err != nil {
-			t.Fatal(err)
-		}
-	case "Parquet":
-		pf, err := file.NewParquetReader(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 1 << 16}, memory.DefaultAllocator)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tbl, err := fr.ReadTable(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tbl.Release()
-		tr := array.NewTableReader(tbl, 1<<16)
-		defer tr.Release()
-		for tr.Next() {
-			addRecord(tr.Record())
-		}
+	case "ArrowStream", "Parquet":
+		storetest.EachArrowRecord(t, b, format == "Parquet", addRecord)
 	case "CSVWithNames":
 		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
 		if err != nil {
