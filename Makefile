@@ -70,10 +70,14 @@ bench-quick: deps
 	go build -o bin/pgbench ./bench/cmd/pgbench
 	PATCHGRID_CHDB_LIB="$$(bash scripts/install-chdb.sh 2>/dev/null)" bin/pgbench -quick $(BENCH_ARGS)
 
-# The Grafana backend plugin, packaged as Grafana loads it (the frontend
-# bundle needs Grafana's webpack toolchain: see grafana-plugin/README.md).
+# The Grafana data source plugin as Grafana loads it, in grafana-plugin/dist/
+# (made anew): plugin.json, img/, the frontend bundle module.js (AMD, built
+# and checked by bundle.sh with esbuild from $PATCHGRID_CACHE; needs node and
+# npm) and the backend binary. See grafana-plugin/README.md.
 grafana-plugin:
+	rm -rf grafana-plugin/dist
 	mkdir -p grafana-plugin/dist/img
+	bash grafana-plugin/bundle.sh grafana-plugin/dist
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -o grafana-plugin/dist/gpx_patchgrid_linux_amd64 ./grafana-plugin/pkg
 	cp grafana-plugin/src/plugin.json grafana-plugin/dist/
 	cp grafana-plugin/src/img/logo.svg grafana-plugin/dist/img/
