@@ -31,6 +31,10 @@ const (
 
 const numPackageColumns = 8
 
+// zstdSlack is the room the zstd decoder's fast copies need past the end of
+// the output (klauspost/compress's compressedBlockOverAlloc).
+const zstdSlack = 16
+
 // zstd encoders and decoders are expensive to build and safe for concurrent
 // EncodeAll/DecodeAll, so the process shares one of each.
 var (
@@ -229,69 +233,110 @@ type Decoder struct {
 	hs    hashScratch
 	body  []byte
 	table []string
+	spans []span
+}
+
+// span locates one string-table entry in the decompressed body.
+type span struct{ off, len uint32 }
+
+// DecodeOptions tune Decoder.DecodeWith.
+type DecodeOptions struct {
+	// SkipPackages, when set, is asked with the inventory hash of every
+	// full scan whether the caller already holds that package set (a
+	// consumer that stored it). When it returns true the package section is
+	// checked for structure only (every count and string reference in
+	// range, ecosystem, name and version present) and not materialized:
+	// Scan.Packages stays nil and Decoded.PackageCount gives the count.
+	// Neither the package strings' UTF-8 nor the hash are verified then;
+	// that is the point (they are most of the decoding cost), and it is
+	// safe because nothing from those packages is used: the stored set is
+	// the one verified when its hash was first seen.
+	SkipPackages func(inventoryHash string) bool
+}
+
+// Decoded is the result of DecodeWith.
+type Decoded struct {
+	Scan *Scan
+	// PackageCount is the number of packages the message carries, whether
+	// or not they were materialized.
+	PackageCount int
+	// PackagesSkipped says SkipPackages returned true: Scan.Packages is nil.
+	PackagesSkipped bool
 }
 
 // Decode parses and validates one message.
 func (d *Decoder) Decode(msg []byte) (*Scan, error) {
+	r, err := d.DecodeWith(msg, DecodeOptions{})
+	return r.Scan, err
+}
+
+// DecodeWith is Decode with options. Every failure is a *DecodeError.
+func (d *Decoder) DecodeWith(msg []byte, opt DecodeOptions) (Decoded, error) {
 	if len(msg) < headerMinLen {
 		if len(msg) >= len(Magic) && string(msg[:len(Magic)]) != Magic {
-			return nil, decodeErr(ReasonBadMagic, "header", 0, "got %q, want %q", msg[:len(Magic)], Magic)
+			return Decoded{}, decodeErr(ReasonBadMagic, "header", 0, "got %q, want %q", msg[:len(Magic)], Magic)
 		}
-		return nil, decodeErr(ReasonTruncated, "header", 0, "%d bytes is shorter than the %d-byte header", len(msg), headerMinLen)
+		return Decoded{}, decodeErr(ReasonTruncated, "header", 0, "%d bytes is shorter than the %d-byte header", len(msg), headerMinLen)
 	}
 	if string(msg[:len(Magic)]) != Magic {
-		return nil, decodeErr(ReasonBadMagic, "header", 0, "got %q, want %q", msg[:len(Magic)], Magic)
+		return Decoded{}, decodeErr(ReasonBadMagic, "header", 0, "got %q, want %q", msg[:len(Magic)], Magic)
 	}
 	if v := msg[len(Magic)]; v != SchemaVersion {
-		return nil, decodeErr(ReasonUnknownVersion, "header.version", len(Magic), "schema version %d, this build reads %d", v, SchemaVersion)
+		return Decoded{}, decodeErr(ReasonUnknownVersion, "header.version", len(Magic), "schema version %d, this build reads %d", v, SchemaVersion)
 	}
 	flags := msg[len(Magic)+1]
 	if flags&^knownFlags != 0 {
-		return nil, decodeErr(ReasonUnknownVersion, "header.flags", len(Magic)+1, "unknown flag bits %#02x", flags&^knownFlags)
+		return Decoded{}, decodeErr(ReasonUnknownVersion, "header.flags", len(Magic)+1, "unknown flag bits %#02x", flags&^knownFlags)
 	}
 	rest := msg[len(Magic)+2:]
 	bodyLen, n := binary.Uvarint(rest)
 	if n <= 0 {
-		return nil, decodeErr(ReasonTruncated, "header.body_len", len(Magic)+2, "bad uvarint")
+		return Decoded{}, decodeErr(ReasonTruncated, "header.body_len", len(Magic)+2, "bad uvarint")
 	}
 	if bodyLen > MaxBodySize {
-		return nil, decodeErr(ReasonTooLarge, "header.body_len", len(Magic)+2, "declared body of %d bytes exceeds %d", bodyLen, MaxBodySize)
+		return Decoded{}, decodeErr(ReasonTooLarge, "header.body_len", len(Magic)+2, "declared body of %d bytes exceeds %d", bodyLen, MaxBodySize)
 	}
 	payload := rest[n:]
 	var body []byte
 	if flags&flagZstd != 0 {
-		if cap(d.body) < int(bodyLen) {
-			d.body = make([]byte, 0, bodyLen)
+		// Cap at the declared length plus zstdSlack, so a lying header
+		// cannot make the frame inflate further (the length check below
+		// rejects the few slack bytes). The slack lets the decoder use its
+		// fast block copies, which may write up to 16 bytes past a match;
+		// with an exact-size buffer it falls back to bounds-exact copies,
+		// about twice as slow.
+		limit := int(bodyLen) + zstdSlack
+		if cap(d.body) < limit {
+			d.body = make([]byte, 0, limit)
 		}
-		// Cap at exactly the declared length so a lying header cannot
-		// make the frame inflate further.
-		out, err := sharedZstdDecoder().DecodeAll(payload, d.body[:0:bodyLen])
+		out, err := sharedZstdDecoder().DecodeAll(payload, d.body[:0:limit])
 		if err != nil {
-			return nil, &DecodeError{Reason: ReasonBadCompression, Field: "body", Offset: -1, Err: err}
+			return Decoded{}, &DecodeError{Reason: ReasonBadCompression, Field: "body", Offset: -1, Err: err}
 		}
 		if len(out) != int(bodyLen) {
-			return nil, decodeErr(ReasonBadCompression, "body", -1, "decompressed %d bytes, header declares %d", len(out), bodyLen)
+			return Decoded{}, decodeErr(ReasonBadCompression, "body", -1, "decompressed %d bytes, header declares %d", len(out), bodyLen)
 		}
 		body = out
 	} else {
 		if uint64(len(payload)) != bodyLen {
-			return nil, decodeErr(ReasonTruncated, "body", -1, "%d body bytes, header declares %d", len(payload), bodyLen)
+			return Decoded{}, decodeErr(ReasonTruncated, "body", -1, "%d body bytes, header declares %d", len(payload), bodyLen)
 		}
 		body = payload
 	}
-	s, err := d.parseBody(body)
+	res, err := d.parseBody(body, opt.SkipPackages)
 	if err != nil {
-		return nil, err
+		return Decoded{}, err
 	}
+	s := res.Scan
 	if err := s.Validate(); err != nil {
-		return nil, err
+		return Decoded{}, err
 	}
-	if !s.Heartbeat {
+	if !s.Heartbeat && !res.PackagesSkipped {
 		if got := d.hs.hash(s.Packages); got != s.InventoryHash {
-			return nil, invalid("inventory_hash", "hash %s does not match the packages (%s)", s.InventoryHash, got)
+			return Decoded{}, invalid("inventory_hash", "hash %s does not match the packages (%s)", s.InventoryHash, got)
 		}
 	}
-	return s, nil
+	return res, nil
 }
 
 // bodyReader reads the v1 body; the first error sticks and later reads
@@ -299,7 +344,8 @@ func (d *Decoder) Decode(msg []byte) (*Scan, error) {
 type bodyReader struct {
 	b     []byte
 	off   int
-	table []string
+	spans []span   // the string table, as offsets into b
+	table []string // the string table materialized (packages only)
 	err   *DecodeError
 	field string
 }
@@ -357,7 +403,27 @@ func (r *bodyReader) byte() byte {
 	return c
 }
 
+// lookup returns a scan-level string: validated and copied on its own, so
+// the table need not be materialized for a scan whose packages are skipped.
 func (r *bodyReader) lookup(ref uint64) string {
+	if r.err != nil || ref == 0 {
+		return ""
+	}
+	if ref > uint64(len(r.spans)) {
+		r.fail(ReasonMalformed, "string reference %d beyond the table of %d", ref, len(r.spans))
+		return ""
+	}
+	sp := r.spans[ref-1]
+	b := r.b[sp.off : sp.off+sp.len]
+	if !utf8.Valid(b) {
+		r.fail(ReasonMalformed, "string %d is not valid UTF-8", ref-1)
+		return ""
+	}
+	return string(b)
+}
+
+// tableLookup returns a string of the materialized table.
+func (r *bodyReader) tableLookup(ref uint64) string {
 	if r.err != nil || ref == 0 {
 		return ""
 	}
@@ -404,37 +470,34 @@ func (r *bodyReader) strList(field string, max int) []string {
 	return out
 }
 
-func (d *Decoder) parseBody(body []byte) (*Scan, error) {
+// parseBody parses a decompressed v1 body. The string table is indexed
+// first (offsets only); scan-level strings are validated and copied one by
+// one, and the whole table is materialized only when the packages are.
+func (d *Decoder) parseBody(body []byte, skip func(string) bool) (Decoded, error) {
 	r := &bodyReader{b: body}
 	n := r.count("strings", MaxBodySize)
 	if r.err != nil {
-		return nil, r.err
+		return Decoded{}, r.err
 	}
-	// One string allocation holds every table entry; the entries are
-	// substrings of it, so a decoded scan costs one copy of its text.
-	all := string(body)
-	table := d.table[:0]
+	spans := d.spans[:0]
+	r.field = "strings"
 	for i := range n {
-		r.field = "strings"
-		l := r.uvarint()
-		if r.err != nil {
-			return nil, r.err
+		var l uint64
+		if r.off < len(body) && body[r.off] < 0x80 { // most strings are short: inline
+			l = uint64(body[r.off])
+			r.off++
+		} else if l = r.uvarint(); r.err != nil {
+			return Decoded{}, r.err
 		}
 		if l > uint64(len(body)-r.off) {
 			r.fail(ReasonTruncated, "string %d of %d bytes but only %d left", i, l, len(body)-r.off)
-			return nil, r.err
+			return Decoded{}, r.err
 		}
-		s := all[r.off : r.off+int(l)]
-		if !utf8.ValidString(s) {
-			r.fail(ReasonMalformed, "string %d is not valid UTF-8", i)
-			return nil, r.err
-		}
-		table = append(table, s)
+		spans = append(spans, span{off: uint32(r.off), len: uint32(l)})
 		r.off += int(l)
 	}
-	d.table = table
-	r.table = table
-	defer clear(d.table) // do not pin the last message's text in a pooled Decoder
+	d.spans = spans
+	r.spans = spans
 
 	s := &Scan{}
 	s.HostID = r.str("host_id")
@@ -469,54 +532,140 @@ func (d *Decoder) parseBody(body []byte) (*Scan, error) {
 	s.Warnings = r.strList("warnings", MaxListLen)
 	np := r.count("packages", MaxPackages)
 	if r.err != nil {
-		return nil, r.err
+		return Decoded{}, r.err
 	}
-	if np > 0 {
-		s.Packages = make([]Package, np)
-		cols := [numPackageColumns]string{"ecosystem", "name", "version", "arch", "source_name", "source_version", "purl", "location"}
-		for col, name := range cols {
-			r.field = "packages." + name
-			var prev int64
-			for i := range s.Packages {
-				ref := prev + r.varint()
-				if r.err != nil {
-					return nil, r.err
-				}
-				if ref < 0 {
-					r.fail(ReasonMalformed, "negative string reference %d for package %d", ref, i)
-					return nil, r.err
-				}
-				prev = ref
-				v := r.lookup(uint64(ref))
-				p := &s.Packages[i]
-				switch col {
-				case 0:
-					p.Ecosystem = v
-				case 1:
-					p.Name = v
-				case 2:
-					p.Version = v
-				case 3:
-					p.Arch = v
-				case 4:
-					p.SourceName = v
-				case 5:
-					p.SourceVersion = v
-				case 6:
-					p.PURL = v
-				case 7:
-					p.Location = v
-				}
-			}
+	res := Decoded{Scan: s, PackageCount: np}
+	if np > 0 && !s.Heartbeat && skip != nil && skip(s.InventoryHash) {
+		res.PackagesSkipped = true
+		r.checkPackageRefs(np)
+	} else {
+		// Without skipping, every table entry is checked, referenced or
+		// not, as a v1 body requires.
+		if err := d.materializeTable(r); err != nil {
+			return Decoded{}, err
+		}
+		defer clear(d.table) // do not pin the last message's text in a pooled Decoder
+		if np > 0 {
+			s.Packages = r.packages(np)
 		}
 	}
 	if r.err != nil {
-		return nil, r.err
+		return Decoded{}, r.err
 	}
 	if r.off != len(body) {
 		r.field = ""
 		r.fail(ReasonMalformed, "%d trailing bytes after the last field", len(body)-r.off)
-		return nil, r.err
+		return Decoded{}, r.err
 	}
-	return s, nil
+	return res, nil
+}
+
+// materializeTable turns the whole string table into strings sharing one
+// allocation (a decoded scan costs one copy of its text), validating UTF-8.
+func (d *Decoder) materializeTable(r *bodyReader) error {
+	all := string(r.b)
+	table := d.table[:0]
+	for i, sp := range r.spans {
+		str := all[sp.off : sp.off+sp.len]
+		if !utf8.ValidString(str) {
+			r.field = "strings"
+			r.fail(ReasonMalformed, "string %d is not valid UTF-8", i)
+			return r.err
+		}
+		table = append(table, str)
+	}
+	d.table = table
+	r.table = table
+	return nil
+}
+
+// packageColumns names the package columns in wire order, for errors.
+var packageColumns = [numPackageColumns]string{"ecosystem", "name", "version", "arch", "source_name", "source_version", "purl", "location"}
+
+// packages reads np packages, column by column, from the materialized table.
+func (r *bodyReader) packages(np int) []Package {
+	pkgs := make([]Package, np)
+	for col, name := range packageColumns {
+		r.field = "packages." + name
+		var prev int64
+		for i := range pkgs {
+			ref := r.packageRef(&prev, i)
+			if r.err != nil {
+				return nil
+			}
+			v := r.tableLookup(uint64(ref))
+			p := &pkgs[i]
+			switch col {
+			case 0:
+				p.Ecosystem = v
+			case 1:
+				p.Name = v
+			case 2:
+				p.Version = v
+			case 3:
+				p.Arch = v
+			case 4:
+				p.SourceName = v
+			case 5:
+				p.SourceVersion = v
+			case 6:
+				p.PURL = v
+			case 7:
+				p.Location = v
+			}
+		}
+	}
+	return pkgs
+}
+
+// checkPackageRefs walks the package columns without materializing them:
+// the same structural checks as packages, plus the presence rules of
+// Validate (ecosystem, name and version), so a message whose packages are
+// skipped fails for the same structural reasons as one whose are not.
+func (r *bodyReader) checkPackageRefs(np int) {
+	// This loop is most of the cost of a skipped scan (eight references
+	// per package), so one-byte varints, the usual delta, are read inline.
+	size := int64(len(r.spans))
+	b := r.b
+	for col, name := range packageColumns {
+		r.field = "packages." + name
+		var prev int64
+		for i := range np {
+			var ref int64
+			if r.off < len(b) && b[r.off] < 0x80 {
+				x := b[r.off]
+				ref = prev + (int64(x>>1) ^ -int64(x&1)) // zigzag
+				r.off++
+				if ref < 0 {
+					r.fail(ReasonMalformed, "negative string reference %d for package %d", ref, i)
+					return
+				}
+				prev = ref
+			} else if ref = r.packageRef(&prev, i); r.err != nil {
+				return
+			}
+			if ref > size {
+				r.fail(ReasonMalformed, "string reference %d beyond the table of %d", ref, size)
+				return
+			}
+			if ref == 0 && col <= 2 {
+				r.err = invalid(fmt.Sprintf("packages[%d].%s", i, name), "package %d has no %s", i, name)
+				return
+			}
+		}
+	}
+}
+
+// packageRef reads the next delta-coded reference of a package column.
+func (r *bodyReader) packageRef(prev *int64, i int) int64 {
+	ref := *prev + r.varint()
+	if r.err != nil {
+		return 0
+	}
+	if ref < 0 {
+		r.fail(ReasonMalformed, "negative string reference %d for package %d", ref, i)
+		return 0
+	}
+	*prev = ref
+	return ref
 }
