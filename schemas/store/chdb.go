@@ -113,6 +113,8 @@ type chdbStore struct {
 	verOnce sync.Once
 	ver     Version
 	verErr  error
+
+	types typeCache
 }
 
 func openCHDB(ctx context.Context, cfg Config) (Store, error) {
@@ -252,6 +254,9 @@ func (s *chdbStore) Exec(ctx context.Context, query string, args ...any) error {
 		return stmtErr("chdb", q, err)
 	}
 	defer s.release(c)
+	// Any statement may change a table's columns: the next Insert
+	// describes again (see serverStore.Exec).
+	defer s.types.reset()
 	return stmtErr("chdb", q, chdbExec(c, q))
 }
 
@@ -476,7 +481,7 @@ func (r *chdbRows) Close() error {
 // insertChunk is how many encoded bytes go to the engine per append.
 const insertChunk = 1 << 20
 
-func (s *chdbStore) Insert(ctx context.Context, table string, columns []string, rows [][]any) error {
+func (s *chdbStore) Insert(ctx context.Context, table string, columns []string, rows [][]any) (err error) {
 	stmt, err := insertStatement(table, columns)
 	if err != nil {
 		return stmtErr("chdb", table, err)
@@ -484,10 +489,16 @@ func (s *chdbStore) Insert(ctx context.Context, table string, columns []string, 
 	if len(rows) == 0 {
 		return nil
 	}
-	types, err := describe(ctx, s, table, columns)
+	types, err := s.types.types(ctx, s, table, columns)
 	if err != nil {
 		return stmtErr("chdb", stmt, err)
 	}
+	defer func() {
+		if err != nil {
+			// The table may have changed under us: describe it again next time.
+			s.types.forget(table)
+		}
+	}()
 	// Encode everything before touching the engine, so bad input fails
 	// the batch before any of it is written.
 	buf := make([]byte, 0, min(insertChunk*4, 64*len(rows)*len(columns)))

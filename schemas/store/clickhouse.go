@@ -21,6 +21,8 @@ type serverStore struct {
 	verOnce sync.Once
 	ver     Version
 	verErr  error
+
+	types typeCache
 }
 
 func serverOptions(cfg Config, database string) *clickhouse.Options {
@@ -72,6 +74,10 @@ func (s *serverStore) Exec(ctx context.Context, query string, args ...any) error
 	if err != nil {
 		return stmtErr(s.Backend(), query, err)
 	}
+	// Any statement may change a table's columns: the next Insert
+	// describes again (reset after the statement, so that a concurrent
+	// Insert cannot cache what it replaced).
+	defer s.types.reset()
 	return stmtErr(s.Backend(), q, s.conn.Exec(ctx, q))
 }
 
@@ -101,25 +107,35 @@ func (s *serverStore) Insert(ctx context.Context, table string, columns []string
 	if len(rows) == 0 {
 		return nil
 	}
-	types, err := describe(ctx, s, table, columns)
+	types, err := s.types.types(ctx, s, table, columns)
 	if err != nil {
 		return stmtErr(s.Backend(), stmt, err)
 	}
+	if err := s.insert(ctx, stmt, types, columns, rows); err != nil {
+		// The table may have changed under us (another process's
+		// migration): describe it again on the next attempt.
+		s.types.forget(table)
+		return stmtErr(s.Backend(), stmt, err)
+	}
+	return nil
+}
+
+func (s *serverStore) insert(ctx context.Context, stmt string, types []*chType, columns []string, rows [][]any) error {
 	batch, err := s.conn.PrepareBatch(ctx, stmt)
 	if err != nil {
-		return stmtErr(s.Backend(), stmt, err)
+		return err
 	}
 	defer batch.Abort()
 	vals := make([]any, len(columns))
 	for i, row := range rows {
 		if err := normalizeRow(vals, types, columns, row, i); err != nil {
-			return stmtErr(s.Backend(), stmt, err)
+			return err
 		}
 		if err := batch.Append(vals...); err != nil {
-			return stmtErr(s.Backend(), stmt, fmt.Errorf("row %d: %w", i, err))
+			return fmt.Errorf("row %d: %w", i, err)
 		}
 	}
-	return stmtErr(s.Backend(), stmt, batch.Send())
+	return batch.Send()
 }
 
 func (s *serverStore) ServerVersion(ctx context.Context) (Version, error) {

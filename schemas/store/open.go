@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -163,14 +164,78 @@ func insertStatement(table string, columns []string) (string, error) {
 	return b.String(), nil
 }
 
-// describe returns the types of columns in table, in the order given.
-func describe(ctx context.Context, s Store, table string, columns []string) ([]*chType, error) {
+// typeCache remembers each table's column types from DESCRIBE TABLE, so an
+// Insert does not pay a round trip (and a query plan, on the server) before
+// every batch. A store invalidates it on every Exec, which is how schema
+// changes (migrations, DROP, ALTER) go through a Store, and drops a table's
+// entry when an Insert into it fails, in case another process changed it.
+// The zero value is ready; it is safe for concurrent use.
+type typeCache struct {
+	mu     sync.Mutex
+	tables map[string]map[string]colType // table as given → column → type
+}
+
+// colType is one described column: its parsed type, or why it has none (a
+// type this package cannot encode fails only the inserts that write it).
+type colType struct {
+	t   *chType
+	err error
+}
+
+// types returns the types of columns in table, in the order given.
+func (tc *typeCache) types(ctx context.Context, s Store, table string, columns []string) ([]*chType, error) {
+	tc.mu.Lock()
+	byName, ok := tc.tables[table]
+	tc.mu.Unlock()
+	if !ok {
+		var err error
+		if byName, err = describe(ctx, s, table); err != nil {
+			return nil, err
+		}
+		tc.mu.Lock()
+		if tc.tables == nil {
+			tc.tables = map[string]map[string]colType{}
+		}
+		tc.tables[table] = byName
+		tc.mu.Unlock()
+	}
+	types := make([]*chType, len(columns))
+	for i, c := range columns {
+		ct, ok := byName[strings.Trim(c, "`")]
+		if !ok {
+			tc.forget(table) // perhaps added since it was described
+			return nil, fmt.Errorf("table %s has no column %s", table, c)
+		}
+		if ct.err != nil {
+			return nil, fmt.Errorf("column %s: %w", c, ct.err)
+		}
+		types[i] = ct.t
+	}
+	return types, nil
+}
+
+// forget drops one table's entry.
+func (tc *typeCache) forget(table string) {
+	tc.mu.Lock()
+	delete(tc.tables, table)
+	tc.mu.Unlock()
+}
+
+// reset drops every entry.
+func (tc *typeCache) reset() {
+	tc.mu.Lock()
+	clear(tc.tables)
+	tc.mu.Unlock()
+}
+
+// describe returns the parsed type of every column of table.
+func describe(ctx context.Context, s Store, table string) (map[string]colType, error) {
 	rows, err := s.Query(ctx, "DESCRIBE TABLE "+table)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	byName := map[string]string{}
+	byName := map[string]colType{}
 	for rows.Next() {
 		vals := make([]any, len(rows.Columns()))
 		ptrs := make([]any, len(vals))
@@ -182,24 +247,13 @@ func describe(ctx context.Context, s Store, table string, columns []string) ([]*
 		}
 		name, _ := vals[0].(string)
 		typ, _ := vals[1].(string)
-		byName[name] = typ
+		t, err := parseType(typ)
+		byName[name] = colType{t: t, err: err}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	types := make([]*chType, len(columns))
-	for i, c := range columns {
-		typ, ok := byName[strings.Trim(c, "`")]
-		if !ok {
-			return nil, fmt.Errorf("table %s has no column %s", table, c)
-		}
-		t, err := parseType(typ)
-		if err != nil {
-			return nil, fmt.Errorf("column %s: %w", c, err)
-		}
-		types[i] = t
-	}
-	return types, nil
+	return byName, nil
 }
 
 // normalizeRow converts row to the canonical types of the columns into dst,

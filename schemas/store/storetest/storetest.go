@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 		{"ScanConversions", testScanConversions},
 		{"ErrorNamesStatement", testErrorNamesStatement},
 		{"InsertBadValue", testInsertBadValue},
+		{"InsertAfterSchemaChange", testInsertAfterSchemaChange},
 		{"EmptyResult", testEmptyResult},
 		{"LargeInsert", testLargeInsert},
 		{"NestedQuery", testNestedQuery},
@@ -313,6 +314,33 @@ func testInsertBadValue(t *testing.T, st store.Store) {
 		t.Errorf("%d rows written by failed inserts", n)
 	}
 	must(t, st.Insert(c, "bad", []string{"k", "v"}, nil))
+}
+
+// testInsertAfterSchemaChange: stores remember column types between
+// inserts; a table changed or re-created through the store in between must
+// still be written with its current types.
+func testInsertAfterSchemaChange(t *testing.T, st store.Store) {
+	c := ctx(t)
+	must(t, st.Exec(c, "CREATE TABLE evolve (k String, v UInt8) ENGINE = MergeTree ORDER BY k"))
+	must(t, st.Insert(c, "evolve", []string{"k", "v"}, [][]any{{"a", 1}}))
+	must(t, st.Exec(c, "ALTER TABLE evolve ADD COLUMN w String"))
+	must(t, st.Insert(c, "evolve", []string{"k", "v", "w"}, [][]any{{"b", 2, "x"}}))
+	// Re-created with a wider type: 300 does not fit the old UInt8.
+	must(t, st.Exec(c, "DROP TABLE evolve"))
+	must(t, st.Exec(c, "CREATE TABLE evolve (k String, v UInt16) ENGINE = MergeTree ORDER BY k"))
+	must(t, st.Insert(c, "evolve", []string{"k", "v"}, [][]any{{"c", 300}}))
+	var n uint64
+	scanOne(t, st, "SELECT sum(v) FROM evolve", nil, &n)
+	if n != 300 {
+		t.Fatalf("sum(v) = %d after re-creation, want 300", n)
+	}
+	for i := range 3 { // repeated inserts reuse what was described
+		must(t, st.Insert(c, "evolve", []string{"k", "v"}, [][]any{{fmt.Sprint("r", i), 1}}))
+	}
+	scanOne(t, st, "SELECT count() FROM evolve", nil, &n)
+	if n != 4 {
+		t.Fatalf("%d rows, want 4", n)
+	}
 }
 
 func testEmptyResult(t *testing.T, st store.Store) {
