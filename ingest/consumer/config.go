@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -56,6 +57,11 @@ type Config struct {
 	BatchRows     int
 	BatchBytes    int
 	FlushInterval time.Duration
+
+	// DecodeWorkers is how many goroutines decode messages and build their
+	// rows, in parallel with each other and with the insert of the previous
+	// batch. Default GOMAXPROCS.
+	DecodeWorkers int
 
 	// KnownHashes is the size of the in-memory LRU of inventory hashes whose
 	// packages are already stored; their packages are not inserted again.
@@ -119,6 +125,9 @@ func (c Config) Validate() error {
 	if c.FlushInterval <= 0 {
 		errs = append(errs, fmt.Errorf("flush interval %v <= 0", c.FlushInterval))
 	}
+	if c.DecodeWorkers < 1 {
+		errs = append(errs, fmt.Errorf("decode workers %d < 1", c.DecodeWorkers))
+	}
 	if c.KnownHashes < 1 {
 		errs = append(errs, fmt.Errorf("known hashes %d < 1", c.KnownHashes))
 	}
@@ -149,6 +158,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FlushInterval == 0 {
 		c.FlushInterval = time.Second
+	}
+	if c.DecodeWorkers == 0 {
+		c.DecodeWorkers = runtime.GOMAXPROCS(0)
 	}
 	if c.KnownHashes == 0 {
 		c.KnownHashes = 200000

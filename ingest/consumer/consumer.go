@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -52,12 +53,19 @@ type consumer struct {
 	reader *kafka.Reader
 	dlq    *kafka.Writer
 	m      *consumerMetrics
-	rows   *rowBuilder
-	dec    inventory.Decoder
-	known  *hashLRU
+	hashes *hashSet
 	stats  Stats
 
-	batch batch
+	batch *batch // being filled by the loop
+	spare *batch // the other buffer, free when no insert is in flight
+
+	// At most one batch is being inserted (and then committed) by the
+	// inserter goroutine while the loop fills the next: inserts overlap
+	// decoding, memory stays bounded by two batches, and batches are
+	// committed in the order they were filled.
+	toInsert chan *batch
+	inserted chan flushResult
+	inFlight bool
 }
 
 // batch is what has been fetched since the last commit.
@@ -65,7 +73,7 @@ type batch struct {
 	msgs      []kafka.Message // every fetched message, dead-lettered ones too
 	scans     [][]any
 	packages  [][]any
-	newHashes map[string]struct{} // package sets inserted by this batch
+	newHashes []string // package sets inserted by this batch
 	bytes     int
 	started   time.Time
 	badKeys   int
@@ -81,7 +89,15 @@ func (b *batch) reset() {
 	clear(b.packages)
 	b.packages = b.packages[:0]
 	clear(b.newHashes)
+	b.newHashes = b.newHashes[:0]
 	b.bytes, b.badKeys = 0, 0
+}
+
+// flushResult is the inserter's answer for one batch.
+type flushResult struct {
+	b       *batch
+	err     error
+	elapsed time.Duration
 }
 
 // Run consumes cfg.Topic as a member of cfg.GroupID and loads every scan
@@ -90,6 +106,10 @@ func (b *batch) reset() {
 // committed everything the topic held when Run started. It returns an error
 // only for failures it cannot retry past (bad config, the topic's metadata
 // in drain mode, a closed reader); a broker outage is waited out.
+//
+// Messages flow through three stages: a fetcher, cfg.DecodeWorkers
+// decoders (which also build the package rows), and the loop that batches
+// them in fetch order and hands full batches to one inserter goroutine.
 func Run(ctx context.Context, cfg Config, st store.Store) (Stats, error) {
 	if err := cfg.Validate(); err != nil {
 		return Stats{}, err
@@ -133,26 +153,86 @@ func Run(ctx context.Context, cfg Config, st store.Store) (Stats, error) {
 			RequiredAcks: kafka.RequireAll,
 			BatchTimeout: 5 * time.Millisecond,
 		},
-		m:     newConsumerMetrics(cfg.Metrics),
-		rows:  newRowBuilder(),
-		known: newHashLRU(cfg.KnownHashes),
-		batch: batch{newHashes: map[string]struct{}{}},
+		m:        newConsumerMetrics(cfg.Metrics),
+		hashes:   newHashSet(cfg.KnownHashes),
+		batch:    &batch{},
+		spare:    &batch{},
+		toInsert: make(chan *batch),
+		inserted: make(chan flushResult, 1),
 	}
 	defer c.dlq.Close()
 	defer c.reader.Close()
+
+	// The inserter outlives the loop only until toInsert is closed; it
+	// runs on its own context so that a batch handed over just before
+	// cancellation still gets cfg.ShutdownTimeout to land (see shutdown).
+	insCtx, stopIns := context.WithCancel(context.WithoutCancel(ctx))
+	var insWG sync.WaitGroup
+	insWG.Add(1)
+	go func() {
+		defer insWG.Done()
+		c.inserter(insCtx, ctx)
+	}()
 	err := c.loop(ctx, drainTo)
+	close(c.toInsert)
+	stopIns()
+	insWG.Wait()
 	log.Info("ingest stopped", "consumed", c.stats.Consumed, "dead_lettered", c.stats.DeadLettered,
 		"scan_rows", c.stats.ScanRows, "package_rows", c.stats.PackageRows, "err", err)
 	return c.stats, err
 }
 
+// job is one fetched message on its way through a decoder. done is closed
+// when res, err, pkgRows and badKeys are set.
+type job struct {
+	m       kafka.Message
+	res     inventory.Decoded
+	err     error
+	pkgRows [][]any
+	badKeys int
+	done    chan struct{}
+}
+
+// decodeJobs decodes jobs until in is closed. Each decoder has its own
+// Decoder and rowBuilder (neither is safe for concurrent use). Package
+// rows are built here, off the loop, unless the set is already stored or
+// pending, in which case the packages are not even materialized.
+func (c *consumer) decodeJobs(in <-chan *job) {
+	var dec inventory.Decoder
+	rows := newRowBuilder()
+	opt := inventory.DecodeOptions{SkipPackages: c.hashes.Has}
+	for j := range in {
+		j.res, j.err = dec.DecodeWith(j.m.Value, opt)
+		if j.err == nil {
+			j.err = checkScan(j.res.Scan)
+		}
+		if s := j.res.Scan; j.err == nil && !s.Heartbeat && !j.res.PackagesSkipped {
+			j.pkgRows, j.badKeys = rows.packageRows(make([][]any, 0, len(s.Packages)), s)
+		}
+		close(j.done)
+	}
+}
+
 func (c *consumer) loop(ctx context.Context, drainTo map[int]int64) error {
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
-	msgs := make(chan kafka.Message, 256)
+	// ordered carries jobs in fetch order; decoders finish them in any
+	// order. Its capacity bounds the messages between fetch and batch.
+	workers := c.cfg.DecodeWorkers
+	ordered := make(chan *job, 4*workers)
+	work := make(chan *job, 4*workers)
 	fetchErr := make(chan error, 1)
+	var decoders sync.WaitGroup
+	for range workers {
+		decoders.Add(1)
+		go func() {
+			defer decoders.Done()
+			c.decodeJobs(work)
+		}()
+	}
 	go func() {
-		defer close(msgs)
+		defer close(ordered)
+		defer close(work)
 		backoff := 100 * time.Millisecond
 		for {
 			m, err := c.reader.FetchMessage(fetchCtx)
@@ -173,21 +253,52 @@ func (c *consumer) loop(ctx context.Context, drainTo map[int]int64) error {
 				continue
 			}
 			backoff = 100 * time.Millisecond
+			j := &job{m: m, done: make(chan struct{})}
 			select {
-			case msgs <- m:
+			case ordered <- j:
 			case <-fetchCtx.Done():
+				fetchErr <- fetchCtx.Err()
 				return
 			}
+			work <- j // never blocks for long: decoders drain work until it is closed
 		}
+	}()
+	// Decoders stop once the fetcher closed work; wait for them so that
+	// none outlives Run.
+	defer func() {
+		stopFetch()
+		for range ordered {
+		}
+		decoders.Wait()
 	}()
 
 	tick := time.NewTicker(min(c.cfg.FlushInterval/4+time.Millisecond, 250*time.Millisecond))
 	defer tick.Stop()
 	progress := newProgress(c.cfg.ProgressInterval)
 	var lastDrainCheck time.Time
+	drain := newDrainTracker(drainTo)
+	// checkDrained asks the group coordinator whether everything up to
+	// the drain targets is committed; only worth asking with nothing of
+	// ours pending.
+	checkDrained := func(now time.Time) bool {
+		if drainTo == nil || len(c.batch.msgs) > 0 || c.inFlight {
+			return false
+		}
+		lastDrainCheck = now
+		done, err := drained(ctx, c.cfg.Brokers, c.cfg.GroupID, c.cfg.Topic, drainTo)
+		if err != nil {
+			// Usual while the group's coordinator is still loading.
+			c.log.Debug("checking drain progress", "err", err)
+			return false
+		}
+		if done {
+			c.log.Info("topic drained up to the high-water marks seen at start")
+		}
+		return done
+	}
 	for {
 		select {
-		case m, ok := <-msgs:
+		case j, ok := <-ordered:
 			if !ok {
 				err := <-fetchErr
 				if ctx.Err() != nil {
@@ -195,33 +306,41 @@ func (c *consumer) loop(ctx context.Context, drainTo map[int]int64) error {
 				}
 				return fmt.Errorf("fetch from %s: %w", c.cfg.Topic, err)
 			}
-			if err := c.add(ctx, m); err != nil {
+			select {
+			case <-j.done:
+			case <-ctx.Done():
+				return c.shutdown()
+			}
+			if err := c.add(ctx, j); err != nil {
 				return c.shutdownAfter(err)
 			}
-			if c.batch.rows() >= c.cfg.BatchRows || c.batch.bytes >= c.cfg.BatchBytes {
-				if err := c.flush(ctx); err != nil {
+			// Reaching the drain targets flushes at once: nothing more is
+			// coming that the run waits for, so waiting out FlushInterval
+			// would only add latency.
+			reached := drain.fetched(j.m.Partition, j.m.Offset)
+			if reached || c.batch.rows() >= c.cfg.BatchRows || c.batch.bytes >= c.cfg.BatchBytes {
+				if err := c.submit(ctx); err != nil {
 					return c.shutdownAfter(err)
 				}
 			}
+		case r := <-c.inserted:
+			if err := c.finish(r); err != nil {
+				return c.shutdownAfter(err)
+			}
+			if drain.reached() && checkDrained(time.Now()) {
+				return nil
+			}
 		case now := <-tick.C:
 			if len(c.batch.msgs) > 0 && now.Sub(c.batch.started) >= c.cfg.FlushInterval {
-				if err := c.flush(ctx); err != nil {
+				if err := c.submit(ctx); err != nil {
 					return c.shutdownAfter(err)
 				}
 			}
 			if progress.due(now) {
 				c.logProgress(progress, now)
 			}
-			if drainTo != nil && len(c.batch.msgs) == 0 && now.Sub(lastDrainCheck) >= drainCheckEvery {
-				lastDrainCheck = now
-				done, err := drained(ctx, c.cfg.Brokers, c.cfg.GroupID, c.cfg.Topic, drainTo)
-				if err != nil {
-					// Usual while the group's coordinator is still loading.
-					c.log.Debug("checking drain progress", "err", err)
-				} else if done {
-					c.log.Info("topic drained up to the high-water marks seen at start")
-					return nil
-				}
+			if now.Sub(lastDrainCheck) >= drainCheckEvery && checkDrained(now) {
+				return nil
 			}
 		case <-ctx.Done():
 			return c.shutdown()
@@ -238,70 +357,79 @@ func (c *consumer) shutdownAfter(err error) error {
 	return err
 }
 
-// shutdown flushes the pending batch with a fresh deadline, since the run's
-// context is gone. Failing here loses nothing: uncommitted messages are
-// redelivered.
+// shutdown lets the batch in flight land and flushes the pending one, with
+// a fresh deadline, since the run's context is gone. Failing here loses
+// nothing: uncommitted messages are redelivered.
 func (c *consumer) shutdown() error {
-	if len(c.batch.msgs) == 0 {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := c.flush(ctx); err != nil {
-		c.log.Warn("final flush failed; its messages will be redelivered", "messages", len(c.batch.msgs), "err", err)
+	if err := c.wait(ctx); err != nil {
+		c.log.Warn("batch in flight failed at shutdown; its messages will be redelivered", "err", err)
+		return nil
+	}
+	n := len(c.batch.msgs)
+	if n == 0 {
+		return nil
+	}
+	err := c.submit(ctx)
+	if err == nil {
+		err = c.wait(ctx)
+	}
+	if err != nil {
+		c.log.Warn("final flush failed; its messages will be redelivered", "messages", n, "err", err)
 	}
 	return nil
 }
 
-// add decodes one message into the batch, or dead-letters it. A message
-// joins the batch (and so is committed with it) only once it is either
-// decoded or safely in the DLQ.
-func (c *consumer) add(ctx context.Context, m kafka.Message) error {
+// add puts one decoded message into the batch, or dead-letters it. A
+// message joins the batch (and so is committed with it) only once it is
+// either decoded or safely in the DLQ.
+func (c *consumer) add(ctx context.Context, j *job) error {
+	m := j.m
 	c.stats.Consumed++
 	c.m.consumed.Inc()
 	c.m.consumedB.Add(len(m.Value))
 	c.m.observeLag(m.Partition, m.Offset, m.HighWaterMark)
 
-	s, err := c.dec.Decode(m.Value)
-	reason := string(inventory.ReasonOf(err))
-	if err == nil {
-		if err = checkScan(s); err != nil {
-			reason = string(inventory.ReasonInvalid)
-		}
-	}
+	err := j.err
 	if err != nil {
+		reason := string(inventory.ReasonOf(err))
 		if reason == "" {
-			reason = "undecodable"
+			// checkScan's rules, beyond what the decoder checks.
+			reason = string(inventory.ReasonInvalid)
 		}
 		if err := c.deadLetter(ctx, m, reason, err); err != nil {
 			return err
 		}
 	}
-	if len(c.batch.msgs) == 0 {
-		c.batch.started = time.Now()
+	b := c.batch
+	if len(b.msgs) == 0 {
+		b.started = time.Now()
 	}
-	c.batch.msgs = append(c.batch.msgs, m)
-	c.batch.bytes += len(m.Value)
+	b.msgs = append(b.msgs, m)
+	b.bytes += len(m.Value)
 	if err != nil {
 		return nil
 	}
 
-	c.batch.scans = append(c.batch.scans, scanRow(s, inventory.SchemaVersion, c.cfg.Now()))
+	s := j.res.Scan
+	b.scans = append(b.scans, scanRow(s, j.res.PackageCount, inventory.SchemaVersion, c.cfg.Now()))
 	if s.Heartbeat {
 		return nil
 	}
-	if _, pending := c.batch.newHashes[s.InventoryHash]; pending || c.known.Contains(s.InventoryHash) {
+	// A decoder skipped the packages only for a set that was stored or
+	// pending then; Claim also catches sets that became pending since.
+	if j.res.PackagesSkipped || !c.hashes.Claim(s.InventoryHash) {
 		c.stats.SkippedPackageSets++
 		c.m.skippedSets.Inc()
 		return nil
 	}
-	var bad int
-	c.batch.packages, bad = c.rows.packageRows(c.batch.packages, s)
-	c.batch.newHashes[s.InventoryHash] = struct{}{}
-	if bad > 0 {
-		c.batch.badKeys += bad
+	b.packages = append(b.packages, j.pkgRows...)
+	b.newHashes = append(b.newHashes, s.InventoryHash)
+	if j.badKeys > 0 {
+		b.badKeys += j.badKeys
 		c.log.Warn("versions without a version key; stored with v_key ''", "host_id", s.HostID, "scan_id", s.ScanID,
-			"inventory_hash", s.InventoryHash, "packages", bad)
+			"inventory_hash", s.InventoryHash, "packages", j.badKeys)
 	}
 	return nil
 }
@@ -333,12 +461,85 @@ func (c *consumer) deadLetter(ctx context.Context, m kafka.Message, reason strin
 	return nil
 }
 
+// submit hands the pending batch to the inserter, first waiting for the
+// batch in flight (so at most one is), and starts filling the other buffer.
+func (c *consumer) submit(ctx context.Context) error {
+	if len(c.batch.msgs) == 0 {
+		return nil
+	}
+	if err := c.wait(ctx); err != nil {
+		return err
+	}
+	select {
+	case c.toInsert <- c.batch:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	c.inFlight = true
+	c.batch, c.spare = c.spare, c.batch
+	return nil
+}
+
+// wait blocks until the batch in flight, if any, is inserted and committed.
+func (c *consumer) wait(ctx context.Context) error {
+	if !c.inFlight {
+		return nil
+	}
+	select {
+	case r := <-c.inserted:
+		return c.finish(r)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// finish accounts for a batch the inserter is done with and frees its
+// buffer. Its package sets become known only now that they are stored.
+func (c *consumer) finish(r flushResult) error {
+	c.inFlight = false
+	b := r.b
+	if r.err != nil {
+		return r.err
+	}
+	c.hashes.Stored(b.newHashes)
+	c.m.batchSeconds.Update(r.elapsed.Seconds())
+	c.m.batches.Inc()
+	c.m.scanRows.Add(len(b.scans))
+	c.m.packageRows.Add(len(b.packages))
+	c.m.badKeys.Add(b.badKeys)
+	c.stats.Batches++
+	c.stats.ScanRows += int64(len(b.scans))
+	c.stats.PackageRows += int64(len(b.packages))
+	c.stats.VersionKeyErrors += int64(b.badKeys)
+	c.log.Debug("batch loaded", "messages", len(b.msgs), "scan_rows", len(b.scans), "package_rows", len(b.packages),
+		"seconds", r.elapsed.Seconds())
+	b.reset()
+	return nil
+}
+
+// inserter inserts and commits the batches it is handed, one at a time, in
+// order. ctx bounds its retries; runCtx is the run's: once that is done, a
+// batch is given cfg.ShutdownTimeout more, then abandoned (uncommitted, so
+// redelivered).
+func (c *consumer) inserter(ctx, runCtx context.Context) {
+	for b := range c.toInsert {
+		bctx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(runCtx, func() {
+			t := time.AfterFunc(c.cfg.ShutdownTimeout, cancel)
+			context.AfterFunc(bctx, func() { t.Stop() })
+		})
+		start := time.Now()
+		err := c.flush(bctx, b)
+		stop()
+		cancel()
+		c.inserted <- flushResult{b: b, err: err, elapsed: time.Since(start)}
+	}
+}
+
 // flush inserts the batch, then commits its messages. Package rows go in
 // before the scans that reference them, so a scan row is never visible
 // without its package set.
-func (c *consumer) flush(ctx context.Context) error {
-	b := &c.batch
-	start := time.Now()
+func (c *consumer) flush(ctx context.Context, b *batch) error {
 	if len(b.packages) > 0 {
 		if err := c.retry(ctx, "insert "+packagesTable, 0, func(ctx context.Context) error {
 			return c.st.Insert(ctx, packagesTable, packageColumns, b.packages)
@@ -353,9 +554,6 @@ func (c *consumer) flush(ctx context.Context) error {
 			return err
 		}
 	}
-	for h := range b.newHashes {
-		c.known.Add(h)
-	}
 	// A commit that keeps failing is given up on: the rows are stored, so
 	// redelivery of these messages changes nothing.
 	if err := c.retry(ctx, "commit", 5, func(ctx context.Context) error {
@@ -366,20 +564,6 @@ func (c *consumer) flush(ctx context.Context) error {
 		}
 		c.log.Warn("commit failed; messages will be redelivered", "messages", len(b.msgs), "err", err)
 	}
-
-	elapsed := time.Since(start)
-	c.m.batchSeconds.Update(elapsed.Seconds())
-	c.m.batches.Inc()
-	c.m.scanRows.Add(len(b.scans))
-	c.m.packageRows.Add(len(b.packages))
-	c.m.badKeys.Add(b.badKeys)
-	c.stats.Batches++
-	c.stats.ScanRows += int64(len(b.scans))
-	c.stats.PackageRows += int64(len(b.packages))
-	c.stats.VersionKeyErrors += int64(b.badKeys)
-	c.log.Debug("batch loaded", "messages", len(b.msgs), "scan_rows", len(b.scans), "package_rows", len(b.packages),
-		"seconds", elapsed.Seconds())
-	b.reset()
 	return nil
 }
 
@@ -423,6 +607,6 @@ func (c *consumer) logProgress(p *progress, now time.Time) {
 	rate := float64(c.stats.Consumed-p.consumed) / now.Sub(p.last).Seconds()
 	c.log.Info("ingest progress", "msgs_per_s", int64(rate), "consumed", c.stats.Consumed, "lag", c.m.Lag(),
 		"scan_rows", c.stats.ScanRows, "package_rows", c.stats.PackageRows, "dead_lettered", c.stats.DeadLettered,
-		"known_hashes", c.known.Len())
+		"known_hashes", c.hashes.Len())
 	p.last, p.consumed = now, c.stats.Consumed
 }

@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -73,3 +74,43 @@ func drained(ctx context.Context, brokers []string, group, topic string, hwm map
 	}
 	return true, nil
 }
+
+// drainTracker follows how far this instance has fetched towards the drain
+// targets. Another group member may own some partitions, so reaching the
+// targets here is a hint to flush early, not proof of the drain: that stays
+// drained's, from the committed offsets.
+type drainTracker struct {
+	targets map[int]int64 // partition → offset one past its last message at start
+	left    int           // partitions whose target is not fetched yet
+	done    bool
+}
+
+// newDrainTracker returns a tracker for targets; nil targets (not draining)
+// never report reached.
+func newDrainTracker(targets map[int]int64) *drainTracker {
+	// A copy: fetched consumes it, and drained still needs the original.
+	return &drainTracker{targets: maps.Clone(targets), left: len(targets)}
+}
+
+// fetched records the message at offset of partition p and reports true
+// exactly once: when the last target is reached.
+func (d *drainTracker) fetched(p int, offset int64) bool {
+	if d.targets == nil || d.done {
+		return false
+	}
+	end, ok := d.targets[p]
+	if !ok || offset+1 < end {
+		return false
+	}
+	// Count each partition once: mark it reached by dropping its target.
+	delete(d.targets, p)
+	d.left--
+	if d.left > 0 {
+		return false
+	}
+	d.done = true
+	return true
+}
+
+// reached reports whether every target has been fetched by this instance.
+func (d *drainTracker) reached() bool { return d.done }

@@ -54,11 +54,13 @@ func checkScan(s *inventory.Scan) error {
 	return nil
 }
 
-func scanRow(s *inventory.Scan, schemaVersion uint16, receivedAt time.Time) []any {
+// scanRow builds the scans row of s; packageCount is the number of packages
+// the message carried (s.Packages may be nil when the decoder skipped them).
+func scanRow(s *inventory.Scan, packageCount int, schemaVersion uint16, receivedAt time.Time) []any {
 	return []any{
 		s.HostID, s.ScanID, s.ScannedAt.UTC(), receivedAt.UTC(), s.Hostname,
 		s.OS.ID, s.OS.VersionID, s.OS.PrettyName, s.OS.Ecosystem,
-		s.KernelRunning, nonNil(s.KernelsInstalled), s.InventoryHash, b2u(s.Heartbeat), uint32(len(s.Packages)),
+		s.KernelRunning, nonNil(s.KernelsInstalled), s.InventoryHash, b2u(s.Heartbeat), uint32(packageCount),
 		s.Meta.Owner, s.Meta.Ring, s.Meta.Criticality, b2u(s.Meta.InternetFacing), nonNil(s.Meta.Tags), s.Meta.MaintenanceWindow,
 		nonNil(s.Warnings), schemaVersion,
 	}

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -85,7 +86,7 @@ func TestCheckScan(t *testing.T) {
 			t.Errorf("scanned_at %v accepted", at)
 		}
 	}
-	if len(scanRow(ok, 1, time.Now())) != len(scanColumns) {
+	if len(scanRow(ok, 0, 1, time.Now())) != len(scanColumns) {
 		t.Error("scan row and column list differ in length")
 	}
 }
@@ -100,5 +101,71 @@ func BenchmarkPackageRows(b *testing.B) {
 	var rows [][]any
 	for b.Loop() {
 		rows, _ = rb.packageRows(rows[:0], s)
+	}
+}
+
+func TestDrainTracker(t *testing.T) {
+	type fetch struct {
+		p      int
+		offset int64
+		want   bool
+	}
+	for _, tc := range []struct {
+		name    string
+		targets map[int]int64
+		fetches []fetch
+		reached bool
+	}{
+		{name: "not draining", targets: nil, fetches: []fetch{{0, 5, false}}},
+		{name: "one partition", targets: map[int]int64{0: 3},
+			fetches: []fetch{{0, 0, false}, {0, 1, false}, {0, 2, true}, {0, 3, false}}, reached: true},
+		{name: "reported once, after the last partition", targets: map[int]int64{0: 2, 1: 1},
+			fetches: []fetch{{0, 1, false}, {0, 1, false}, {1, 0, true}, {1, 1, false}}, reached: true},
+		{name: "other partitions do not count", targets: map[int]int64{0: 2},
+			fetches: []fetch{{1, 9, false}, {0, 0, false}}},
+		{name: "past the target counts", targets: map[int]int64{0: 2}, fetches: []fetch{{0, 7, true}}, reached: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			orig := maps.Clone(tc.targets)
+			d := newDrainTracker(tc.targets)
+			for i, f := range tc.fetches {
+				if got := d.fetched(f.p, f.offset); got != f.want {
+					t.Fatalf("fetch %d (%d/%d): %v, want %v", i, f.p, f.offset, got, f.want)
+				}
+			}
+			if d.reached() != tc.reached {
+				t.Fatalf("reached %v, want %v", d.reached(), tc.reached)
+			}
+			if !maps.Equal(orig, tc.targets) {
+				t.Fatalf("targets modified: %v, was %v", tc.targets, orig)
+			}
+		})
+	}
+}
+
+func TestHashSet(t *testing.T) {
+	s := newHashSet(2)
+	if s.Has("a") {
+		t.Fatal("empty set has a")
+	}
+	if !s.Claim("a") || s.Claim("a") {
+		t.Fatal("first claim must win, the second lose")
+	}
+	if !s.Has("a") || s.Len() != 0 {
+		t.Fatal("pending a: Has must say yes, and it is not known yet")
+	}
+	s.Stored([]string{"a"})
+	if !s.Has("a") || s.Claim("a") || s.Len() != 1 {
+		t.Fatal("stored a must stay claimed")
+	}
+	for _, h := range []string{"b", "c"} {
+		if !s.Claim(h) {
+			t.Fatalf("claim %s", h)
+		}
+	}
+	s.Stored([]string{"b", "c"})
+	// The LRU holds 2: a is forgotten, which only costs a redundant insert.
+	if s.Has("a") || !s.Claim("a") {
+		t.Fatal("evicted a must be claimable again")
 	}
 }
