@@ -51,7 +51,11 @@ type Config struct {
 	MaxBufferedBytes int64
 	// BatchSize and BatchBytes bound one produce request; BatchTimeout is how
 	// long a partial batch waits for more. Defaults 1000, DefaultBatchBytes,
-	// 20ms. The broker refuses a record batch over its message.max.bytes.
+	// 5ms. The broker refuses a record batch over its message.max.bytes.
+	// PublishBatch hands its messages over at once, so a longer timeout
+	// gathers nothing more: it only delays the last, partial batch of
+	// every partition (with 20ms, a PublishBatch of the simulator's 500
+	// small heartbeats took at least 20ms: 25,000 messages/s at most).
 	BatchSize    int
 	BatchBytes   int64
 	BatchTimeout time.Duration
@@ -82,7 +86,7 @@ func (c *Config) withDefaults() Config {
 		d.BatchBytes = DefaultBatchBytes
 	}
 	if d.BatchTimeout == 0 {
-		d.BatchTimeout = 20 * time.Millisecond
+		d.BatchTimeout = 5 * time.Millisecond
 	}
 	if d.MaxAttempts == 0 {
 		d.MaxAttempts = 8

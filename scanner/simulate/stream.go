@@ -67,7 +67,6 @@ func (f *Fleet) Run(ctx context.Context, sink Sink, opt RunOptions) (Summary, er
 	pacer := newPacer(opt.Rate, cfg.Seed)
 	var (
 		sum      Summary
-		batch    = make([]Message, opt.BatchSize)
 		lastKey  = make([]string, len(f.Endpoints))
 		lastHash = make([]string, len(f.Endpoints))
 		// Hosts in the same state share one hash: most of a fleet does.
@@ -78,15 +77,34 @@ func (f *Fleet) Run(ctx context.Context, sink Sink, opt RunOptions) (Summary, er
 		started = time.Now()
 		lastLog = started
 	)
-	// Encoding dominates (a full scan of ~700 packages costs milliseconds:
-	// hash check plus zstd), so each batch is encoded by all cores; the
-	// output order, and so the stream, does not depend on it.
+	// Encoding dominates (a full scan of ~700 packages costs about a
+	// millisecond: interning plus zstd), so each batch is encoded by all
+	// cores, while the previous batch is being sent: the sink (a Kafka
+	// producer waiting for acks) would otherwise leave the cores idle. The
+	// output order, and so the stream, depends on neither.
 	workers := runtime.GOMAXPROCS(0)
 	encs := make([]inventory.Encoder, workers)
+	for w := range encs {
+		// Every hash comes from HashPackages over the very list sent
+		// (hashOf below): re-verifying it per scan would be a quarter of
+		// the encoding cost.
+		encs[w].TrustHash = true
+	}
+	snd := newSender(ctx, sink, opt.BatchSize)
+	stopped := false
+	defer func() {
+		if !stopped {
+			snd.stop() // an error return already carries the cause
+		}
+	}()
 	var pending []inventory.Scan
 	flush := func() error {
 		if len(pending) == 0 {
 			return nil
+		}
+		batch, err := snd.buffer()
+		if err != nil {
+			return err
 		}
 		batch = batch[:len(pending)]
 		errs := make([]error, workers)
@@ -118,12 +136,7 @@ func (f *Fleet) Run(ctx context.Context, sink Sink, opt RunOptions) (Summary, er
 		if err := pacer.wait(ctx, len(batch)); err != nil {
 			return err
 		}
-		if err := sink.Send(ctx, batch); err != nil {
-			return fmt.Errorf("simulate: send %d messages: %w", len(batch), err)
-		}
-		clear(batch)
-		batch = batch[:0]
-		return nil
+		return snd.send(batch)
 	}
 	slot := 24 * time.Hour / time.Duration(cfg.ScansPerDay)
 	for d := 0; d < cfg.Days; d++ {
@@ -187,6 +200,10 @@ func (f *Fleet) Run(ctx context.Context, sink Sink, opt RunOptions) (Summary, er
 	if err := flush(); err != nil {
 		return sum, err
 	}
+	stopped = true
+	if err := snd.stop(); err != nil {
+		return sum, err
+	}
 	hashes := map[string]bool{}
 	for _, h := range hashOf {
 		hashes[h] = true
@@ -196,6 +213,85 @@ func (f *Fleet) Run(ctx context.Context, sink Sink, opt RunOptions) (Summary, er
 		"heartbeats", sum.Heartbeats, "bytes", sum.Bytes, "package_sets", sum.PackageSets,
 		"seconds", time.Since(started).Seconds())
 	return sum, nil
+}
+
+// sender hands encoded batches to the sink from a goroutine of its own, in
+// order, so that encoding the next batch overlaps sending this one. Two
+// buffers circulate: memory stays at two batches.
+type sender struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	full   chan []Message
+	free   chan []Message
+	done   chan struct{}
+
+	mu  sync.Mutex
+	err error // the first Send error
+}
+
+func newSender(ctx context.Context, sink Sink, batchSize int) *sender {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &sender{ctx: ctx, cancel: cancel, full: make(chan []Message, 1), free: make(chan []Message, 2), done: make(chan struct{})}
+	s.free <- make([]Message, 0, batchSize)
+	s.free <- make([]Message, 0, batchSize)
+	go func() {
+		defer close(s.done)
+		for b := range s.full {
+			if ctx.Err() == nil {
+				if err := sink.Send(ctx, b); err != nil {
+					s.mu.Lock()
+					s.err = fmt.Errorf("simulate: send %d messages: %w", len(b), err)
+					s.mu.Unlock()
+					cancel() // unblocks buffer and send; later batches are dropped
+				}
+			}
+			clear(b)
+			s.free <- b[:0]
+		}
+	}()
+	return s
+}
+
+// buffer waits for a free batch buffer.
+func (s *sender) buffer() ([]Message, error) {
+	select {
+	case b := <-s.free:
+		return b, nil
+	case <-s.ctx.Done():
+		return nil, s.failure()
+	}
+}
+
+// send queues b for the sink.
+func (s *sender) send(b []Message) error {
+	select {
+	case s.full <- b:
+		return nil
+	case <-s.ctx.Done():
+		return s.failure()
+	}
+}
+
+// failure is why the sender's context ended: a Send error, else the run's.
+func (s *sender) failure() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	return s.ctx.Err()
+}
+
+// stop waits until everything queued is sent (or dropped after a failure)
+// and returns the first Send error, or the context's when the run was
+// cancelled with batches unsent. Call it once, from the goroutine that
+// sends.
+func (s *sender) stop() error {
+	close(s.full)
+	<-s.done
+	err := s.failure()
+	s.cancel()
+	return err
 }
 
 func logProgress(log interface {

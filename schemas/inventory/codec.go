@@ -40,7 +40,10 @@ const zstdSlack = 16
 var (
 	sharedZstdEncoder = sync.OnceValue(func() *zstd.Encoder {
 		enc, err := zstd.NewWriter(nil,
-			zstd.WithEncoderLevel(zstd.SpeedDefault),
+			// SpeedFastest: on a 745-package body (87 KB) 4% larger
+			// output than SpeedDefault (21.3 vs 20.4 KB) for 22% less
+			// encoding time; decoding is no slower.
+			zstd.WithEncoderLevel(zstd.SpeedFastest),
 			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
 			zstd.WithEncoderCRC(true))
 		if err != nil {
@@ -84,6 +87,15 @@ func Decode(b []byte) (*Scan, error) {
 // Encoder keeps scratch space between messages; reuse one per goroutine to
 // encode without garbage. The zero value is ready to use.
 type Encoder struct {
+	// TrustHash makes Append take a non-empty InventoryHash as given
+	// instead of re-hashing the packages to verify it (a quarter of the
+	// cost of encoding a full scan). For callers that computed it with
+	// HashPackages from the very same list, such as the fleet simulator,
+	// which hashes each distinct list once for thousands of scans. A wrong
+	// hash is then caught by the consumer only when it stores that set;
+	// scanners leave the hash empty and have it computed.
+	TrustHash bool
+
 	hs     hashScratch
 	body   []byte
 	index  map[string]uint32
@@ -126,7 +138,7 @@ func (e *Encoder) Append(dst []byte, s *Scan) ([]byte, error) {
 		return dst, fmt.Errorf("encode scan %s of host %s: %w", s.ScanID, s.HostID, err)
 	}
 	hash := s.InventoryHash
-	if !s.Heartbeat {
+	if !s.Heartbeat && (hash == "" || !e.TrustHash) {
 		computed := e.hs.hash(s.Packages)
 		if hash == "" {
 			hash = computed

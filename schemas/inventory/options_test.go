@@ -217,3 +217,61 @@ func FuzzDecodeSkip(f *testing.F) {
 		}
 	})
 }
+
+func TestEncoderTrustHash(t *testing.T) {
+	other := smallScan()
+	other.Packages = other.Packages[:1]
+	wrongHash := inventory.HashPackages(other.Packages) // well-formed, for another list
+	for _, tc := range []struct {
+		name       string
+		trust      bool
+		hash       string
+		encodeErr  bool
+		decodeFull inventory.Reason // "" = decodes
+	}{
+		{name: "verified, right hash", hash: smallScan().InventoryHash},
+		{name: "verified, wrong hash", hash: wrongHash, encodeErr: true},
+		{name: "verified, empty hash is computed", hash: ""},
+		{name: "trusted, right hash", trust: true, hash: smallScan().InventoryHash},
+		{name: "trusted, empty hash is computed", trust: true, hash: ""},
+		// Trusting a wrong hash is the caller's bug; full decoding catches it.
+		{name: "trusted, wrong hash", trust: true, hash: wrongHash, decodeFull: inventory.ReasonInvalid},
+		{name: "trusted, malformed hash still refused", trust: true, hash: "not-hex", encodeErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := smallScan()
+			s.InventoryHash = tc.hash
+			enc := inventory.Encoder{TrustHash: tc.trust}
+			msg, err := enc.Append(nil, s)
+			if (err != nil) != tc.encodeErr {
+				t.Fatalf("encode: %v, want error %v", err, tc.encodeErr)
+			}
+			if err != nil {
+				return
+			}
+			got, err := inventory.Decode(msg)
+			if inventory.ReasonOf(err) != tc.decodeFull {
+				t.Fatalf("decode: %v, want reason %q", err, tc.decodeFull)
+			}
+			if err == nil && got.InventoryHash != smallScan().InventoryHash {
+				t.Fatalf("hash on the wire %s, want %s", got.InventoryHash, smallScan().InventoryHash)
+			}
+		})
+	}
+}
+
+func BenchmarkEncodeTrustHash(b *testing.B) {
+	s := realScan(b)
+	enc := inventory.Encoder{TrustHash: true}
+	buf, err := enc.Append(nil, s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if buf, err = enc.Append(buf[:0], s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(buf)), "wire-bytes")
+}
