@@ -142,6 +142,8 @@ func TestKPIsOnKnownFleet(t *testing.T) {
 		if err := st.Insert(context.Background(), "sla_policy", []string{"policy", "severity", "sla_days", "kev_due_date", "updated_at"}, strict); err != nil {
 			t.Fatal(err)
 		}
+		// Policies apply from the next refresh of the KPI tables.
+		kpitest.Refresh(t, st)
 		tbl := run(t, st, "sla_compliance", Query{Policy: "strict", Severity: "all"})
 		check(t, row(t, tbl, map[string]any{}), map[string]float64{"exposures": 2, "missed": 1, "overdue": 1, "compliance_pct": 0})
 		cov := run(t, st, "patch_coverage", Query{Policy: "strict"})

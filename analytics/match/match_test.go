@@ -3,6 +3,9 @@ package match
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
 	"reflect"
 	"slices"
 	"sort"
@@ -10,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchgrid/patchgrid/analytics/refresh"
+	"github.com/patchgrid/patchgrid/schemas"
 	"github.com/patchgrid/patchgrid/schemas/store"
+	"github.com/patchgrid/patchgrid/schemas/testenv"
 	"github.com/patchgrid/patchgrid/schemas/version"
 )
 
@@ -180,9 +186,29 @@ func TestHostFindings(t *testing.T) {
 }
 
 func TestExposureHistory(t *testing.T) {
-	s := testStore(t)
+	// On the 2018 server exposure_history is 0003's view over every scan;
+	// on a current ClickHouse it is materialized by analytics/refresh.
+	// Both must tell the same history.
+	t.Run("server", func(t *testing.T) {
+		if os.Getenv("PATCHGRID_TEST_CLICKHOUSE") == "" {
+			t.Skip("PATCHGRID_TEST_CLICKHOUSE not set")
+		}
+		testExposureHistory(t, migrated(t, testenv.ServerStore(t)))
+	})
+	t.Run("chdb", func(t *testing.T) {
+		s := migrated(t, testenv.CHDBStore(t))
+		testExposureHistory(t, s)
+	})
+}
+
+func testExposureHistory(t *testing.T, s store.Store) {
 	corpus().load(t, s)
 	runJob(t, s, Full)
+	if schemas.RequireAnalytics(context.Background(), s) == nil {
+		if _, err := (&refresh.Job{Store: s, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).Run(context.Background(), refresh.Full); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rows, err := s.Query(context.Background(), `SELECT host_id, advisory_id, first_seen, last_seen, resolved_at, reopened, exposed_now
 FROM exposure_history WHERE host_id IN ('deb-1', 'deb-2', 'deb-3') ORDER BY host_id, advisory_id`)
 	if err != nil {

@@ -23,6 +23,11 @@ func testStore(t testing.TB) store.Store {
 	} else {
 		st = testenv.CHDBStore(t)
 	}
+	return migrated(t, st)
+}
+
+func migrated(t testing.TB, st store.Store) store.Store {
+	t.Helper()
 	if _, err := schemas.Migrate(context.Background(), st, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/patchgrid/patchgrid/analytics/match"
+	"github.com/patchgrid/patchgrid/analytics/refresh"
+	"github.com/patchgrid/patchgrid/schemas"
 	"github.com/patchgrid/patchgrid/schemas/version"
 )
 
@@ -34,6 +36,7 @@ func runMatch(ctx context.Context, env *cliEnv, args []string) int {
 	sf := addStoreFlags(fs, env)
 	fleet := fs.Bool("fleet", false, "run the fleet matching job instead of reading packages from stdin")
 	mode := fs.String("mode", "incremental", "fleet job mode: incremental (only new scans and new/modified advisories) or full")
+	doRefresh := fs.Bool("refresh", true, "with --fleet: then refresh exposure history and the KPI and risk tables (incremental, or full with --mode full); skipped on a ClickHouse too old for analytics")
 	failOn := fs.String("fail-on", "", "exit 3 when a match has at least this severity: any, low, medium, high, critical (stdin mode)")
 	fs.Usage = func() {
 		fmt.Fprintln(env.stderr, `usage: patchgrid match [flags] < packages.jsonl
@@ -75,6 +78,24 @@ writes one JSON line per input with the advisories it matches and their evidence
 		fmt.Fprintf(env.stdout, "run %s (%s): %d versions, %d advisory records, %d inventories, %d version findings in %s\n",
 			stats.RunID, stats.Mode, stats.Versions, stats.Advisories, stats.Inventories, stats.VersionFindings,
 			stats.Finished.Sub(stats.Started))
+		if !*doRefresh {
+			return exitOK
+		}
+		if err := schemas.RequireAnalytics(ctx, st); err != nil {
+			log.Warn("no refresh of exposure history and KPIs", "reason", err)
+			return exitOK
+		}
+		rmode := refresh.Incremental
+		if *mode == string(match.Full) {
+			rmode = refresh.Full
+		}
+		rs, err := (&refresh.Job{Store: st, Log: log}).Run(ctx, rmode)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "patchgrid match: %v\n", err)
+			return exitFailure
+		}
+		fmt.Fprintf(env.stdout, "refresh %s (%s): %d hosts, %d advisories, %d exposure rows in %s\n",
+			rs.RefreshID, rs.Mode, rs.Hosts, rs.Advisories, rs.Exposures, rs.Finished.Sub(rs.Started))
 		return exitOK
 	}
 

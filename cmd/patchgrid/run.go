@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/patchgrid/patchgrid/analytics/match"
+	"github.com/patchgrid/patchgrid/analytics/refresh"
 	"github.com/patchgrid/patchgrid/analytics/report"
 	"github.com/patchgrid/patchgrid/ingest/consumer"
 	"github.com/patchgrid/patchgrid/ingest/feeds"
@@ -92,7 +93,7 @@ func runRun(ctx context.Context, env *cliEnv, args []string) int {
 }
 
 func pipeline(ctx context.Context, env *cliEnv, cfg runConfig, log *slog.Logger) (*report.Summary, error) {
-	stages := newStages(log, 6)
+	stages := newStages(log, 7)
 
 	stages.begin("store")
 	st, err := cfg.store.open(ctx)
@@ -196,6 +197,13 @@ func pipeline(ctx context.Context, env *cliEnv, cfg runConfig, log *slog.Logger)
 		return nil, err
 	}
 	stages.end("versions", mst.Versions, "advisories", mst.Advisories, "inventories", mst.Inventories, "version_findings", mst.VersionFindings)
+
+	stages.begin("refresh")
+	rst, err := (&refresh.Job{Store: st, Log: log}).Run(ctx, refresh.Incremental)
+	if err != nil {
+		return nil, err
+	}
+	stages.end("hosts", rst.Hosts, "advisories", rst.Advisories, "exposure_rows", rst.Exposures)
 
 	sum, err := report.Build(ctx, st, report.Options{Top: cfg.top, LocalHost: localHost})
 	if err != nil {

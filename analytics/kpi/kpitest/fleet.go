@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchgrid/patchgrid/analytics/refresh"
 	"github.com/patchgrid/patchgrid/schemas"
 	"github.com/patchgrid/patchgrid/schemas/store"
 )
@@ -144,5 +145,16 @@ func Seed(t testing.TB, st store.Store) Fleet {
 		}
 	}
 	ins("scans", []string{"host_id", "scan_id", "scanned_at", "received_at", "hostname", "os_id", "os_version", "os_ecosystem", "inventory_hash", "owner", "ring", "criticality", "internet_facing"}, scanRows)
+	Refresh(t, st)
 	return f
+}
+
+// Refresh brings exposure history and the KPI and risk tables up to date
+// with what st holds (a full refresh), as a match job's caller does.
+func Refresh(t testing.TB, st store.Store) {
+	t.Helper()
+	job := refresh.Job{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if _, err := job.Run(context.Background(), refresh.Full); err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
 }

@@ -26,24 +26,27 @@ import (
 
 // Config is what every step receives (as JSON, from the parent).
 type Config struct {
-	Quick      bool   `json:"quick"`
-	Endpoints  []int  `json:"endpoints"`   // fleet sizes of the matching steps
-	E2EHosts   int    `json:"e2e_hosts"`   // endpoints of the Kafka → ClickHouse step
-	KPIHosts   int    `json:"kpi_hosts"`   // endpoints of the KPI and export fixture (findings grow ~5,000 per host)
-	Days       int    `json:"days"`        // simulated days (day 0 full, the rest incremental)
-	Shared     string `json:"shared"`      // ../shared/data
-	Work       string `json:"work"`        // scratch directory of this run
-	RunID      string `json:"run_id"`      // names databases and topics
-	ClickHouse string `json:"clickhouse"`  // server host:port ("" when absent)
-	Kafka      string `json:"kafka"`       // broker host:port ("" when absent)
-	CHDBLib    string `json:"chdb_lib"`    // libchdb.so
-	RunDir     string `json:"run_dir"`     // scripts/services.sh's PID files
-	OSVScanner string `json:"osv_scanner"` // peer binary ("" when it could not be built)
-	PeerFleet  int    `json:"peer_fleet"`  // endpoints of the peer comparison fleet
-	PeerSample int    `json:"peer_sample"` // hosts OSV-Scanner scans
-	PeerProcs  int    `json:"peer_procs"`  // OSV-Scanner processes in parallel
-	Reps       int    `json:"reps"`        // repetitions of latency measurements
-	Arg        string `json:"arg,omitempty"`
+	Quick       bool   `json:"quick"`
+	Endpoints   []int  `json:"endpoints"`    // fleet sizes of the matching steps
+	E2EHosts    int    `json:"e2e_hosts"`    // endpoints of the Kafka → ClickHouse step
+	KPIHosts    int    `json:"kpi_hosts"`    // endpoints of the KPI fleet (replicated from KPIBase)
+	KPIBase     int    `json:"kpi_base"`     // endpoints of the KPI fleet simulated through the pipeline
+	KPIDays     int    `json:"kpi_days"`     // simulated days of the KPI fleet
+	ExportHosts int    `json:"export_hosts"` // endpoints of the export fixture (findings grow ~5,000 per host)
+	Days        int    `json:"days"`         // simulated days (day 0 full, the rest incremental)
+	Shared      string `json:"shared"`       // ../shared/data
+	Work        string `json:"work"`         // scratch directory of this run
+	RunID       string `json:"run_id"`       // names databases and topics
+	ClickHouse  string `json:"clickhouse"`   // server host:port ("" when absent)
+	Kafka       string `json:"kafka"`        // broker host:port ("" when absent)
+	CHDBLib     string `json:"chdb_lib"`     // libchdb.so
+	RunDir      string `json:"run_dir"`      // scripts/services.sh's PID files
+	OSVScanner  string `json:"osv_scanner"`  // peer binary ("" when it could not be built)
+	PeerFleet   int    `json:"peer_fleet"`   // endpoints of the peer comparison fleet
+	PeerSample  int    `json:"peer_sample"`  // hosts OSV-Scanner scans
+	PeerProcs   int    `json:"peer_procs"`   // OSV-Scanner processes in parallel
+	Reps        int    `json:"reps"`         // repetitions of latency measurements
+	Arg         string `json:"arg,omitempty"`
 }
 
 func main() {
@@ -58,6 +61,7 @@ func run() int {
 		md        = flag.String("md", "bench/RESULTS.md", "markdown file the results table is appended to")
 		shared    = flag.String("shared", "../shared/data", "the shared test corpus")
 		only      = flag.String("only", "", "comma-separated step names (prefixes) to run; default all")
+		e2eHosts  = flag.Int("e2e-hosts", 0, "endpoints of the ingest_e2e step (default 5000; quick 100)")
 		noSvc     = flag.Bool("no-services", false, "do not start ClickHouse/Kafka (steps that need them are recorded as skipped)")
 		timeout   = flag.Duration("step-timeout", 20*time.Minute, "a step running longer is killed and recorded as failed")
 		maxRSS    = flag.Int("step-max-rss", 6000, "a step whose RSS passes this many MB is killed and recorded as failed (0: no limit)")
@@ -94,7 +98,11 @@ func run() int {
 	}
 	o := orchestrator{
 		log: log, quick: *quick, sizes: sizes, shared: sharedAbs, outDir: *out, mdPath: *md,
-		only: splitList(*only), services: !*noSvc, stepTimeout: *timeout, maxRSSMB: *maxRSS,
+		only: splitList(*only), services: !*noSvc, stepTimeout: *timeout, maxRSSMB: *maxRSS, e2eHosts: *e2eHosts,
+	}
+	if *e2eHosts < 0 {
+		fmt.Fprintf(os.Stderr, "pgbench: -e2e-hosts %d: want a positive endpoint count\n", *e2eHosts)
+		return 2
 	}
 	if err := o.run(ctx); err != nil {
 		log.Error("pgbench failed", "err", err)

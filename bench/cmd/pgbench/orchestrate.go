@@ -85,6 +85,7 @@ type orchestrator struct {
 	services    bool
 	stepTimeout time.Duration
 	maxRSSMB    int
+	e2eHosts    int // 0: the default size
 }
 
 func (o *orchestrator) run(ctx context.Context) error {
@@ -98,10 +99,15 @@ func (o *orchestrator) run(ctx context.Context) error {
 	cfg := Config{
 		Quick: o.quick, Endpoints: o.sizes, Shared: o.shared, Work: work, RunID: runID,
 		CHDBLib: chdbLib(), RunDir: runDir(),
-		E2EHosts: 5000, KPIHosts: 500, Days: 2, PeerFleet: 200, PeerSample: 20, PeerProcs: 2, Reps: 5,
+		E2EHosts: 5000, KPIHosts: 100000, KPIBase: 2000, KPIDays: 90, ExportHosts: 500, Days: 2,
+		PeerFleet: 200, PeerSample: 20, PeerProcs: 2, Reps: 20,
 	}
 	if o.quick {
-		cfg.E2EHosts, cfg.KPIHosts, cfg.PeerFleet, cfg.PeerSample, cfg.Reps = 100, 50, 20, 2, 3
+		cfg.E2EHosts, cfg.KPIHosts, cfg.KPIBase, cfg.KPIDays, cfg.ExportHosts = 100, 200, 50, 10, 50
+		cfg.PeerFleet, cfg.PeerSample, cfg.Reps = 20, 2, 3
+	}
+	if o.e2eHosts > 0 {
+		cfg.E2EHosts = o.e2eHosts
 	}
 	res := Results{Started: started, Quick: o.quick, Machine: machineInfo(), Services: map[string]any{}}
 
@@ -201,7 +207,13 @@ func (o *orchestrator) runStep(ctx context.Context, s stepSpec, cfg Config) Step
 		r.Status, r.Error = "failed", err.Error()
 		return r
 	}
-	sctx, cancel := context.WithTimeout(ctx, o.stepTimeout)
+	timeout := o.stepTimeout
+	if stepKind(s.name) == "kpi" && !o.quick {
+		// Building the 100,000-endpoint × 90-day fleet and its first full
+		// refresh takes most of an hour on a busy 2-core machine.
+		timeout = max(timeout, 90*time.Minute)
+	}
+	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(sctx, self, "-step", stepKind(s.name), "-config", string(body))
 	var stdout bytes.Buffer
@@ -233,7 +245,7 @@ func (o *orchestrator) runStep(ctx context.Context, s stepSpec, cfg Config) Step
 	case overRSS.Load():
 		r.Status, r.Error = "failed", fmt.Sprintf("killed: RSS over -step-max-rss %d MB (the machine is shared)", o.maxRSSMB)
 	case sctx.Err() == context.DeadlineExceeded:
-		r.Status, r.Error = "failed", fmt.Sprintf("timed out after %s", o.stepTimeout)
+		r.Status, r.Error = "failed", fmt.Sprintf("timed out after %s", timeout)
 	case err != nil:
 		r.Status = "failed"
 		r.Error = err.Error()

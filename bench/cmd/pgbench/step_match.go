@@ -11,6 +11,7 @@ import (
 
 	"github.com/patchgrid/patchgrid/analytics/kpi"
 	"github.com/patchgrid/patchgrid/analytics/match"
+	"github.com/patchgrid/patchgrid/analytics/refresh"
 	"github.com/patchgrid/patchgrid/analytics/risk"
 	"github.com/patchgrid/patchgrid/scanner/publish"
 	"github.com/patchgrid/patchgrid/scanner/simulate"
@@ -162,55 +163,157 @@ func buildFleet(ctx context.Context, cfg Config, n int, dir string, log *slog.Lo
 	return nil
 }
 
-// ensureFixture builds the KPI/export fleet store unless an earlier step
-// did. It is smaller than the matching fleets: every host carries about
-// 5,000 findings (host-b's kernel packages alone 4,034), and KPIs and
-// exports read them all.
+// ensureFixture builds the export fleet store unless an earlier step did.
+// It is smaller than the matching fleets: every host carries about 5,000
+// findings (host-b's kernel packages alone 4,034), and exports read them
+// all. A full refresh after matching fills finding_risk, what exports read.
 func ensureFixture(ctx context.Context, cfg Config, log *slog.Logger, out *StepOutput) error {
 	dir := fixtureDir(cfg)
-	out.Info["fleet_endpoints"] = cfg.KPIHosts
+	out.Info["fleet_endpoints"] = cfg.ExportHosts
 	if _, err := os.Stat(dir + ".complete"); err == nil {
 		return nil
 	}
-	log.Info("building the KPI/export fleet", "endpoints", cfg.KPIHosts)
+	log.Info("building the export fleet", "endpoints", cfg.ExportHosts)
 	scratch := StepOutput{Info: map[string]any{}}
 	os.Remove(dir + ".complete")
-	if err := buildFleet(ctx, cfg, cfg.KPIHosts, dir, log, &scratch); err != nil {
+	if err := buildFleet(ctx, cfg, cfg.ExportHosts, dir, log, &scratch); err != nil {
 		os.RemoveAll(dir)
-		return fmt.Errorf("build the KPI/export fleet: %w", err)
+		return fmt.Errorf("build the export fleet: %w", err)
+	}
+	st, err := openCHDB(ctx, cfg, dir, log)
+	if err != nil {
+		return err
+	}
+	_, err = (&refresh.Job{Store: st, Log: quiet(log)}).Run(ctx, refresh.Full)
+	st.Close()
+	if err != nil {
+		return fmt.Errorf("refresh the export fleet: %w", err)
 	}
 	return os.WriteFile(dir+".complete", nil, 0o644)
 }
 
-// stepKPI times every KPI (kpi.Run) against the exposure history they all
-// read: the ceiling is a bare count over exposure_history.
-func stepKPI(ctx context.Context, cfg Config, log *slog.Logger, out *StepOutput) error {
-	if err := ensureFixture(ctx, cfg, log, out); err != nil {
+// buildKPIFleet builds the KPI fleet in dir: cfg.KPIBase endpoints over
+// cfg.KPIDays days through the real pipeline (simulator, producer, Kafka,
+// consumer, chDB), then replicated in the store to cfg.KPIHosts endpoints.
+// Simulating and ingesting 9M scans would take most of an hour here; a
+// replica is a new host_id whose scans are its original's shifted by a
+// per-replica offset of up to 12 hours (cityHash64 of host and replica),
+// so exposure windows and SLA clocks differ between replicas as they do
+// between real hosts, while the inventories stay those the pipeline
+// ingested. Then a full match and a full refresh, both timed.
+func buildKPIFleet(ctx context.Context, cfg Config, st store.Store, log *slog.Logger, out *StepOutput) error {
+	t0 := time.Now()
+	records, err := loadFeeds(ctx, st, benchFeedLocations(cfg), log)
+	if err != nil {
 		return err
 	}
-	st, err := openCHDB(ctx, cfg, fixtureDir(cfg), log)
+	out.Info["feed_records"] = records
+	in, err := loadFleetInputs(ctx, cfg, false, log)
+	if err != nil {
+		return err
+	}
+	fleet, err := newFleet(in, cfg.KPIBase, cfg.KPIDays, log)
+	if err != nil {
+		return err
+	}
+	topic, brokers, cleanup, err := fleetKafka(ctx, cfg, "kpi", log)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	prod, err := publish.New(producerConfig(brokers, topic))
+	if err != nil {
+		return err
+	}
+	sum, err := fleet.Run(ctx, simulate.PublishSink{P: prod}, simulate.RunOptions{ProgressInterval: -1})
+	if cerr := prod.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("simulate: %w", err)
+	}
+	ist, err := ingest(ctx, st, brokers, topic, log)
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	out.Info["base_messages"], out.Info["base_full_scans"], out.Info["base_scan_rows"], out.Info["base_package_rows"] =
+		sum.Messages, sum.FullScans, ist.ScanRows, ist.PackageRows
+	log.Info("KPI base fleet ingested", "endpoints", cfg.KPIBase, "days", cfg.KPIDays, "scan_rows", ist.ScanRows,
+		"took", time.Since(t0).Round(time.Second))
+	replicas := max(1, cfg.KPIHosts/cfg.KPIBase)
+	if replicas > 1 {
+		if err := st.Exec(ctx, replicateScans, replicas); err != nil {
+			return fmt.Errorf("replicate the KPI fleet: %w", err)
+		}
+	}
+	var hosts, scans uint64
+	if err := queryCount(ctx, st, "SELECT uniqExact(host_id), count() FROM scans", &hosts, &scans); err != nil {
+		return err
+	}
+	out.Info["fleet_endpoints"], out.Info["fleet_scans"] = hosts, scans
+	log.Info("KPI fleet", "endpoints", hosts, "scans", scans)
+
+	t0 = time.Now()
+	if _, err := (&match.Job{Store: st, Log: quiet(log)}).Run(ctx, match.Full); err != nil {
+		return fmt.Errorf("full match: %w", err)
+	}
+	matchD := time.Since(t0)
+	t0 = time.Now()
+	rs, err := (&refresh.Job{Store: st, Log: quiet(log)}).Run(ctx, refresh.Full)
+	if err != nil {
+		return fmt.Errorf("full refresh: %w", err)
+	}
+	fullD := time.Since(t0)
+	log.Info("KPI fleet refreshed", "exposure_rows", rs.Exposures, "match", matchD.Round(time.Millisecond), "refresh", fullD.Round(time.Second))
+	out.Info["full_match_s"], out.Info["exposure_rows"] = matchD.Seconds(), rs.Exposures
+	out.Metrics = append(out.Metrics,
+		Metric{Name: "full refresh (exposure history + KPI and risk tables)", Value: fullD.Seconds(), Unit: "s", Better: "lower",
+			Note: fmt.Sprintf("%d hosts × %d days, %d exposure rows (%.0f rows/s); the full match before it took %.1fs", hosts, cfg.KPIDays, rs.Exposures, float64(rs.Exposures)/fullD.Seconds(), matchD.Seconds())})
+	return nil
+}
+
+// replicateScans copies every scan to ? - 1 replica hosts (see
+// buildKPIFleet). A bench fixture, not product SQL.
+const replicateScans = `INSERT INTO scans (host_id, scan_id, scanned_at, received_at, hostname, os_id, os_version, os_pretty,
+    os_ecosystem, kernel_running, kernels_installed, inventory_hash, heartbeat, package_count, owner, ring, criticality,
+    internet_facing, tags, maintenance_window, warnings, schema_version)
+SELECT concat(host_id, '-r', toString(r)), concat(scan_id, '-r', toString(r)),
+    scanned_at + toIntervalSecond(cityHash64(host_id, r) % 43200), received_at, concat(hostname, '-r', toString(r)),
+    os_id, os_version, os_pretty, os_ecosystem, kernel_running, kernels_installed, inventory_hash, heartbeat, package_count,
+    owner, ring, criticality, internet_facing, tags, maintenance_window, warnings, schema_version
+FROM scans ARRAY JOIN range(1, ?) AS r`
+
+func queryCount(ctx context.Context, st store.Store, q string, dst ...any) error {
+	rows, err := st.Query(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if rows.Next() {
+		if err := rows.Scan(dst...); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// stepKPI builds the KPI fleet (cfg.KPIHosts endpoints × cfg.KPIDays days)
+// and times every KPI as dashboards read it (kpi.Run, by ring), against
+// the goal of 100 ms at p95, and beside the same KPI computed from the
+// exposure history when read (its _live view) once.
+func stepKPI(ctx context.Context, cfg Config, log *slog.Logger, out *StepOutput) error {
+	dir := cfg.Work + "/kpi-fleet"
+	defer os.RemoveAll(dir)
+	st, err := openCHDB(ctx, cfg, dir, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	base := make([]time.Duration, 0, cfg.Reps)
-	for range cfg.Reps {
-		t0 := time.Now()
-		rows, err := st.Query(ctx, "SELECT count() FROM exposure_history")
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return err
-		}
-		base = append(base, time.Since(t0))
+	out.Info["backend"] = "chdb"
+	if err := buildKPIFleet(ctx, cfg, st, log, out); err != nil {
+		return err
 	}
-	baseP50 := ms(percentile(base, 0.5))
-	out.Info["exposure_history_count_p50_ms"] = baseP50
+	const goalMS = 100.0
 	for _, k := range kpi.All() {
 		lat := make([]time.Duration, 0, cfg.Reps)
 		var rowsN int
@@ -225,11 +328,33 @@ func stepKPI(ctx context.Context, cfg Config, log *slog.Logger, out *StepOutput)
 		}
 		p50, p95 := ms(percentile(lat, 0.5)), ms(percentile(lat, 0.95))
 		log.Info("kpi", "name", k.Name, "p50_ms", round(p50, 1), "p95_ms", round(p95, 1), "rows", rowsN)
-		ref := "ceiling: SELECT count() FROM exposure_history, p50"
 		out.Metrics = append(out.Metrics,
-			ratio(Metric{Name: k.Name + " p50", Value: p50, Unit: "ms", Better: "lower", Note: fmt.Sprintf("%d rows, by ring", rowsN)}, ref, baseP50),
-			ratio(Metric{Name: k.Name + " p95", Value: p95, Unit: "ms", Better: "lower"}, ref, baseP50))
+			ratio(Metric{Name: k.Name + " p95", Value: p95, Unit: "ms", Better: "lower",
+				Note: fmt.Sprintf("%d reps, p50 %.1f ms, %d rows (by ring)", cfg.Reps, p50, rowsN)}, "ceiling: the goal, 100 ms", goalMS))
 	}
+	// The same KPI computed when read, from the materialized exposure
+	// history (what the refresh copies into the table dashboards read).
+	t0 := time.Now()
+	rows, err := st.Query(ctx, "SELECT * FROM kpi_mttr_live WHERE dimension = 'ring'")
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return err
+	}
+	live := ms(time.Since(t0))
+	var mttr float64
+	for _, m := range out.Metrics {
+		if m.Name == "mttr p95" {
+			mttr = m.Value
+		}
+	}
+	out.Metrics = append(out.Metrics, ratio(Metric{Name: "mttr p95 vs computing it when read", Value: mttr, Unit: "ms", Better: "lower"},
+		"peer: kpi_mttr_live (same definition, computed when read), one run", live))
 	return nil
 }
 
