@@ -11,10 +11,13 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// Wire format constants of schema v1 (README.md, "Message schema v1").
+// Wire format constants (README.md, "Message schema v2" and "v1").
 const (
-	Magic         = "PGSC"
-	SchemaVersion = 1
+	Magic = "PGSC"
+	// SchemaVersion is what Encode writes; Decode reads it and every
+	// earlier version.
+	SchemaVersion = 2
+	version1      = 1
 
 	flagZstd     = 1 << 0
 	knownFlags   = flagZstd
@@ -67,7 +70,7 @@ var (
 	decoderPool = sync.Pool{New: func() any { return new(Decoder) }}
 )
 
-// Encode returns the v1 wire encoding of s. It fills InventoryHash on the
+// Encode returns the wire encoding (SchemaVersion) of s. It fills InventoryHash on the
 // wire when s leaves it empty (s itself is not modified) and refuses a scan
 // that Validate rejects or whose hash does not match its packages.
 func Encode(s *Scan) ([]byte, error) {
@@ -95,9 +98,17 @@ type Encoder struct {
 	// hash is then caught by the consumer only when it stores that set;
 	// scanners leave the hash empty and have it computed.
 	TrustHash bool
+	// Version is the wire version to write: 0 means SchemaVersion; 1 for
+	// consumers that predate v2 (deploy consumers first, then producers).
+	Version uint8
+	// Sections, when set, caches the compressed package section of v2 by
+	// inventory hash, so that thousands of hosts with the same package set
+	// cost one compression (see SectionCache). Share one between Encoders.
+	Sections *SectionCache
 
 	hs     hashScratch
 	body   []byte
+	meta   []byte
 	index  map[string]uint32
 	strs   []string
 	refs   []uint32
@@ -147,6 +158,18 @@ func (e *Encoder) Append(dst []byte, s *Scan) ([]byte, error) {
 				invalid("inventory_hash", "hash %s does not match the packages (%s)", hash, computed))
 		}
 	}
+	switch e.Version {
+	case 0, SchemaVersion:
+		return e.appendV2(dst, s, hash)
+	case version1:
+		return e.appendV1(dst, s, hash)
+	}
+	return dst, fmt.Errorf("encode scan %s of host %s: unknown wire version %d", s.ScanID, s.HostID, e.Version)
+}
+
+// appendV1 writes the v1 layout: one string table and one zstd frame for
+// the whole scan.
+func (e *Encoder) appendV1(dst []byte, s *Scan, hash string) ([]byte, error) {
 	e.reset()
 
 	// Interning happens in the order fields are written, column by column,
@@ -225,7 +248,7 @@ func (e *Encoder) Append(dst []byte, s *Scan) ([]byte, error) {
 	}
 
 	dst = append(dst, Magic...)
-	dst = append(dst, SchemaVersion, flagZstd)
+	dst = append(dst, version1, flagZstd)
 	dst = binary.AppendUvarint(dst, uint64(len(b)))
 	return sharedZstdEncoder().EncodeAll(b, dst), nil
 }
@@ -274,6 +297,8 @@ type Decoded struct {
 	PackageCount int
 	// PackagesSkipped says SkipPackages returned true: Scan.Packages is nil.
 	PackagesSkipped bool
+	// Version is the message's wire version.
+	Version uint8
 }
 
 // Decode parses and validates one message.
@@ -293,12 +318,16 @@ func (d *Decoder) DecodeWith(msg []byte, opt DecodeOptions) (Decoded, error) {
 	if string(msg[:len(Magic)]) != Magic {
 		return Decoded{}, decodeErr(ReasonBadMagic, "header", 0, "got %q, want %q", msg[:len(Magic)], Magic)
 	}
-	if v := msg[len(Magic)]; v != SchemaVersion {
-		return Decoded{}, decodeErr(ReasonUnknownVersion, "header.version", len(Magic), "schema version %d, this build reads %d", v, SchemaVersion)
+	v := msg[len(Magic)]
+	if v != version1 && v != SchemaVersion {
+		return Decoded{}, decodeErr(ReasonUnknownVersion, "header.version", len(Magic), "schema version %d, this build reads 1 and %d", v, SchemaVersion)
 	}
 	flags := msg[len(Magic)+1]
 	if flags&^knownFlags != 0 {
 		return Decoded{}, decodeErr(ReasonUnknownVersion, "header.flags", len(Magic)+1, "unknown flag bits %#02x", flags&^knownFlags)
+	}
+	if v == SchemaVersion {
+		return d.decodeV2(msg, flags, opt)
 	}
 	rest := msg[len(Magic)+2:]
 	bodyLen, n := binary.Uvarint(rest)
@@ -308,32 +337,9 @@ func (d *Decoder) DecodeWith(msg []byte, opt DecodeOptions) (Decoded, error) {
 	if bodyLen > MaxBodySize {
 		return Decoded{}, decodeErr(ReasonTooLarge, "header.body_len", len(Magic)+2, "declared body of %d bytes exceeds %d", bodyLen, MaxBodySize)
 	}
-	payload := rest[n:]
-	var body []byte
-	if flags&flagZstd != 0 {
-		// Cap at the declared length plus zstdSlack, so a lying header
-		// cannot make the frame inflate further (the length check below
-		// rejects the few slack bytes). The slack lets the decoder use its
-		// fast block copies, which may write up to 16 bytes past a match;
-		// with an exact-size buffer it falls back to bounds-exact copies,
-		// about twice as slow.
-		limit := int(bodyLen) + zstdSlack
-		if cap(d.body) < limit {
-			d.body = make([]byte, 0, limit)
-		}
-		out, err := sharedZstdDecoder().DecodeAll(payload, d.body[:0:limit])
-		if err != nil {
-			return Decoded{}, &DecodeError{Reason: ReasonBadCompression, Field: "body", Offset: -1, Err: err}
-		}
-		if len(out) != int(bodyLen) {
-			return Decoded{}, decodeErr(ReasonBadCompression, "body", -1, "decompressed %d bytes, header declares %d", len(out), bodyLen)
-		}
-		body = out
-	} else {
-		if uint64(len(payload)) != bodyLen {
-			return Decoded{}, decodeErr(ReasonTruncated, "body", -1, "%d body bytes, header declares %d", len(payload), bodyLen)
-		}
-		body = payload
+	body, err := d.inflate(rest[n:], flags, bodyLen, "body")
+	if err != nil {
+		return Decoded{}, err
 	}
 	res, err := d.parseBody(body, opt.SkipPackages)
 	if err != nil {
@@ -349,6 +355,35 @@ func (d *Decoder) DecodeWith(msg []byte, opt DecodeOptions) (Decoded, error) {
 		}
 	}
 	return res, nil
+}
+
+// inflate returns payload decompressed (flags bit 0) or as it is, checking
+// that it is exactly declared bytes long. The result lives in d.body.
+func (d *Decoder) inflate(payload []byte, flags byte, declared uint64, field string) ([]byte, error) {
+	if flags&flagZstd == 0 {
+		if uint64(len(payload)) != declared {
+			return nil, decodeErr(ReasonTruncated, field, -1, "%d bytes, header declares %d", len(payload), declared)
+		}
+		return payload, nil
+	}
+	// Cap at the declared length plus zstdSlack, so a lying header cannot
+	// make the frame inflate further (the length check below rejects the
+	// few slack bytes). The slack lets the decoder use its fast block
+	// copies, which may write up to 16 bytes past a match; with an
+	// exact-size buffer it falls back to bounds-exact copies, about twice
+	// as slow.
+	limit := int(declared) + zstdSlack
+	if cap(d.body) < limit {
+		d.body = make([]byte, 0, limit)
+	}
+	out, err := sharedZstdDecoder().DecodeAll(payload, d.body[:0:limit])
+	if err != nil {
+		return nil, &DecodeError{Reason: ReasonBadCompression, Field: field, Offset: -1, Err: err}
+	}
+	if len(out) != int(declared) {
+		return nil, decodeErr(ReasonBadCompression, field, -1, "decompressed %d bytes, header declares %d", len(out), declared)
+	}
+	return out, nil
 }
 
 // bodyReader reads the v1 body; the first error sticks and later reads
@@ -482,14 +517,13 @@ func (r *bodyReader) strList(field string, max int) []string {
 	return out
 }
 
-// parseBody parses a decompressed v1 body. The string table is indexed
-// first (offsets only); scan-level strings are validated and copied one by
-// one, and the whole table is materialized only when the packages are.
-func (d *Decoder) parseBody(body []byte, skip func(string) bool) (Decoded, error) {
-	r := &bodyReader{b: body}
+// indexTable reads a string table (uvarint n, n strings) into d.spans,
+// offsets only: nothing is validated or copied yet.
+func (d *Decoder) indexTable(r *bodyReader) error {
+	body := r.b
 	n := r.count("strings", MaxBodySize)
 	if r.err != nil {
-		return Decoded{}, r.err
+		return r.err
 	}
 	spans := d.spans[:0]
 	r.field = "strings"
@@ -499,11 +533,11 @@ func (d *Decoder) parseBody(body []byte, skip func(string) bool) (Decoded, error
 			l = uint64(body[r.off])
 			r.off++
 		} else if l = r.uvarint(); r.err != nil {
-			return Decoded{}, r.err
+			return r.err
 		}
 		if l > uint64(len(body)-r.off) {
 			r.fail(ReasonTruncated, "string %d of %d bytes but only %d left", i, l, len(body)-r.off)
-			return Decoded{}, r.err
+			return r.err
 		}
 		spans = append(spans, span{off: uint32(r.off), len: uint32(l)})
 		r.off += int(l)
@@ -511,24 +545,30 @@ func (d *Decoder) parseBody(body []byte, skip func(string) bool) (Decoded, error
 	d.spans = spans
 	r.spans = spans
 
+	return nil
+}
+
+// scanFields reads the scan-level fields, in wire order (the same in v1 and
+// v2; only how a string is written differs: str and strList).
+func (r *bodyReader) scanFields(str func(string) string, strList func(string, int) []string) *Scan {
 	s := &Scan{}
-	s.HostID = r.str("host_id")
-	s.ScanID = r.str("scan_id")
+	s.HostID = str("host_id")
+	s.ScanID = str("scan_id")
 	r.field = "scanned_at"
 	sec, nsec := r.varint(), r.uvarint()
 	if r.err == nil && nsec >= 1e9 {
 		r.fail(ReasonMalformed, "nanoseconds %d out of range", nsec)
 	}
 	s.ScannedAt = time.Unix(sec, int64(nsec)).UTC()
-	s.Hostname = r.str("hostname")
-	s.OS.ID = r.str("os.id")
-	s.OS.VersionID = r.str("os.version_id")
-	s.OS.PrettyName = r.str("os.pretty_name")
-	s.OS.Ecosystem = r.str("os.ecosystem")
-	s.KernelRunning = r.str("kernel_running")
-	s.KernelsInstalled = r.strList("kernels_installed", MaxListLen)
-	s.Meta.Owner = r.str("meta.owner")
-	s.Meta.Ring = r.str("meta.ring")
+	s.Hostname = str("hostname")
+	s.OS.ID = str("os.id")
+	s.OS.VersionID = str("os.version_id")
+	s.OS.PrettyName = str("os.pretty_name")
+	s.OS.Ecosystem = str("os.ecosystem")
+	s.KernelRunning = str("kernel_running")
+	s.KernelsInstalled = strList("kernels_installed", MaxListLen)
+	s.Meta.Owner = str("meta.owner")
+	s.Meta.Ring = str("meta.ring")
 	r.field = "meta.criticality"
 	s.Meta.Criticality = r.byte()
 	r.field = "flags"
@@ -538,15 +578,27 @@ func (d *Decoder) parseBody(body []byte, skip func(string) bool) (Decoded, error
 	}
 	s.Meta.InternetFacing = flags&1 != 0
 	s.Heartbeat = flags&2 != 0
-	s.Meta.Tags = r.strList("meta.tags", MaxListLen)
-	s.Meta.MaintenanceWindow = r.str("meta.maintenance_window")
-	s.InventoryHash = r.str("inventory_hash")
-	s.Warnings = r.strList("warnings", MaxListLen)
+	s.Meta.Tags = strList("meta.tags", MaxListLen)
+	s.Meta.MaintenanceWindow = str("meta.maintenance_window")
+	s.InventoryHash = str("inventory_hash")
+	s.Warnings = strList("warnings", MaxListLen)
+	return s
+}
+
+// parseBody parses a decompressed v1 body. The string table is indexed
+// first (offsets only); scan-level strings are validated and copied one by
+// one, and the whole table is materialized only when the packages are.
+func (d *Decoder) parseBody(body []byte, skip func(string) bool) (Decoded, error) {
+	r := &bodyReader{b: body}
+	if err := d.indexTable(r); err != nil {
+		return Decoded{}, err
+	}
+	s := r.scanFields(r.str, r.strList)
 	np := r.count("packages", MaxPackages)
 	if r.err != nil {
 		return Decoded{}, r.err
 	}
-	res := Decoded{Scan: s, PackageCount: np}
+	res := Decoded{Scan: s, PackageCount: np, Version: version1}
 	if np > 0 && !s.Heartbeat && skip != nil && skip(s.InventoryHash) {
 		res.PackagesSkipped = true
 		r.checkPackageRefs(np)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -79,20 +80,26 @@ func TestRoundTrip(t *testing.T) {
 	empty.Packages = nil
 	empty.InventoryHash = inventory.HashPackages(nil)
 	for name, s := range map[string]*inventory.Scan{"small": smallScan(), "heartbeat": heartbeat(), "empty": empty, "real": realScan(t)} {
-		t.Run(name, func(t *testing.T) {
-			b, err := inventory.Encode(s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := inventory.Decode(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, s) {
-				t.Fatalf("round trip differs:\n got %+v\nwant %+v", got, s)
-			}
-			t.Logf("%d packages: %d bytes encoded", len(s.Packages), len(b))
-		})
+		for _, version := range []uint8{1, inventory.SchemaVersion} {
+			t.Run(fmt.Sprintf("%s/v%d", name, version), func(t *testing.T) {
+				e := inventory.Encoder{Version: version}
+				b, err := e.Append(nil, s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b[4] != version {
+					t.Fatalf("wrote version %d, want %d", b[4], version)
+				}
+				got, err := inventory.Decode(b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got, s) {
+					t.Fatalf("round trip differs:\n got %+v\nwant %+v", got, s)
+				}
+				t.Logf("%d packages: %d bytes encoded", len(s.Packages), len(b))
+			})
+		}
 	}
 }
 
@@ -174,21 +181,28 @@ func body(t testing.TB, msg []byte) []byte {
 	return b
 }
 
-// raw builds a message with an uncompressed body (flags 0), the form tests
+// encodeV1 encodes s in the v1 layout, which the helpers below (body, raw)
+// and the byte-level error cases are written for.
+func encodeV1(s *inventory.Scan) ([]byte, error) {
+	e := inventory.Encoder{Version: 1}
+	return e.Append(nil, s)
+}
+
+// raw builds a v1 message with an uncompressed body (flags 0), the form tests
 // use to reach the body parser with exact bytes.
 func raw(b []byte) []byte {
-	msg := append([]byte(inventory.Magic), inventory.SchemaVersion, 0)
+	msg := append([]byte(inventory.Magic), 1, 0)
 	msg = binary.AppendUvarint(msg, uint64(len(b)))
 	return append(msg, b...)
 }
 
 func TestDecodeErrors(t *testing.T) {
-	good, err := inventory.Encode(smallScan())
+	good, err := encodeV1(smallScan())
 	if err != nil {
 		t.Fatal(err)
 	}
 	goodBody := body(t, good)
-	hb, err := inventory.Encode(heartbeat())
+	hb, err := encodeV1(heartbeat())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +225,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"short header", good[:5], inventory.ReasonTruncated},
 		{"bad magic", mutate(good, func(b []byte) []byte { b[0] = 'X'; return b }), inventory.ReasonBadMagic},
 		{"json", []byte(`{"HostID":"x"}`), inventory.ReasonBadMagic},
-		{"version 2", mutate(good, func(b []byte) []byte { b[4] = 2; return b }), inventory.ReasonUnknownVersion},
+		{"version 3", mutate(good, func(b []byte) []byte { b[4] = 3; return b }), inventory.ReasonUnknownVersion},
 		{"unknown flag", mutate(good, func(b []byte) []byte { b[5] |= 0x80; return b }), inventory.ReasonUnknownVersion},
 		{"absurd size", append(append([]byte(inventory.Magic), 1, 1), binary.AppendUvarint(nil, 1<<40)...), inventory.ReasonTooLarge},
 		{"size over cap", append(append([]byte(inventory.Magic), 1, 1), binary.AppendUvarint(nil, inventory.MaxBodySize+1)...), inventory.ReasonTooLarge},
@@ -283,7 +297,7 @@ func TestGolden(t *testing.T) {
 	s := smallScan()
 	path := filepath.Join("testdata", "scan-v1.golden.hex")
 	if *update {
-		b, err := inventory.Encode(s)
+		b, err := encodeV1(s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -309,7 +323,7 @@ func TestGolden(t *testing.T) {
 	}
 	// The body layout is ours and must not drift; the zstd bytes around it
 	// may change with the library, so compare decompressed bodies.
-	now, err := inventory.Encode(s)
+	now, err := encodeV1(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,6 +339,11 @@ func FuzzDecode(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(b)
+		f.Add(rawV2(f, b))
+		if b, err = encodeV1(s); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
 		f.Add(raw(body(f, b)))
 	}
 	b, err := inventory.Encode(realScan(f))
@@ -332,6 +351,9 @@ func FuzzDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b)
+	if b, err = encodeV1(realScan(f)); err != nil {
+		f.Fatal(err)
+	}
 	f.Add(raw(body(f, b)[:4096]))
 	f.Add([]byte("PGSC\x01\x00\x00"))
 	f.Fuzz(func(t *testing.T, msg []byte) {
