@@ -27,7 +27,7 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) int {
 		group       = fs.String("group", consumer.DefaultGroupID, "consumer group; instances of one group share the partitions")
 		partitions  = fs.Int("create-topic-partitions", 0, "create the topic and the dead-letter topic with this many partitions if missing (0: expect them to exist)")
 		batchRows   = fs.Int("batch-rows", 100000, "insert when a batch holds this many rows")
-		batchBytes  = fs.Int("batch-bytes", 32<<20, "insert when a batch holds this many message bytes")
+		batchBytes  = fs.Int("batch-bytes", 32<<20, "insert when a batch holds about this many bytes of row data")
 		flushEvery  = fs.Duration("flush-interval", time.Second, "insert a batch at the latest this long after its first message")
 		knownHashes = fs.Int("known-hashes", 200000, "inventory hashes remembered as stored (their packages are not inserted again)")
 		drain       = fs.Bool("drain", false, "exit once the group has committed everything the topic held at start")

@@ -70,11 +70,11 @@ type consumer struct {
 
 // batch is what has been fetched since the last commit.
 type batch struct {
-	msgs      []kafka.Message // every fetched message, dead-lettered ones too
+	msgs      []kafka.Message // every fetched message, dead-lettered ones too; positions only
 	scans     [][]any
 	packages  [][]any
 	newHashes []string // package sets inserted by this batch
-	bytes     int
+	bytes     int      // string bytes held by scans and packages (BatchBytes)
 	started   time.Time
 	badKeys   int
 }
@@ -185,12 +185,13 @@ func Run(ctx context.Context, cfg Config, st store.Store) (Stats, error) {
 // job is one fetched message on its way through a decoder. done is closed
 // when res, err, pkgRows and badKeys are set.
 type job struct {
-	m       kafka.Message
-	res     inventory.Decoded
-	err     error
-	pkgRows [][]any
-	badKeys int
-	done    chan struct{}
+	m        kafka.Message
+	res      inventory.Decoded
+	err      error
+	pkgRows  [][]any
+	pkgBytes int // string bytes the package rows hold
+	badKeys  int
+	done     chan struct{}
 }
 
 // decodeJobs decodes jobs until in is closed. Each decoder has its own
@@ -208,6 +209,7 @@ func (c *consumer) decodeJobs(in <-chan *job) {
 		}
 		if s := j.res.Scan; j.err == nil && !s.Heartbeat && !j.res.PackagesSkipped {
 			j.pkgRows, j.badKeys = rows.packageRows(make([][]any, 0, len(s.Packages)), s)
+			j.pkgBytes = packageRowBytes(s)
 		}
 		close(j.done)
 	}
@@ -406,14 +408,16 @@ func (c *consumer) add(ctx context.Context, j *job) error {
 	if len(b.msgs) == 0 {
 		b.started = time.Now()
 	}
-	b.msgs = append(b.msgs, m)
-	b.bytes += len(m.Value)
+	// Only the position is needed to commit: the value, often a package
+	// list the batch will not insert, is not kept.
+	b.msgs = append(b.msgs, kafka.Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset})
 	if err != nil {
 		return nil
 	}
 
 	s := j.res.Scan
-	b.scans = append(b.scans, scanRow(s, j.res.PackageCount, inventory.SchemaVersion, c.cfg.Now()))
+	b.scans = append(b.scans, scanRow(s, j.res.PackageCount, uint16(j.res.Version), c.cfg.Now()))
+	b.bytes += scanRowBytes(s)
 	if s.Heartbeat {
 		return nil
 	}
@@ -425,6 +429,7 @@ func (c *consumer) add(ctx context.Context, j *job) error {
 		return nil
 	}
 	b.packages = append(b.packages, j.pkgRows...)
+	b.bytes += j.pkgBytes
 	b.newHashes = append(b.newHashes, s.InventoryHash)
 	if j.badKeys > 0 {
 		b.badKeys += j.badKeys

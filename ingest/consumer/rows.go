@@ -107,6 +107,34 @@ func (b *rowBuilder) vKey(ecosystem, v string) (string, bool) {
 	return string(key), true
 }
 
+// rowOverhead approximates what a row holds beyond its strings: the row
+// slice, interface boxes and fixed-size values.
+const rowOverhead = 64
+
+// scanRowBytes approximates the memory of s's scans row, for BatchBytes.
+func scanRowBytes(s *inventory.Scan) int {
+	n := rowOverhead + len(s.HostID) + len(s.ScanID) + len(s.Hostname) + len(s.OS.ID) + len(s.OS.VersionID) +
+		len(s.OS.PrettyName) + len(s.OS.Ecosystem) + len(s.KernelRunning) + len(s.InventoryHash) +
+		len(s.Meta.Owner) + len(s.Meta.Ring) + len(s.Meta.MaintenanceWindow)
+	for _, l := range [][]string{s.KernelsInstalled, s.Meta.Tags, s.Warnings} {
+		for _, v := range l {
+			n += len(v)
+		}
+	}
+	return n
+}
+
+// packageRowBytes approximates the memory of s's inventory_packages rows.
+func packageRowBytes(s *inventory.Scan) int {
+	n := 0
+	for i := range s.Packages {
+		p := &s.Packages[i]
+		n += rowOverhead + len(s.InventoryHash) + len(p.Ecosystem) + len(p.Name) + len(p.Version) + len(p.Arch) +
+			len(p.SourceName) + len(p.SourceVersion) + len(p.PURL) + len(p.Location) + 2*len(p.Version) // match_version, v_key
+	}
+	return n
+}
+
 func b2u(b bool) uint8 {
 	if b {
 		return 1

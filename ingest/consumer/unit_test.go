@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/patchgrid/patchgrid/schemas/inventory"
 )
 
@@ -167,5 +169,67 @@ func TestHashSet(t *testing.T) {
 	// The LRU holds 2: a is forgotten, which only costs a redundant insert.
 	if s.Has("a") || !s.Claim("a") {
 		t.Fatal("evicted a must be claimable again")
+	}
+}
+
+// TestDecodeJobsReadsBothVersions: during a rolling upgrade the topic holds
+// v1 and v2 messages; both must give the same rows, the schema_version
+// column telling them apart, and a known set is skipped in both.
+func TestDecodeJobsReadsBothVersions(t *testing.T) {
+	s := &inventory.Scan{HostID: "h1", ScanID: "s1", ScannedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		OS:       inventory.OS{ID: "debian", VersionID: "12", Ecosystem: "Debian:12"},
+		Packages: []inventory.Package{{Ecosystem: "Debian:12", Name: "openssl", Version: "3.0.15-1~deb12u1", Arch: "amd64"}}}
+	s.InventoryHash = inventory.HashPackages(s.Packages)
+	c := &consumer{hashes: newHashSet(10)}
+	now := time.Date(2026, 1, 2, 4, 0, 0, 0, time.UTC)
+	run := func(version uint8) *job {
+		t.Helper()
+		e := inventory.Encoder{Version: version}
+		v, err := e.Append(nil, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := make(chan *job, 1)
+		j := &job{m: kafka.Message{Value: v}, done: make(chan struct{})}
+		in <- j
+		close(in)
+		c.decodeJobs(in)
+		<-j.done
+		if j.err != nil {
+			t.Fatalf("v%d: %v", version, j.err)
+		}
+		return j
+	}
+	for _, known := range []bool{false, true} {
+		if known {
+			c.hashes.Stored([]string{s.InventoryHash})
+		}
+		j1, j2 := run(1), run(2)
+		r1, r2 := scanRow(j1.res.Scan, j1.res.PackageCount, uint16(j1.res.Version), now), scanRow(j2.res.Scan, j2.res.PackageCount, uint16(j2.res.Version), now)
+		last := len(scanColumns) - 1 // schema_version
+		if fmt.Sprint(r1[:last]) != fmt.Sprint(r2[:last]) || r1[last] != uint16(1) || r2[last] != uint16(2) {
+			t.Fatalf("known=%v: rows differ:\nv1 %v\nv2 %v", known, r1, r2)
+		}
+		if j1.res.PackagesSkipped != known || j2.res.PackagesSkipped != known {
+			t.Fatalf("known=%v: skipped v1 %v v2 %v", known, j1.res.PackagesSkipped, j2.res.PackagesSkipped)
+		}
+		if !known && (len(j1.pkgRows) != 1 || fmt.Sprint(j1.pkgRows) != fmt.Sprint(j2.pkgRows)) {
+			t.Fatalf("package rows differ:\nv1 %v\nv2 %v", j1.pkgRows, j2.pkgRows)
+		}
+	}
+}
+
+func TestRowBytes(t *testing.T) {
+	hb := &inventory.Scan{HostID: "host", ScanID: "scan", InventoryHash: "h", Heartbeat: true, Meta: inventory.Meta{Tags: []string{"ab"}}}
+	if got, want := scanRowBytes(hb), rowOverhead+4+4+1+2; got != want {
+		t.Errorf("scanRowBytes = %d, want %d", got, want)
+	}
+	full := &inventory.Scan{InventoryHash: "hh", Packages: []inventory.Package{
+		{Ecosystem: "e", Name: "nn", Version: "vvv"},
+		{Ecosystem: "e", Name: "n", Version: "v", PURL: "pppp"},
+	}}
+	// Per package: overhead, hash, fields, and version twice more (match_version, v_key).
+	if got, want := packageRowBytes(full), 2*rowOverhead+2*2+(1+2+3+6)+(1+1+1+4+2); got != want {
+		t.Errorf("packageRowBytes = %d, want %d", got, want)
 	}
 }
