@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -76,6 +82,12 @@ func stepIngestE2E(ctx context.Context, cfg Config, log *slog.Logger, out *StepO
 	if err != nil {
 		return err
 	}
+	stopProf, err := startCPUProfile(log, "publish")
+	if err != nil {
+		return err
+	}
+	pids := map[string]int{"kafka": servicePID(cfg.RunDir, "kafka"), "clickhouse": servicePID(cfg.RunDir, "clickhouse")}
+	cpu := newCPUMeter(pids)
 	t0 := time.Now()
 	sum, err := fleet.Run(ctx, simulate.PublishSink{P: prod}, simulate.RunOptions{ProgressInterval: -1})
 	if cerr := prod.Close(); err == nil {
@@ -85,14 +97,21 @@ func stepIngestE2E(ctx context.Context, cfg Config, log *slog.Logger, out *StepO
 		return fmt.Errorf("publish: %w", err)
 	}
 	pubD := time.Since(t0)
+	stopProf()
+	cpu.phase(out.Info, "publish")
 	log.Info("published", "messages", sum.Messages, "bytes", sum.Bytes, "took", pubD.Round(time.Millisecond))
 
+	if stopProf, err = startCPUProfile(log, "consume"); err != nil {
+		return err
+	}
 	t0 = time.Now()
 	ist, err := ingest(ctx, st, brokers, topic, log)
+	stopProf()
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
 	ingD := time.Since(t0)
+	cpu.phase(out.Info, "consume")
 	rows := ist.ScanRows + ist.PackageRows
 	e2eRate := float64(rows) / ingD.Seconds()
 	log.Info("consumed", "messages", ist.Consumed, "rows", rows, "took", ingD.Round(time.Millisecond))
@@ -115,6 +134,7 @@ func stepIngestE2E(ctx context.Context, cfg Config, log *slog.Logger, out *StepO
 		insD += d
 		inserted += n
 	}
+	cpu.phase(out.Info, "ceiling")
 	ceilRate := float64(inserted) / insD.Seconds()
 	log.Info("ceiling inserted", "rows", inserted, "took", insD.Round(time.Millisecond))
 	out.Info["ceiling_rows"] = inserted
@@ -132,6 +152,97 @@ func stepIngestE2E(ctx context.Context, cfg Config, log *slog.Logger, out *StepO
 		Metric{Name: "Kafka broker peak RSS (VmHWM, whole broker lifetime)", Value: kRSS, Unit: "MB", Better: "lower"},
 	)
 	return nil
+}
+
+// cpuMeter reads the CPU time (user+system) of this process and of the
+// services per phase, so a figure can be explained by who was busy: on a
+// 2-core machine the broker and the server compete with the consumer.
+type cpuMeter struct {
+	pids map[string]int
+	last map[string]float64
+}
+
+func newCPUMeter(pids map[string]int) *cpuMeter {
+	m := &cpuMeter{pids: pids}
+	m.last = m.read()
+	return m
+}
+
+func (m *cpuMeter) read() map[string]float64 {
+	now := map[string]float64{"pgbench": selfCPUSeconds()}
+	for name, pid := range m.pids {
+		now[name] = procCPUSeconds(pid)
+	}
+	return now
+}
+
+// phase records the CPU seconds each process used since the last call as
+// info["<phase>_cpu_s_<process>"].
+func (m *cpuMeter) phase(info map[string]any, phase string) {
+	now := m.read()
+	for name, v := range now {
+		info[phase+"_cpu_s_"+name] = math.Round((v-m.last[name])*100) / 100
+	}
+	m.last = now
+}
+
+func selfCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// procCPUSeconds is utime+stime of a process from /proc/PID/stat, in
+// seconds (USER_HZ is 100 on Linux); 0 when unknown.
+func procCPUSeconds(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count from after ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64) // field 14
+	st, _ := strconv.ParseFloat(f[12], 64) // field 15
+	return (ut + st) / 100
+}
+
+// startCPUProfile writes a CPU profile of one phase of this step to
+// $PGBENCH_PROFILE_DIR/e2e-<phase>.cpu.pprof when that variable is set, so
+// the phases can be profiled without changing what is measured otherwise.
+// The returned stop is never nil.
+func startCPUProfile(log *slog.Logger, phase string) (stop func(), err error) {
+	dir := os.Getenv("PGBENCH_PROFILE_DIR")
+	if dir == "" {
+		return func() {}, nil
+	}
+	path := filepath.Join(dir, "e2e-"+phase+".cpu.pprof")
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile of %s: %w", phase, err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile %s: %w", path, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			log.Warn("cpu profile", "path", path, "err", err)
+		}
+		log.Info("cpu profile written", "phase", phase, "path", path)
+	}, nil
 }
 
 // copyTable reads every row of table from src and inserts them into dst in
