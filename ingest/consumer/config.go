@@ -61,6 +61,12 @@ type Config struct {
 	BatchRows     int
 	BatchBytes    int
 	FlushInterval time.Duration
+	// EagerRows: when no insert is in flight, a batch of at least this many
+	// rows is inserted at once instead of waiting for the limits above, so
+	// the inserter does not idle while rows wait; while it is busy, batches
+	// keep growing. Default BatchRows/4 (25,000 rows, a healthy ClickHouse
+	// insert). Set it to BatchRows to batch by the limits alone.
+	EagerRows int
 
 	// DecodeWorkers is how many goroutines decode messages and build their
 	// rows, in parallel with each other and with the insert of the previous
@@ -123,6 +129,9 @@ func (c Config) Validate() error {
 	if c.BatchRows < 1 {
 		errs = append(errs, fmt.Errorf("batch rows %d < 1", c.BatchRows))
 	}
+	if c.EagerRows < 1 || c.EagerRows > c.BatchRows {
+		errs = append(errs, fmt.Errorf("eager rows %d not in 1..batch rows %d", c.EagerRows, c.BatchRows))
+	}
 	if c.BatchBytes < 1 {
 		errs = append(errs, fmt.Errorf("batch bytes %d < 1", c.BatchBytes))
 	}
@@ -156,6 +165,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BatchRows == 0 {
 		c.BatchRows = 100000
+	}
+	if c.EagerRows == 0 {
+		c.EagerRows = max(1, c.BatchRows/4)
 	}
 	if c.BatchBytes == 0 {
 		c.BatchBytes = 32 << 20

@@ -320,7 +320,9 @@ func (c *consumer) loop(ctx context.Context, drainTo map[int]int64) error {
 			// coming that the run waits for, so waiting out FlushInterval
 			// would only add latency.
 			reached := drain.fetched(j.m.Partition, j.m.Offset)
-			if reached || c.batch.rows() >= c.cfg.BatchRows || c.batch.bytes >= c.cfg.BatchBytes {
+			full := c.batch.rows() >= c.cfg.BatchRows || c.batch.bytes >= c.cfg.BatchBytes
+			eager := !c.inFlight && c.batch.rows() >= c.cfg.EagerRows
+			if reached || full || eager {
 				if err := c.submit(ctx); err != nil {
 					return c.shutdownAfter(err)
 				}

@@ -23,6 +23,9 @@ func TestConfigValidate(t *testing.T) {
 		{"dlq is input", Config{Brokers: []string{"b:1"}, Topic: "x", DLQTopic: "x"}, false},
 		{"negative rows", Config{Brokers: []string{"b:1"}, BatchRows: -1}, false},
 		{"negative flush", Config{Brokers: []string{"b:1"}, FlushInterval: -time.Second}, false},
+		{"small batches get an eager size", Config{Brokers: []string{"b:1"}, BatchRows: 3}, true},
+		{"eager rows over batch rows", Config{Brokers: []string{"b:1"}, BatchRows: 10, EagerRows: 11}, false},
+		{"negative decode workers", Config{Brokers: []string{"b:1"}, DecodeWorkers: -1}, false},
 	} {
 		if err := tc.cfg.Validate(); (err == nil) != tc.ok {
 			t.Errorf("%s: Validate() = %v", tc.name, err)
@@ -31,6 +34,9 @@ func TestConfigValidate(t *testing.T) {
 	d := Config{}.withDefaults()
 	if d.Topic != DefaultTopic || d.DLQTopic != DefaultTopic+".dlq" || d.GroupID != DefaultGroupID {
 		t.Errorf("defaults: %q %q %q", d.Topic, d.DLQTopic, d.GroupID)
+	}
+	if d.EagerRows != d.BatchRows/4 || d.DecodeWorkers < 1 {
+		t.Errorf("defaults: eager rows %d of %d, decode workers %d", d.EagerRows, d.BatchRows, d.DecodeWorkers)
 	}
 }
 
