@@ -118,7 +118,8 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 			refreshStep{"snapshot hosts", sqlPendingHostsNew, []any{id, prev.Add(-rescanMargin), id}},
 			refreshStep{"snapshot advisories", sqlPendingAdvisoriesNew, []any{id}})
 	}
-	steps = append(steps, refreshStep{"segment hosts", sqlSegments, []any{version, id}})
+	steps = append(steps, refreshStep{"segment hosts", sqlSegments, []any{version, id}},
+		refreshStep{"delete stale segments", sqlDeleteStaleSegments, []any{version, version, id}})
 	if err := r.exec(ctx, id, log, steps...); err != nil {
 		return err
 	}
@@ -157,11 +158,12 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 		return fmt.Errorf("refresh %s: %w", id, err)
 	}
 	st.Exposures = after - before
-	if err := r.replace(ctx, id, "exposure_facts", "kpi_exposures_live", log); err != nil {
+	// exposure_facts leaves out dims (kpi_exposures rebuilds them).
+	if err := r.replace(ctx, id, "exposure_facts", "SELECT * EXCEPT (dims) FROM kpi_exposures_live", log); err != nil {
 		return err
 	}
 	for _, name := range Snapshots {
-		if err := r.replace(ctx, id, name+"_snapshot", name+"_live", log); err != nil {
+		if err := r.replace(ctx, id, name+"_snapshot", "SELECT * FROM "+name+"_live", log); err != nil {
 			return err
 		}
 	}
@@ -187,22 +189,22 @@ func (r *Job) exec(ctx context.Context, id string, log *slog.Logger, steps ...re
 	return nil
 }
 
-// replace recomputes table from view through a staging copy, then swaps
+// replace recomputes table from query through a staging copy, then swaps
 // the copy's contents in with one ALTER: readers see the old rows or the
 // new ones, never a half-written table.
-func (r *Job) replace(ctx context.Context, id, table, view string, log *slog.Logger) error {
+func (r *Job) replace(ctx context.Context, id, table, query string, log *slog.Logger) error {
 	staging := table + "__" + stagingSuffix(id)
 	t0 := time.Now()
 	fail := func(err error) error {
 		// A leftover staging table holds nothing anyone reads; the
 		// next refresh of this id would drop it, so drop it now.
 		_ = r.Store.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+staging)
-		return fmt.Errorf("refresh %s: %s from %s: %w", id, table, view, err)
+		return fmt.Errorf("refresh %s: %s: %w", id, table, err)
 	}
 	stmts := []string{
 		"DROP TABLE IF EXISTS " + staging,
 		"CREATE TABLE " + staging + " AS " + table,
-		"INSERT INTO " + staging + " SELECT * FROM " + view,
+		"INSERT INTO " + staging + " " + query,
 	}
 	for _, q := range stmts {
 		if err := r.Store.Exec(ctx, q); err != nil {

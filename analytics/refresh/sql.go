@@ -33,7 +33,7 @@ WHERE inventory_hash NOT IN (SELECT inventory_hash FROM refresh_done_inventories
 	// match job, or withdrawn (a withdrawn record has none).
 	sqlPendingAdvisoriesAll = `INSERT INTO refresh_pending_advisories (refresh_id, source, advisory_id, record_hash)
 SELECT ?, source, advisory_id, record_hash FROM advisories FINAL
-WHERE withdrawn = 1 OR (source, advisory_id, record_hash) IN (SELECT source, advisory_id, record_hash FROM match_done_advisories)`
+WHERE (withdrawn = 1 OR (source, advisory_id, record_hash) IN (SELECT source, advisory_id, record_hash FROM match_done_advisories))`
 
 	sqlPendingAdvisoriesNew = sqlPendingAdvisoriesAll + `
     AND (source, advisory_id, record_hash) NOT IN (SELECT source, advisory_id, record_hash FROM refresh_done_advisories)`
@@ -45,9 +45,9 @@ WHERE withdrawn = 1 OR (source, advisory_id, record_hash) IN (SELECT source, adv
 	// Segments of the pending hosts, from all their scans. Array lambdas
 	// capture nothing: a lambda that indexes an outer array copies it per
 	// element.
-	sqlSegments = `INSERT INTO host_segments (host_id, seg_idx, seg_first, seg_last, next_scan, scans, is_last, inventory_hash, kernel_running, version)
+	sqlSegments = `INSERT INTO host_segments (host_id, seg_idx, seg_first, seg_last, next_scan, scans, is_last, inventory_hash, kernel_running, version, deleted)
 SELECT host_id, toUInt32(seg_idx), raw[s].1, raw[e - 1].1, if(e <= length(raw), raw[e].1, toDateTime(0)),
-    toUInt32(e - s), toUInt8(e > length(raw)), raw[s].2, raw[s].3, ?
+    toUInt32(e - s), toUInt8(e > length(raw)), raw[s].2, raw[s].3, ?, 0
 FROM (
     SELECT host_id, arraySort(x -> x.1, groupArray((t, ik.1, ik.2))) AS raw,
         arrayMap(x -> cityHash64(x.2, x.3), raw) AS keys,
@@ -110,6 +110,13 @@ SELECT host_id, source, advisory_id, first_seen, last_seen, resolved_at, reopene
 FROM exposures FINAL
 WHERE version < ? AND (host_id IN (SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?)
     OR (source, advisory_id) IN (SELECT source, advisory_id FROM refresh_pending_advisories WHERE refresh_id = ?))`
+
+	// Segments of the rewritten hosts that this refresh did not write again
+	// (the host has fewer segments now) are marked deleted.
+	sqlDeleteStaleSegments = `INSERT INTO host_segments (host_id, seg_idx, seg_first, seg_last, next_scan, scans, is_last, inventory_hash, kernel_running, version, deleted)
+SELECT host_id, seg_idx, seg_first, seg_last, next_scan, scans, is_last, inventory_hash, kernel_running, ?, 1
+FROM host_segments FINAL
+WHERE version < ? AND host_id IN (SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?)`
 
 	sqlDoneInventories = `INSERT INTO refresh_done_inventories (inventory_hash, done_at)
 SELECT inventory_hash, ? FROM refresh_pending_inventories WHERE refresh_id = ?`

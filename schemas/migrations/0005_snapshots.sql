@@ -17,9 +17,9 @@
 -- can only change at a segment boundary, and a host has a handful of
 -- segments where it has hundreds of scans (heartbeats repeat the inventory).
 -- Scans of one host in the same second count once (the greatest scan_id).
---   seg_idx    1.. in time order; a host's segment count never shrinks
---              (scans are only ever added), so rewriting a host's segments
---              replaces every old row
+--   seg_idx    1.. in time order. Rewriting a host's segments marks its
+--              rows of earlier versions deleted (a later scan in the same
+--              second can merge two segments into one)
 --   seg_first, seg_last  its first and last scan
 --   next_scan  the first scan of the next segment; epoch 0 for the last one
 --   scans      number of scans in it; is_last = 1 for the host's latest
@@ -33,8 +33,9 @@ CREATE TABLE IF NOT EXISTS host_segments (
     is_last        UInt8,
     inventory_hash String,
     kernel_running String,
-    version        UInt64
-) ENGINE = ReplacingMergeTree(version)
+    version        UInt64,
+    deleted        UInt8
+) ENGINE = ReplacingMergeTree(version, deleted)
 ORDER BY (host_id, seg_idx);
 
 -- Exposure history per (host, advisory), materialized: the columns and
@@ -64,7 +65,10 @@ FROM exposures FINAL;
 
 -- 0003's exposure_history under another name: the same columns computed
 -- from every scan when read. Slow at fleet scale; tests hold the
--- materialized table to it.
+-- materialized table to it. One difference to 0003: of several scans of a
+-- host in the same second, only the one with the greatest scan_id counts
+-- (0003 counted the second as exposed when any of them was), as in
+-- host_segments.
 CREATE VIEW IF NOT EXISTS exposure_history_live AS
 SELECT host_id, source, advisory_id,
     exposed[1] AS first_seen,
@@ -76,7 +80,9 @@ SELECT host_id, source, advisory_id,
 FROM (
     SELECT host_id, source, advisory_id, arraySort(groupUniqArray(scanned_at)) AS exposed
     FROM (
-        SELECT host_id, scanned_at, inventory_hash, kernel_running FROM scans FINAL
+        SELECT host_id, scanned_at, argMax(inventory_hash, scan_id) AS inventory_hash, argMax(kernel_running, scan_id) AS kernel_running
+        FROM scans FINAL
+        GROUP BY host_id, scanned_at
     ) AS all_scans
     ALL INNER JOIN (
         SELECT inventory_hash, source, advisory_id, name, version, arch
@@ -153,6 +159,29 @@ CREATE TABLE IF NOT EXISTS refresh_pending_advisories (
 ) ENGINE = MergeTree
 ORDER BY (refresh_id, source, advisory_id);
 
+-- The breakdown keys of a host (column dims, see 0004's kpi_hosts) as a
+-- function, so that kpi_hosts and the KPI definitions below, which group by
+-- the four host columns before breaking down, build them the same way.
+-- ClickHouse functions belong to the server, not to a database.
+CREATE OR REPLACE FUNCTION patchgrid_kpi_dims AS (ring, owner, os, criticality) ->
+    [('all', ''), ('ring', ring), ('owner', owner), ('os', os), ('criticality', toString(criticality))];
+
+DROP VIEW IF EXISTS kpi_hosts;
+CREATE VIEW IF NOT EXISTS kpi_hosts AS
+SELECT host_id,
+    latest.1 AS hostname, latest.2 AS owner, latest.3 AS ring,
+    latest.4 AS criticality, latest.5 AS internet_facing,
+    if(latest.6 != '', latest.6, trimBoth(concat(latest.7, ' ', latest.8))) AS os,
+    latest.9 AS last_scan_at,
+    patchgrid_kpi_dims(ring, owner, os, criticality) AS dims
+FROM (
+    SELECT host_id,
+        argMax((hostname, owner, ring, criticality, internet_facing, os_ecosystem, os_id, os_version, scanned_at),
+               (scanned_at, scan_id)) AS latest
+    FROM scans
+    GROUP BY host_id
+);
+
 -- kpi_exposures: one row per exposure with host and advisory attributes,
 -- as of the last refresh (table exposure_facts). Definition:
 -- kpi_exposures_live, which is 0004's kpi_exposures (it now reads the
@@ -177,10 +206,16 @@ SELECT x.host_id AS host_id, h.hostname AS hostname, h.owner AS owner, h.ring AS
 FROM exposure_history AS x
 INNER JOIN kpi_hosts AS h ON h.host_id = x.host_id
 INNER JOIN kpi_advisories AS a ON a.source = x.source AND a.advisory_id = x.advisory_id;
+-- The facts leave out dims, rebuilt when read: an array per exposure is
+-- most of what storing and scanning them would cost.
 CREATE TABLE IF NOT EXISTS exposure_facts
 ENGINE = MergeTree ORDER BY (host_id, source, advisory_id)
-EMPTY AS SELECT * FROM kpi_exposures_live;
-CREATE VIEW IF NOT EXISTS kpi_exposures AS SELECT * FROM exposure_facts;
+EMPTY AS SELECT * EXCEPT (dims) FROM kpi_exposures_live;
+CREATE VIEW IF NOT EXISTS kpi_exposures AS
+SELECT host_id, hostname, owner, ring, criticality, internet_facing, os,
+    patchgrid_kpi_dims(ring, owner, os, criticality) AS dims,
+    * EXCEPT (host_id, hostname, owner, ring, criticality, internet_facing, os)
+FROM exposure_facts;
 
 -- finding_risk: as of the last refresh (table finding_risk_snapshot); the
 -- definition is finding_risk_live, with the columns and meaning of 0004's
@@ -238,8 +273,8 @@ CREATE VIEW IF NOT EXISTS host_risk AS SELECT * FROM host_risk_snapshot;
 
 -- kpi_mttr: as of the last refresh (table kpi_mttr_snapshot); the definition
 -- is kpi_mttr_live, with the columns and meaning of 0004's kpi_mttr.
--- Exposures are first counted per distinct (host breakdown keys, severity,
--- duration): the hosts of a fleet share few distinct windows, so the
+-- Exposures are first counted per distinct (ring, owner, os, criticality,
+-- severity, duration): the hosts of a fleet share few distinct windows, so the
 -- breakdown and the exact median work on far fewer rows. The median is
 -- quantileExact's: the value at index floor(0.5 * n) of the sorted
 -- durations, read off cumulative counts.
@@ -253,11 +288,11 @@ FROM (
         arraySort(groupArrayIf((rem, n), is_open = 0)) AS rem_hist,
         if(resolved = 0, nan, rem_hist[arrayFirstIndex(c -> c > floor(0.5 * resolved), arrayCumSum(arrayMap(x -> x.2, rem_hist)))].1) AS median_days
     FROM (
-        SELECT dims, severity, is_open, if(is_open = 1, 0, remediation_days) AS rem, count() AS n
+        SELECT ring, owner, os, criticality, severity, is_open, if(is_open = 1, 0, remediation_days) AS rem, count() AS n
         FROM kpi_exposures
-        GROUP BY dims, severity, is_open, rem
+        GROUP BY ring, owner, os, criticality, severity, is_open, rem
     )
-    ARRAY JOIN dims AS d
+    ARRAY JOIN patchgrid_kpi_dims(ring, owner, os, criticality) AS d
     ARRAY JOIN [severity, 'all'] AS sev
     GROUP BY dimension, dim_value, severity
 );
@@ -285,12 +320,12 @@ FROM (
         arraySort(groupArrayIf((fix, n), has_fix = 1)) AS fix_hist,
         if(with_fix_date = 0, nan, fix_hist[arrayFirstIndex(c -> c > floor(0.5 * with_fix_date), arrayCumSum(arrayMap(x -> x.2, fix_hist)))].1) AS from_fix_median_days
     FROM (
-        SELECT dims, severity, is_open, if(is_open = 1, 0, ttp_publication_days) AS pub,
+        SELECT ring, owner, os, criticality, severity, is_open, if(is_open = 1, 0, ttp_publication_days) AS pub,
             toUInt8(isFinite(ttp_fix_days)) AS has_fix, if(has_fix = 1, ttp_fix_days, 0) AS fix, count() AS n
         FROM kpi_exposures
-        GROUP BY dims, severity, is_open, pub, has_fix, fix
+        GROUP BY ring, owner, os, criticality, severity, is_open, pub, has_fix, fix
     )
-    ARRAY JOIN dims AS d
+    ARRAY JOIN patchgrid_kpi_dims(ring, owner, os, criticality) AS d
     ARRAY JOIN [severity, 'all'] AS sev
     GROUP BY dimension, dim_value, severity
 );
@@ -313,11 +348,11 @@ SELECT policy, d.1 AS dimension, d.2 AS dim_value, sev AS severity,
     toUInt64(sumIf(n, sla_state = 'open')) AS open_in_sla,
     100 * met / (met + missed + overdue) AS compliance_pct
 FROM (
-    SELECT policy, dims, severity, sla_state, count() AS n
+    SELECT policy, ring, owner, os, criticality, severity, sla_state, count() AS n
     FROM kpi_exposure_sla
-    GROUP BY policy, dims, severity, sla_state
+    GROUP BY policy, ring, owner, os, criticality, severity, sla_state
 )
-ARRAY JOIN dims AS d
+ARRAY JOIN patchgrid_kpi_dims(ring, owner, os, criticality) AS d
 ARRAY JOIN [severity, 'all'] AS sev
 GROUP BY policy, dimension, dim_value, severity;
 CREATE TABLE IF NOT EXISTS kpi_sla_compliance_snapshot
@@ -388,11 +423,11 @@ SELECT d.1 AS dimension, d.2 AS dim_value, risk_level,
     100 * resolved / exposures AS remediation_rate_pct,
     100 * resolved_30d / (resolved_30d + open) AS remediation_rate_30d_pct
 FROM (
-    SELECT dims, risk_level, is_open, toUInt8(is_open = 0 AND resolved_at > now() - toIntervalDay(30)) AS recent, count() AS n
+    SELECT ring, owner, os, criticality, risk_level, is_open, toUInt8(is_open = 0 AND resolved_at > now() - toIntervalDay(30)) AS recent, count() AS n
     FROM exposure_risk
-    GROUP BY dims, risk_level, is_open, recent
+    GROUP BY ring, owner, os, criticality, risk_level, is_open, recent
 )
-ARRAY JOIN dims AS d
+ARRAY JOIN patchgrid_kpi_dims(ring, owner, os, criticality) AS d
 GROUP BY dimension, dim_value, risk_level;
 CREATE TABLE IF NOT EXISTS kpi_remediation_rate_snapshot
 ENGINE = MergeTree ORDER BY tuple()
@@ -418,11 +453,11 @@ FROM (
         win_hist[arrayFirstIndex(c -> c > floor(0.99 * exposures), win_cum)].1 AS p99_days,
         max(window_days) AS max_days
     FROM (
-        SELECT dims, severity, is_open, window_days, count() AS n
+        SELECT ring, owner, os, criticality, severity, is_open, window_days, count() AS n
         FROM kpi_exposures
-        GROUP BY dims, severity, is_open, window_days
+        GROUP BY ring, owner, os, criticality, severity, is_open, window_days
     )
-    ARRAY JOIN dims AS d
+    ARRAY JOIN patchgrid_kpi_dims(ring, owner, os, criticality) AS d
     ARRAY JOIN [severity, 'all'] AS sev
     ARRAY JOIN ['all', if(is_open = 1, 'open', 'resolved')] AS st
     GROUP BY dimension, dim_value, severity, state
@@ -445,11 +480,11 @@ FROM (
     SELECT d.1 AS dimension, d.2 AS dim_value, sev AS severity, ev.1 AS day,
         toInt64(sum(ev.2 * n)) AS opened, toInt64(sum(ev.3 * n)) AS resolved
     FROM (
-        SELECT dims, severity, is_open, toDate(first_seen, 'UTC') AS opened_day, toDate(resolved_at, 'UTC') AS resolved_day, count() AS n
+        SELECT ring, owner, os, criticality, severity, is_open, toDate(first_seen, 'UTC') AS opened_day, toDate(resolved_at, 'UTC') AS resolved_day, count() AS n
         FROM kpi_exposures
-        GROUP BY dims, severity, is_open, opened_day, resolved_day
+        GROUP BY ring, owner, os, criticality, severity, is_open, opened_day, resolved_day
     )
-    ARRAY JOIN dims AS d
+    ARRAY JOIN patchgrid_kpi_dims(ring, owner, os, criticality) AS d
     ARRAY JOIN [severity, 'all'] AS sev
     ARRAY JOIN if(is_open = 1,
         [(opened_day, 1, 0)],

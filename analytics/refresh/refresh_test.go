@@ -1,0 +1,760 @@
+package refresh
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/patchgrid/patchgrid/analytics/match"
+	"github.com/patchgrid/patchgrid/ingest/consumer"
+	"github.com/patchgrid/patchgrid/ingest/feeds"
+	"github.com/patchgrid/patchgrid/ingest/feeds/feed"
+	"github.com/patchgrid/patchgrid/scanner/publish"
+	"github.com/patchgrid/patchgrid/scanner/simulate"
+	"github.com/patchgrid/patchgrid/schemas"
+	"github.com/patchgrid/patchgrid/schemas/inventory"
+	"github.com/patchgrid/patchgrid/schemas/store"
+	"github.com/patchgrid/patchgrid/schemas/testenv"
+	"github.com/patchgrid/patchgrid/schemas/version"
+)
+
+// The fleet of the differential test: small enough for a 2-core machine,
+// large enough for rollbacks (reopened exposures), drift and several
+// inventories per host.
+const (
+	testHosts = 40
+	// 30 days: the last fix wave (released by two thirds of the timeline)
+	// has not reached every prod host by the end, so some exposures are
+	// still open; with 40 days every one of them is resolved.
+	testDays = 30
+	// The timeline ends this many days ago: every SLA clock (at most 365
+	// days in the default policy) has run out before the test reads the
+	// views, so the clock-dependent columns (SLA state, risk's age past
+	// SLA, 30-day remediation) cannot change between a refresh and the
+	// check that follows it.
+	testDaysAgo = 400
+)
+
+// kpiKeys are the KPI views 0005 rewrote, with the columns that identify a
+// row of each.
+var kpiKeys = []struct {
+	name string
+	keys []string
+}{
+	{"kpi_mttr", []string{"dimension", "dim_value", "severity"}},
+	{"kpi_time_to_patch", []string{"dimension", "dim_value", "severity"}},
+	{"kpi_sla_compliance", []string{"policy", "dimension", "dim_value", "severity"}},
+	{"kpi_patch_coverage", []string{"policy", "dimension", "dim_value"}},
+	{"kpi_open_exposure", []string{"dimension", "dim_value", "severity", "kev", "epss_band"}},
+	{"kpi_remediation_rate", []string{"dimension", "dim_value", "risk_level"}},
+	{"kpi_exposure_window", []string{"dimension", "dim_value", "severity", "state"}},
+	{"kpi_daily_trend", []string{"dimension", "dim_value", "severity", "day"}},
+}
+
+// lastScan is what the test remembers of a host's latest scan.
+type lastScan struct {
+	index int
+	scan  inventory.Scan // without packages
+	day   int
+}
+
+// TestRefreshDifferential builds a simulated fleet through the real
+// pipeline (simulate → publish → Kafka → consumer → match) and holds the
+// refresh to the definitions it materializes, after the first refresh and
+// after each incremental change: exposure_history against 0003's
+// computation (exposure_history_live), and each rewritten KPI against
+// 0004's original definition.
+func TestRefreshDifferential(t *testing.T) {
+	started := time.Now()
+	st := testenv.CHDBStore(t)
+	shared := testenv.SharedData(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if _, err := schemas.Migrate(ctx, st, quiet); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	if err := schemas.RequireAnalytics(ctx, st); err != nil {
+		t.Fatalf("analytics views unavailable: %v", err)
+	}
+	bodies := originalKPIs(t)
+
+	// Feeds: the Debian advisories only (the bench's quick corpus).
+	loader := &feeds.Loader{Store: st, Log: quiet,
+		Lookup: func(eco string) (feed.Comparator, error) { return version.Lookup(eco) }}
+	if _, err := loader.Load(ctx, filepath.Join(shared, "advisories", "debian12-changelog-derived-osv.zip")); err != nil {
+		t.Fatalf("load Debian feed: %v", err)
+	}
+	// A second SLA policy under which every open exposure is still within
+	// its SLA (state 'open'), next to the default one under which all are
+	// overdue by now.
+	if err := st.Insert(ctx, "sla_policy", []string{"policy", "severity", "sla_days", "kev_due_date", "updated_at"}, [][]any{
+		{"long", "critical", uint32(5000), uint8(0), time.Now().UTC()},
+		{"long", "high", uint32(5000), uint8(0), time.Now().UTC()},
+		{"long", "medium", uint32(5000), uint8(0), time.Now().UTC()},
+		{"long", "low", uint32(5000), uint8(0), time.Now().UTC()},
+		{"long", "none", uint32(5000), uint8(0), time.Now().UTC()},
+		{"long", "unknown", uint32(5000), uint8(0), time.Now().UTC()},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The fleet, published to an in-process Kafka and ingested.
+	dir := filepath.Join(shared, "inventories")
+	bases, err := simulate.LoadBases(ctx, dir, simulate.ReadInventory, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ups, err := simulate.LoadUpgrades(filepath.Join(dir, simulate.UpgradesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -(testDaysAgo + testDays - 1))
+	fleet, err := simulate.NewFleet(simulate.Config{Endpoints: testHosts, Days: testDays, Seed: 5, Start: start,
+		FailureRate: 0.2, DriftRate: 0.01, Logger: quiet}, bases, ups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	brokers := cluster.ListenAddrs()
+	const topic = "patchgrid.scans.refresh-test"
+	for _, tp := range []string{topic, topic + ".dlq"} {
+		if err := publish.EnsureTopic(ctx, brokers, tp, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prod, err := publish.New(publish.Config{Brokers: brokers, Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	last := map[string]*lastScan{}
+	hostIndex := map[string]int{}
+	for i, e := range fleet.Endpoints {
+		hostIndex[e.HostID] = i
+	}
+	if _, err := fleet.Run(ctx, simulate.PublishSink{P: prod}, simulate.RunOptions{ProgressInterval: -1,
+		OnScan: func(day int, s *inventory.Scan) {
+			c := *s
+			c.Packages = nil
+			last[s.HostID] = &lastScan{index: hostIndex[s.HostID], scan: c, day: day}
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	ingest := func(now func() time.Time) {
+		t.Helper()
+		ist, err := consumer.Run(ctx, consumer.Config{Brokers: brokers, Topic: topic, Drain: true, Logger: quiet,
+			ProgressInterval: -1, Now: now}, st)
+		if err != nil {
+			t.Fatalf("ingest: %v", err)
+		}
+		if ist.DeadLettered != 0 {
+			t.Fatalf("ingest dead-lettered %d messages", ist.DeadLettered)
+		}
+	}
+	// The history arrived as it would have from a live fleet: one scan
+	// every 30 minutes (received_at, stamped by the consumer), ending days
+	// ago. An incremental refresh revisits the hosts with scans received
+	// within rescanMargin before the previous watermark: here the last
+	// couple of scans, not the whole fleet.
+	var received atomic.Int64
+	historyStart := time.Now().UTC().Truncate(time.Second).AddDate(0, 0, -30)
+	ingest(func() time.Time { return historyStart.Add(time.Duration(received.Add(1)) * 30 * time.Minute) })
+	t.Logf("fleet published and ingested: %v", time.Since(started).Round(time.Millisecond))
+
+	matchJob := &match.Job{Store: st, Log: quiet}
+	job := &Job{Store: st, Log: quiet}
+	step := func(name string, mode Mode) Stats {
+		t.Helper()
+		t0 := time.Now()
+		if _, err := matchJob.Run(ctx, match.Incremental); err != nil {
+			t.Fatalf("%s: match: %v", name, err)
+		}
+		rs, err := job.Run(ctx, mode)
+		if err != nil {
+			t.Fatalf("%s: refresh: %v", name, err)
+		}
+		t1 := time.Now()
+		checkExposures(ctx, t, st, name)
+		checkKPIs(ctx, t, st, name, bodies)
+		checkSnapshots(ctx, t, st, name)
+		t.Logf("%s: refresh %+v; match+refresh %v, checks %v", name, statsLine(rs), t1.Sub(t0).Round(time.Millisecond), time.Since(t1).Round(time.Millisecond))
+		return rs
+	}
+
+	rs := step("initial", Incremental)
+	if rs.Hosts != testHosts {
+		t.Errorf("initial: refresh rewrote %d hosts, want all %d", rs.Hosts, testHosts)
+	}
+	h0 := historyStats(ctx, t, st)
+	if h0.rows == 0 || h0.reopened == 0 || h0.resolved == 0 || h0.open == 0 || h0.open == h0.rows {
+		t.Fatalf("initial exposure history is trivial: %+v", h0)
+	}
+	t.Logf("initial history: %+v", h0)
+
+	// Step 1: new scans, received now, one day after each host's latest.
+	// A third of the hosts switch to another existing inventory (an older
+	// one of their own when they had one: exposures they had fixed come
+	// back), a third send a heartbeat, one host reboots into another kernel.
+	hosts := make([]*lastScan, 0, len(last))
+	for _, l := range last {
+		hosts = append(hosts, l)
+	}
+	sort.Slice(hosts, func(i, j int) bool { return hosts[i].index < hosts[j].index })
+	var switched, beat []string
+	kernelHost, lateHost := "", ""
+	for k, l := range hosts {
+		s := l.scan
+		s.ScannedAt = s.ScannedAt.Add(24 * time.Hour)
+		s.ScanID = s.ScanID + "-step1"
+		switch k % 3 {
+		case 0:
+			pkgs := otherInventory(fleet, l, hosts)
+			s.Heartbeat, s.Packages, s.InventoryHash = false, pkgs, inventory.HashPackages(pkgs)
+			switched = append(switched, s.HostID)
+		case 1:
+			s.Heartbeat, s.Packages = true, nil
+			beat = append(beat, s.HostID)
+		case 2:
+			switch {
+			case kernelHost == "":
+				s.Heartbeat, s.Packages = true, nil
+				s.KernelRunning = "6.1.0-99-amd64"
+				s.KernelsInstalled = append(append([]string(nil), s.KernelsInstalled...), s.KernelRunning)
+				kernelHost = s.HostID
+			case lateHost == "" && fleet.HashOn(l.index, 5) != l.scan.InventoryHash:
+				// A scan that arrives late: taken an hour after the
+				// host's scan of day 5, with its current inventory. It
+				// splits a segment in the middle of the host's history.
+				pkgs := fleet.PackagesOn(l.index, l.day)
+				s.ScannedAt = l.scan.ScannedAt.Add(-time.Duration(l.day-5)*24*time.Hour + time.Hour)
+				s.ScanID = l.scan.ScanID + "-late"
+				s.Heartbeat, s.Packages, s.InventoryHash = false, pkgs, inventory.HashPackages(pkgs)
+				lateHost = s.HostID
+			default:
+				continue
+			}
+		}
+		if err := prod.Publish(ctx, &s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ingest(func() time.Time { return time.Now().UTC() })
+	prev := previousWatermark(ctx, t, st)
+	rs = step("step 1 (new scans)", Incremental)
+	step1Hosts := uint64(len(switched) + len(beat) + 1)
+	if lateHost != "" {
+		step1Hosts++
+	} else {
+		t.Error("step 1: no host for a late scan")
+	}
+	// The hosts that sent scans, and those whose scans were received within
+	// the margin before the previous watermark: the last ones of the history.
+	if want := hostsReceivedSince(ctx, t, st, prev.Add(-rescanMargin)); rs.Hosts != want || want < step1Hosts || want >= testHosts {
+		t.Errorf("step 1: refresh rewrote %d hosts; want %d (the %d that sent scans and the last of the history), fewer than the %d of the fleet",
+			rs.Hosts, want, step1Hosts, testHosts)
+	}
+	h1 := historyStats(ctx, t, st)
+	if h1.reopened <= h0.reopened {
+		t.Errorf("step 1: switching hosts back to older inventories reopened nothing: before %+v, after %+v", h0, h1)
+	}
+	var kernelSegs uint64
+	if err := queryOne(ctx, st, `SELECT count() FROM host_segments FINAL WHERE host_id = ? AND is_last = 1 AND kernel_running = '6.1.0-99-amd64'`,
+		[]any{kernelHost}, &kernelSegs); err != nil || kernelSegs != 1 {
+		t.Errorf("step 1: host %s's last segment does not run the new kernel (%d rows, err %v)", kernelHost, kernelSegs, err)
+	}
+	t.Logf("step 1 history: %+v", h1)
+
+	// Step 2: an advisory with exposures on several hosts is withdrawn.
+	var src, adv string
+	var advHosts uint64
+	if err := queryOne(ctx, st, `SELECT source, advisory_id, uniqExact(host_id) AS n FROM exposure_history
+GROUP BY source, advisory_id ORDER BY n DESC, countIf(exposed_now = 0) DESC, source, advisory_id LIMIT 1`, nil, &src, &adv, &advHosts); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Exec(ctx, `INSERT INTO advisories (source, advisory_id, record_hash, modified, published, withdrawn, aliases, cves,
+    summary, severity, cvss_version, cvss_vector, cvss_score, file, specific, loaded_at)
+SELECT source, advisory_id, concat(record_hash, '-withdrawn'), modified + 86400, published, 1, aliases, cves,
+    summary, severity, cvss_version, cvss_vector, cvss_score, file, specific, loaded_at + 3600
+FROM advisories FINAL WHERE source = ? AND advisory_id = ?`, src, adv); err != nil {
+		t.Fatal(err)
+	}
+	rs = step("step 2 (withdrawal)", Incremental)
+	for _, view := range []string{"exposure_history", "exposure_history_live", "kpi_exposures"} {
+		var n uint64
+		if err := queryOne(ctx, st, "SELECT count() FROM "+view+" WHERE source = ? AND advisory_id = ?", []any{src, adv}, &n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("step 2: withdrawn %s/%s (on %d hosts before) still has %d rows in %s", src, adv, advHosts, n, view)
+		}
+	}
+	if rs.Advisories != 1 {
+		t.Errorf("step 2: refresh rewrote %d advisories, want 1 (the withdrawn one)", rs.Advisories)
+	}
+	t.Logf("step 2: withdrew %s/%s, exposed on %d hosts", src, adv, advHosts)
+
+	// Step 3: a new advisory covers a version that hosts ran before a fix
+	// wave replaced it (and that some still run).
+	newAdv := newAdvisory(ctx, t, st, fleet, src)
+	prev = previousWatermark(ctx, t, st)
+	rs = step("step 3 (new advisory)", Incremental)
+	var newRows, newResolved uint64
+	if err := queryOne(ctx, st, "SELECT count(), countIf(exposed_now = 0) FROM exposure_history WHERE source = ? AND advisory_id = ?",
+		[]any{src, newAdv}, &newRows, &newResolved); err != nil {
+		t.Fatal(err)
+	}
+	if newRows == 0 {
+		t.Errorf("step 3: new advisory %s has no exposures", newAdv)
+	}
+	// Only the advisory changed. Hosts: an incremental refresh revisits
+	// every host with a scan received from rescanMargin (an hour) before the
+	// previous refresh's watermark (refresh_runs, 0005), and step 1's scans
+	// were received moments before it: those hosts are rewritten again,
+	// though nothing of theirs changed. With that margin, 0 is unreachable
+	// within an hour of step 1.
+	if recent := hostsReceivedSince(ctx, t, st, prev.Add(-rescanMargin)); rs.Hosts != recent || recent != step1Hosts {
+		t.Errorf("step 3: refresh rewrote %d hosts; want the %d with scans received within the margin (step 1 sent %d)", rs.Hosts, recent, step1Hosts)
+	}
+	if rs.Advisories != 1 {
+		t.Errorf("step 3: refresh rewrote %d advisories, want 1 (the new one)", rs.Advisories)
+	}
+	t.Logf("step 3: new advisory %s exposed %d host(s), %d resolved", newAdv, newRows, newResolved)
+
+	// A full refresh rewrites everything and changes nothing.
+	if err := st.Exec(ctx, "CREATE TABLE history_before ENGINE = MergeTree ORDER BY tuple() AS SELECT * FROM exposure_history"); err != nil {
+		t.Fatal(err)
+	}
+	rs = step("full", Full)
+	if rs.Hosts != testHosts {
+		t.Errorf("full: refresh rewrote %d hosts, want %d", rs.Hosts, testHosts)
+	}
+	compareSets(ctx, t, st, "full refresh", "history_before", "exposure_history")
+	t.Logf("total %v", time.Since(started).Round(time.Millisecond))
+}
+
+// otherInventory is the package list of another inventory for l's host to
+// switch to: the latest one of its own older than its current one, else
+// the current one of another host.
+func otherInventory(f *simulate.Fleet, l *lastScan, hosts []*lastScan) []inventory.Package {
+	cur := l.scan.InventoryHash
+	for d := l.day - 1; d >= 0; d-- {
+		if f.HashOn(l.index, d) != cur {
+			return f.PackagesOn(l.index, d)
+		}
+	}
+	for _, o := range hosts {
+		if o.scan.InventoryHash != cur {
+			return f.PackagesOn(o.index, o.day)
+		}
+	}
+	panic("no other inventory in the fleet")
+}
+
+// newAdvisory writes a new advisory record (an advisories row and one
+// affected range) of source src that covers the vulnerable version of an
+// upgrade path some host ran and returns its id.
+func newAdvisory(ctx context.Context, t *testing.T, st store.Store, f *simulate.Fleet, src string) string {
+	t.Helper()
+	var eco, pkg, fixed, fixedKey string
+	var hosts uint64
+	// An upgrade path of the fleet: the vulnerable and the fixed version
+	// are both stored, and the fixed one sorts after it.
+	for _, u := range f.Upgrades {
+		err := queryOne(ctx, st, `SELECT v.ecosystem, v.match_name, x.match_version, x.v_key,
+    (SELECT uniqExact(host_id) FROM scans WHERE inventory_hash IN (SELECT inventory_hash FROM inventory_packages WHERE name = ? AND version = ?))
+FROM (SELECT ecosystem, match_name, v_key FROM inventory_packages WHERE name = ? AND version = ? AND v_key != '' LIMIT 1) AS v
+INNER JOIN (SELECT ecosystem, match_name, match_version, v_key FROM inventory_packages WHERE name = ? AND version = ? AND v_key != '' LIMIT 1) AS x
+    USING (ecosystem, match_name)
+WHERE v.v_key < x.v_key`, []any{u.Package, u.Vulnerable, u.Package, u.Vulnerable, u.Package, u.Fixed}, &eco, &pkg, &fixed, &fixedKey, &hosts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pkg != "" && hosts >= 3 {
+			break
+		}
+		pkg = ""
+	}
+	if pkg == "" {
+		t.Fatal("no upgrade path of the fleet to write an advisory for")
+	}
+	const id = "PGTEST-2026-0001"
+	now := time.Now().UTC().Truncate(time.Second)
+	if err := st.Insert(ctx, "affected_ranges", []string{"source", "advisory_id", "record_hash", "ecosystem", "package", "range_idx",
+		"range_type", "status", "comparator", "introduced", "introduced_key", "fixed", "fixed_key", "fix_published"},
+		[][]any{{src, id, "pgtest-record-1", eco, pkg, uint16(0), "ECOSYSTEM", "affected", "dpkg", "0", "", fixed, fixedKey, now.AddDate(0, 0, -(testDaysAgo + testDays))}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Insert(ctx, "advisories", []string{"source", "advisory_id", "record_hash", "modified", "published", "withdrawn",
+		"cves", "severity", "cvss_version", "cvss_score", "loaded_at"},
+		[][]any{{src, id, "pgtest-record-1", now, now.AddDate(0, 0, -(testDaysAgo + testDays + 10)), uint8(0),
+			[]string{"CVE-2099-0001"}, "critical", "3.1", float32(9.1), now}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("step 3: advisory %s covers %s %s before %s (%d hosts ran it)", id, eco, pkg, fixed, hosts)
+	return id
+}
+
+func previousWatermark(ctx context.Context, t *testing.T, st store.Store) time.Time {
+	t.Helper()
+	var w time.Time
+	if err := queryOne(ctx, st, sqlPreviousWatermark, nil, &w); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func hostsReceivedSince(ctx context.Context, t *testing.T, st store.Store, since time.Time) uint64 {
+	t.Helper()
+	var n uint64
+	if err := queryOne(ctx, st, "SELECT uniqExact(host_id) FROM scans WHERE received_at >= ?", []any{since}, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+type history struct {
+	rows, reopened, resolved, open, hosts uint64
+}
+
+func historyStats(ctx context.Context, t *testing.T, st store.Store) history {
+	t.Helper()
+	var h history
+	if err := queryOne(ctx, st, `SELECT count(), countIf(reopened > 0), countIf(resolved_at > toDateTime(0)), countIf(exposed_now = 1), uniqExact(host_id)
+FROM exposure_history`, nil, &h.rows, &h.reopened, &h.resolved, &h.open, &h.hosts); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+const historyColumns = "host_id, source, advisory_id, first_seen, last_seen, resolved_at, toUInt64(reopened), exposed_now, toUInt64(exposed_scans)"
+
+// checkExposures holds the materialized exposure history to 0003's
+// computation from every scan.
+func checkExposures(ctx context.Context, t *testing.T, st store.Store, name string) {
+	t.Helper()
+	var rows, keys uint64
+	if err := queryOne(ctx, st, "SELECT count(), uniqExact(host_id, source, advisory_id) FROM exposure_history", nil, &rows, &keys); err != nil {
+		t.Fatal(err)
+	}
+	if rows != keys {
+		t.Errorf("%s: exposure_history has %d rows for %d (host, advisory) keys", name, rows, keys)
+	}
+	compareSets(ctx, t, st, name, "exposure_history", "exposure_history_live")
+}
+
+// compareSets checks that two relations with exposure_history's columns
+// hold the same rows. Each side is computed once, into a table.
+func compareSets(ctx context.Context, t *testing.T, st store.Store, name, a, b string) {
+	t.Helper()
+	for i, src := range []string{a, b} {
+		tbl := fmt.Sprintf("cmp_%d", i)
+		for _, q := range []string{"DROP TABLE IF EXISTS " + tbl,
+			fmt.Sprintf("CREATE TABLE %s ENGINE = MergeTree ORDER BY tuple() AS SELECT %s FROM %s", tbl, historyColumns, src)} {
+			if err := st.Exec(ctx, q); err != nil {
+				t.Fatalf("%s: copying %s: %v", name, src, err)
+			}
+		}
+	}
+	defer func() {
+		for _, tbl := range []string{"cmp_0", "cmp_1"} {
+			if err := st.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+tbl); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	var na, nb, onlyA, onlyB uint64
+	if err := queryOne(ctx, st, `SELECT (SELECT count() FROM cmp_0), (SELECT count() FROM cmp_1),
+    (SELECT count() FROM (SELECT * FROM cmp_0 EXCEPT SELECT * FROM cmp_1)),
+    (SELECT count() FROM (SELECT * FROM cmp_1 EXCEPT SELECT * FROM cmp_0))`, nil, &na, &nb, &onlyA, &onlyB); err != nil {
+		t.Fatalf("%s: comparing %s and %s: %v", name, a, b, err)
+	}
+	if na == 0 {
+		t.Errorf("%s: %s is empty", name, a)
+	}
+	if na == nb && onlyA == 0 && onlyB == 0 {
+		return
+	}
+	t.Errorf("%s: %s (%d rows) and %s (%d rows) differ: %d rows only in the first, %d only in the second", name, a, na, b, nb, onlyA, onlyB)
+	for _, side := range [][3]string{{"cmp_0", "cmp_1", a}, {"cmp_1", "cmp_0", b}} {
+		_, rows := readAll(ctx, t, st, fmt.Sprintf("SELECT * FROM (SELECT * FROM %s EXCEPT SELECT * FROM %s) ORDER BY 1, 2, 3 LIMIT 10", side[0], side[1]))
+		for _, r := range rows {
+			t.Logf("  only in %s: %v", side[2], r)
+		}
+	}
+}
+
+// checkSnapshots holds the risk snapshots and exposure_facts to their
+// live definitions. exposure_facts' window_end and window_days of open
+// exposures are now() of the refresh, so they are left out.
+func checkSnapshots(ctx context.Context, t *testing.T, st store.Store, name string) {
+	t.Helper()
+	pairs := [][3]string{
+		{"exposure_facts", "kpi_exposures_live", ""},
+		{"finding_risk_snapshot", "finding_risk_live", ""},
+		{"host_risk_snapshot", "host_risk_live", ""},
+	}
+	for _, p := range pairs {
+		// The snapshot table's columns, read from both sides.
+		cols, _ := readAll(ctx, t, st, "SELECT * FROM "+p[0]+" LIMIT 0")
+		var names []string
+		for _, c := range cols {
+			if c.Name != "window_end" && c.Name != "window_days" {
+				names = append(names, c.Name)
+			}
+		}
+		p[2] = strings.Join(names, ", ")
+		var na, nb, onlyA, onlyB uint64
+		q := fmt.Sprintf(`SELECT (SELECT count() FROM %[1]s), (SELECT count() FROM %[2]s),
+    (SELECT count() FROM (SELECT %[3]s FROM %[1]s EXCEPT SELECT %[3]s FROM %[2]s)),
+    (SELECT count() FROM (SELECT %[3]s FROM %[2]s EXCEPT SELECT %[3]s FROM %[1]s))`, p[0], p[1], p[2])
+		if err := queryOne(ctx, st, q, nil, &na, &nb, &onlyA, &onlyB); err != nil {
+			t.Fatalf("%s: comparing %s and %s: %v", name, p[0], p[1], err)
+		}
+		if na != nb || onlyA != 0 || onlyB != 0 || na == 0 {
+			t.Errorf("%s: %s (%d rows) and %s (%d rows) differ: %d rows only in the first, %d only in the second", name, p[0], na, p[1], nb, onlyA, onlyB)
+		}
+	}
+}
+
+// originalKPIs returns the bodies (the SELECT after AS) of 0004's KPI views.
+func originalKPIs(t *testing.T) map[string]string {
+	t.Helper()
+	migs, err := schemas.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, m := range migs {
+		if m.Version != 4 {
+			continue
+		}
+		for _, s := range m.Statements {
+			for _, k := range kpiKeys {
+				head := "CREATE VIEW IF NOT EXISTS " + k.name + " AS"
+				if strings.HasPrefix(s, head) {
+					body := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s[len(head):]), ";"))
+					out[k.name] = body
+				}
+			}
+		}
+	}
+	for _, k := range kpiKeys {
+		if out[k.name] == "" {
+			t.Fatalf("0004 has no view %s", k.name)
+		}
+	}
+	return out
+}
+
+// checkKPIs compares each rewritten KPI (its snapshot, as read by
+// dashboards) with 0004's definition evaluated on the same exposures.
+func checkKPIs(ctx context.Context, t *testing.T, st store.Store, name string, bodies map[string]string) {
+	t.Helper()
+	for _, k := range kpiKeys {
+		wantCols, want := readAll(ctx, t, st, "SELECT * FROM ("+bodies[k.name]+")")
+		gotCols, got := readAll(ctx, t, st, "SELECT * FROM "+k.name)
+		if !reflect.DeepEqual(wantCols, gotCols) {
+			t.Errorf("%s: %s columns %v, 0004's %v", name, k.name, gotCols, wantCols)
+			continue
+		}
+		if len(want) == 0 {
+			t.Errorf("%s: 0004's %s is empty", name, k.name)
+		}
+		keyIdx := make([]int, len(k.keys))
+		for i, key := range k.keys {
+			keyIdx[i] = -1
+			for j, c := range gotCols {
+				if c.Name == key {
+					keyIdx[i] = j
+				}
+			}
+			if keyIdx[i] < 0 {
+				t.Fatalf("%s has no key column %s", k.name, key)
+			}
+		}
+		keyOf := func(r []any) string {
+			var b strings.Builder
+			for _, i := range keyIdx {
+				fmt.Fprintf(&b, "%v\x00", r[i])
+			}
+			return b.String()
+		}
+		sortRows := func(rows [][]any, what string) {
+			sort.SliceStable(rows, func(i, j int) bool { return keyOf(rows[i]) < keyOf(rows[j]) })
+			for i := 1; i < len(rows); i++ {
+				if keyOf(rows[i]) == keyOf(rows[i-1]) {
+					t.Errorf("%s: %s %s has two rows with key %q", name, what, k.name, keyOf(rows[i]))
+				}
+			}
+		}
+		sortRows(want, "0004's")
+		sortRows(got, "rewritten")
+		bad := 0
+		for i, j := 0, 0; i < len(want) || j < len(got); {
+			switch {
+			case j >= len(got) || i < len(want) && keyOf(want[i]) < keyOf(got[j]):
+				t.Errorf("%s: %s lacks 0004's row %v", name, k.name, want[i])
+				i++
+				bad++
+			case i >= len(want) || keyOf(got[j]) < keyOf(want[i]):
+				t.Errorf("%s: %s has a row 0004's lacks: %v", name, k.name, got[j])
+				j++
+				bad++
+			default:
+				for c := range gotCols {
+					if !sameValue(want[i][c], got[j][c]) {
+						t.Errorf("%s: %s key %v column %s = %v, 0004's %v", name, k.name, strings.Split(keyOf(want[i]), "\x00"), gotCols[c].Name, got[j][c], want[i][c])
+						bad++
+					}
+				}
+				i++
+				j++
+			}
+			if bad >= 10 {
+				t.Errorf("%s: %s: stopping after %d differences", name, k.name, bad)
+				break
+			}
+		}
+	}
+}
+
+func readAll(ctx context.Context, t *testing.T, st store.Store, q string) ([]store.Column, [][]any) {
+	t.Helper()
+	rows, err := st.Query(ctx, q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	cols := rows.Columns()
+	var out [][]any
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		out = append(out, vals)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return cols, out
+}
+
+// sameValue compares two result values: floats with a relative tolerance
+// of 1e-9 (sums in another order), NaN equal to NaN; the rest exactly.
+func sameValue(a, b any) bool {
+	fa, aok := a.(float64)
+	fb, bok := b.(float64)
+	if aok && bok {
+		switch {
+		case math.IsNaN(fa) || math.IsNaN(fb):
+			return math.IsNaN(fa) && math.IsNaN(fb)
+		case fa == fb:
+			return true
+		}
+		return math.Abs(fa-fb) <= 1e-9*math.Max(math.Abs(fa), math.Abs(fb))+1e-12
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+func statsLine(s Stats) string {
+	return fmt.Sprintf("hosts=%d advisories=%d exposure_rows=%d", s.Hosts, s.Advisories, s.Exposures)
+}
+
+// seedSameSecond writes one advisory A1 found in inventory inv-a (inv-b has
+// no finding), marked matched, and scans of host h1: (scan id, days ago,
+// inventory, received days ago).
+func seedSameSecond(ctx context.Context, t *testing.T, st store.Store, now time.Time, scans [][4]any) {
+	t.Helper()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(st.Insert(ctx, "advisories", []string{"source", "advisory_id", "record_hash", "withdrawn", "loaded_at"}, [][]any{{"osv", "A1", "h1", uint8(0), now}}))
+	must(st.Insert(ctx, "match_inventory_findings", []string{"inventory_hash", "ecosystem", "name", "version", "arch", "source", "advisory_id", "record_hash", "matched_at"},
+		[][]any{{"inv-a", "Debian:12", "pkga", "1.0", "amd64", "osv", "A1", "h1", now}}))
+	must(st.Insert(ctx, "match_done_inventories", []string{"inventory_hash", "matched_at"}, [][]any{{"inv-a", now}, {"inv-b", now}}))
+	must(st.Insert(ctx, "match_done_advisories", []string{"source", "advisory_id", "record_hash", "matched_at"}, [][]any{{"osv", "A1", "h1", now}}))
+	var rows [][]any
+	for _, sc := range scans {
+		rows = append(rows, []any{"h1", sc[0], now.AddDate(0, 0, -sc[1].(int)), now.AddDate(0, 0, -sc[3].(int)), sc[2]})
+	}
+	must(st.Insert(ctx, "scans", []string{"host_id", "scan_id", "scanned_at", "received_at", "inventory_hash"}, rows))
+}
+
+func sameSecondStore(t *testing.T) store.Store {
+	t.Helper()
+	st := testenv.CHDBStore(t)
+	if _, err := schemas.Migrate(context.Background(), st, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return st
+}
+
+// TestRefreshSameSecondScans: two scans of one host in the same second
+// with different inventories: only the greater scan_id's counts, in the
+// table and in exposure_history_live alike.
+func TestRefreshSameSecondScans(t *testing.T) {
+	ctx := context.Background()
+	st := sameSecondStore(t)
+	seedSameSecond(ctx, t, st, time.Now().UTC().Truncate(time.Second), [][4]any{
+		{"s1", 10, "inv-a", 0}, {"s2-a", 5, "inv-a", 0}, {"s2-b", 5, "inv-b", 0},
+	})
+	job := &Job{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if _, err := job.Run(ctx, Full); err != nil {
+		t.Fatal(err)
+	}
+	compareSets(ctx, t, st, "same second", "exposure_history", "exposure_history_live")
+}
+
+// TestRefreshSegmentsShrink: a later scan in the same second as an earlier
+// one (greater scan_id) can merge segments (A, B, A becomes A, A, A); the
+// rewrite then writes fewer segments than the host had, and the stale ones
+// must be marked deleted.
+func TestRefreshSegmentsShrink(t *testing.T) {
+	ctx := context.Background()
+	st := sameSecondStore(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	seedSameSecond(ctx, t, st, now, [][4]any{{"s1", 10, "inv-a", 2}, {"s2", 5, "inv-b", 2}, {"s3", 2, "inv-a", 2}})
+	job := &Job{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if _, err := job.Run(ctx, Full); err != nil {
+		t.Fatal(err)
+	}
+	seedScans := [][]any{{"h1", "s2-z", now.AddDate(0, 0, -5), now, "inv-a"}}
+	if err := st.Insert(ctx, "scans", []string{"host_id", "scan_id", "scanned_at", "received_at", "inventory_hash"}, seedScans); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := job.Run(ctx, Incremental); err != nil {
+		t.Fatal(err)
+	}
+	var segs uint64
+	if err := queryOne(ctx, st, "SELECT count() FROM host_segments FINAL WHERE host_id = 'h1'", nil, &segs); err != nil {
+		t.Fatal(err)
+	}
+	if segs != 1 {
+		t.Errorf("h1 has %d segments, want 1 (inv-a throughout)", segs)
+	}
+	compareSets(ctx, t, st, "segments shrink", "exposure_history", "exposure_history_live")
+}
