@@ -119,6 +119,16 @@ func stepIngestE2E(ctx context.Context, cfg Config, log *slog.Logger, out *StepO
 		sum.Messages, sum.Bytes, ist.ScanRows, ist.PackageRows, ist.DeadLettered
 	out.Info["publish_s"], out.Info["consume_s"] = pubD.Seconds(), ingD.Seconds()
 
+	// What reading the topic alone costs: the floor under the consumer's
+	// time that no work on decoding or inserting can remove.
+	fetchD, fetchBytes, err := drainTopic(ctx, brokers, topic, sum.Messages)
+	if err != nil {
+		return fmt.Errorf("kafka fetch floor: %w", err)
+	}
+	cpu.phase(out.Info, "fetch_floor")
+	out.Info["fetch_floor_s"] = fetchD.Seconds()
+	log.Info("kafka fetch floor", "messages", sum.Messages, "bytes", fetchBytes, "took", fetchD.Round(time.Millisecond))
+
 	ceil, err := open(dbCeil)
 	if err != nil {
 		return err
@@ -148,6 +158,8 @@ func stepIngestE2E(ctx context.Context, cfg Config, log *slog.Logger, out *StepO
 		ratio(Metric{Name: "end-to-end ingest incl. publish", Value: float64(rows) / (pubD + ingD).Seconds(), Unit: "rows/s", Better: "higher",
 			Note: fmt.Sprintf("simulate+publish %.1fs, consume %.1fs", pubD.Seconds(), ingD.Seconds())},
 			"ceiling: store.Insert of the same rows into the same server", ceilRate),
+		Metric{Name: "Kafka fetch floor (kafka-go group reader, messages discarded)", Value: float64(rows) / fetchD.Seconds(), Unit: "rows/s", Better: "higher",
+			Note: fmt.Sprintf("reading the %d messages (%.0f MB) alone took %.2fs of the consumer's %.2fs", sum.Messages, float64(fetchBytes)/1e6, fetchD.Seconds(), ingD.Seconds())},
 		Metric{Name: "ClickHouse server peak RSS (VmHWM, whole server lifetime)", Value: chRSS, Unit: "MB", Better: "lower"},
 		Metric{Name: "Kafka broker peak RSS (VmHWM, whole broker lifetime)", Value: kRSS, Unit: "MB", Better: "lower"},
 	)
@@ -345,6 +357,32 @@ func deref(p any) any {
 		return *v
 	}
 	return nil
+}
+
+// drainTopic reads n messages of topic as a new consumer group, with the
+// consumer's reader settings, and discards them: the time Kafka transfer and
+// kafka-go's parsing alone take. Nothing is committed.
+func drainTopic(ctx context.Context, brokers []string, topic string, n int64) (time.Duration, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: brokers, GroupID: "pgbench-fetch-floor", Topic: topic,
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond, StartOffset: kafka.FirstOffset,
+	})
+	var bytes int64
+	for i := int64(0); i < n; i++ {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			r.Close()
+			return 0, 0, fmt.Errorf("message %d of %d from %s: %w", i+1, n, topic, err)
+		}
+		bytes += int64(len(m.Value))
+	}
+	if err := r.Close(); err != nil {
+		return 0, 0, fmt.Errorf("close reader of %s: %w", topic, err)
+	}
+	return time.Since(t0), bytes, nil
 }
 
 // deleteTopics removes this run's topics through the controller.
