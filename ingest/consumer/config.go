@@ -91,7 +91,12 @@ type Config struct {
 	SessionTimeout   time.Duration
 	RebalanceTimeout time.Duration
 
-	// MaxWait bounds how long a fetch waits for new data. Default 250ms.
+	// MaxWait bounds how long a fetch waits for new data. Default 250ms,
+	// 50ms with Drain: closing the reader waits for the fetches in flight,
+	// and a drained topic leaves every partition in such an idle wait, so
+	// Run returned up to MaxWait after its last commit (0.15-0.2 s of a
+	// 0.6 s, 10,000-message drain). Data that is there is fetched at once
+	// either way.
 	MaxWait time.Duration
 	// RetryBackoffMax caps the backoff between retries of a failed insert,
 	// dead-letter write or commit. Default 10s.
@@ -186,6 +191,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RebalanceTimeout == 0 {
 		c.RebalanceTimeout = 30 * time.Second
+	}
+	if c.MaxWait == 0 && c.Drain {
+		c.MaxWait = 50 * time.Millisecond
 	}
 	if c.MaxWait == 0 {
 		c.MaxWait = 250 * time.Millisecond

@@ -35,6 +35,9 @@ func TestConfigValidate(t *testing.T) {
 	if d.Topic != DefaultTopic || d.DLQTopic != DefaultTopic+".dlq" || d.GroupID != DefaultGroupID {
 		t.Errorf("defaults: %q %q %q", d.Topic, d.DLQTopic, d.GroupID)
 	}
+	if d.MaxWait != 250*time.Millisecond || (Config{Drain: true}).withDefaults().MaxWait != 50*time.Millisecond {
+		t.Errorf("default MaxWait %v, in drain mode %v", d.MaxWait, (Config{Drain: true}).withDefaults().MaxWait)
+	}
 	if d.EagerRows != d.BatchRows/4 || d.DecodeWorkers < 1 {
 		t.Errorf("defaults: eager rows %d of %d, decode workers %d", d.EagerRows, d.BatchRows, d.DecodeWorkers)
 	}
