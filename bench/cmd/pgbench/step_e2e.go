@@ -368,7 +368,8 @@ func drainTopic(ctx context.Context, brokers []string, topic string, n int64) (t
 	t0 := time.Now()
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: brokers, GroupID: "pgbench-fetch-floor", Topic: topic,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond, StartOffset: kafka.FirstOffset,
+		// The consumer's settings in drain mode (ingest/consumer.Config).
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 50 * time.Millisecond, StartOffset: kafka.FirstOffset,
 	})
 	var bytes int64
 	for i := int64(0); i < n; i++ {
