@@ -242,3 +242,42 @@ func TestRowBytes(t *testing.T) {
 		t.Errorf("packageRowBytes = %d, want %d", got, want)
 	}
 }
+
+// BenchmarkDecodeJob is a decoder's work per message: decode, check, and
+// the package rows unless the set is known (then the v2 package section is
+// not even decompressed).
+func BenchmarkDecodeJob(b *testing.B) {
+	s := &inventory.Scan{HostID: "0a1b2c3d4e5f60718293a4b5c6d7e8f9", ScanID: "scan-1", ScannedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		Hostname: "web-01", OS: inventory.OS{ID: "debian", VersionID: "12", Ecosystem: "Debian:12"}}
+	for i := range 700 {
+		s.Packages = append(s.Packages, inventory.Package{Ecosystem: "Debian:12", Name: fmt.Sprintf("p%d", i),
+			Version: fmt.Sprintf("1.%d-2+deb12u1", i), Arch: "amd64", Location: "/var/lib/dpkg/status"})
+	}
+	msg, err := inventory.Encode(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, known := range []bool{false, true} {
+		b.Run(fmt.Sprintf("known=%v", known), func(b *testing.B) {
+			c := &consumer{hashes: newHashSet(10)}
+			if known {
+				c.hashes.Stored([]string{inventory.HashPackages(s.Packages)})
+			}
+			in := make(chan *job, 1)
+			done := make(chan struct{})
+			go func() { c.decodeJobs(in); close(done) }()
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				j := &job{m: kafka.Message{Value: msg}, done: make(chan struct{})}
+				in <- j
+				<-j.done
+				if j.err != nil {
+					b.Fatal(j.err)
+				}
+			}
+			close(in)
+			<-done
+		})
+	}
+}
