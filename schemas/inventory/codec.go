@@ -106,13 +106,14 @@ type Encoder struct {
 	// cost one compression (see SectionCache). Share one between Encoders.
 	Sections *SectionCache
 
-	hs     hashScratch
-	body   []byte
-	meta   []byte
-	index  map[string]uint32
-	strs   []string
-	refs   []uint32
-	strLen int
+	hs      hashScratch
+	body    []byte
+	meta    []byte
+	section []byte // the last v2 package section, when not cached
+	index   map[string]uint32
+	strs    []string
+	refs    []uint32
+	strLen  int
 }
 
 func (e *Encoder) reset() {

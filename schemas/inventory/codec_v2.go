@@ -116,12 +116,20 @@ func (e *Encoder) appendV2(dst []byte, s *Scan, hash string) ([]byte, error) {
 			section, ok = e.Sections.get(hash)
 		}
 		if !ok {
+			// A section that goes into the cache must be its own slice;
+			// otherwise the Encoder's scratch buffer serves.
+			var buf []byte
+			if e.Sections == nil {
+				buf = e.section[:0]
+			}
 			var err error
-			if section, err = e.packageSection(s.Packages); err != nil {
+			if section, err = e.packageSection(buf, s.Packages); err != nil {
 				return fail(err)
 			}
 			if e.Sections != nil {
 				e.Sections.put(hash, section)
+			} else {
+				e.section = section
 			}
 		}
 	}
@@ -132,11 +140,10 @@ func (e *Encoder) appendV2(dst []byte, s *Scan, hash string) ([]byte, error) {
 	return append(dst, section...), nil
 }
 
-// packageSection returns the package part of a v2 message: uvarint(raw
-// length), then the zstd frame of the raw section (its own string table,
-// then the eight columns of delta references, as in v1). The result is a
-// new slice: SectionCache may keep it.
-func (e *Encoder) packageSection(pkgs []Package) ([]byte, error) {
+// packageSection appends to dst the package part of a v2 message:
+// uvarint(raw length), then the zstd frame of the raw section (its own
+// string table, then the eight columns of delta references, as in v1).
+func (e *Encoder) packageSection(dst []byte, pkgs []Package) ([]byte, error) {
 	e.reset()
 	for col := 0; col < numPackageColumns; col++ {
 		for i := range pkgs {
@@ -167,8 +174,11 @@ func (e *Encoder) packageSection(pkgs []Package) ([]byte, error) {
 	if len(b) > MaxBodySize {
 		return nil, decodeErr(ReasonTooLarge, "packages", -1, "section of %d bytes exceeds %d", len(b), MaxBodySize)
 	}
-	out := binary.AppendUvarint(make([]byte, 0, 16+len(b)/3), uint64(len(b)))
-	return sharedZstdEncoder().EncodeAll(b, out), nil
+	if dst == nil {
+		dst = make([]byte, 0, 16+len(b)/3)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return sharedZstdEncoder().EncodeAll(b, dst), nil
 }
 
 // decodeV2 decodes a v2 message whose header (magic, version, flags) is
