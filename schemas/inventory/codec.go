@@ -392,6 +392,7 @@ func (d *Decoder) inflate(payload []byte, flags byte, declared uint64, field str
 type bodyReader struct {
 	b     []byte
 	off   int
+	text  string   // b as a string, for readers of inline strings (v2 meta)
 	spans []span   // the string table, as offsets into b
 	table []string // the string table materialized (packages only)
 	err   *DecodeError

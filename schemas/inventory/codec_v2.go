@@ -197,6 +197,8 @@ func (d *Decoder) decodeV2(msg []byte, flags byte, opt DecodeOptions) (Decoded, 
 		return Decoded{}, decodeErr(ReasonTruncated, "meta", off, "%d bytes declared, %d left", metaLen, len(msg)-off)
 	}
 	r := &bodyReader{b: msg[off : off+int(metaLen)]}
+	// One copy of the meta holds every scan-level string (substrings).
+	r.text = string(r.b)
 	s := r.scanFields(r.istr, r.istrList)
 	r.field = "packages"
 	np := r.uvarint()
@@ -271,7 +273,8 @@ func (d *Decoder) decodeV2(msg []byte, flags byte, opt DecodeOptions) (Decoded, 
 	return res, nil
 }
 
-// istr reads an inline string (uvarint length, bytes): the v2 scan fields.
+// istr reads an inline string (uvarint length, bytes): the v2 scan fields,
+// as substrings of r.text.
 func (r *bodyReader) istr(field string) string {
 	r.field = field
 	l := r.uvarint()
@@ -282,13 +285,13 @@ func (r *bodyReader) istr(field string) string {
 		r.fail(ReasonTruncated, "string of %d bytes but only %d left", l, len(r.b)-r.off)
 		return ""
 	}
-	b := r.b[r.off : r.off+int(l)]
-	if !utf8.Valid(b) {
+	v := r.text[r.off : r.off+int(l)]
+	if !utf8.ValidString(v) {
 		r.fail(ReasonMalformed, "invalid UTF-8")
 		return ""
 	}
 	r.off += int(l)
-	return string(b)
+	return v
 }
 
 // istrList reads a list of inline strings.
