@@ -118,8 +118,6 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 			refreshStep{"snapshot hosts", sqlPendingHostsNew, []any{id, prev.Add(-rescanMargin), id}},
 			refreshStep{"snapshot advisories", sqlPendingAdvisoriesNew, []any{id}})
 	}
-	steps = append(steps, refreshStep{"segment hosts", sqlSegments, []any{version, id}},
-		refreshStep{"delete stale segments", sqlDeleteStaleSegments, []any{version, version, id}})
 	if err := r.exec(ctx, id, log, steps...); err != nil {
 		return err
 	}
@@ -130,10 +128,15 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("refresh %s: %w", id, err)
 	}
-	// The aggregation holds every (host, advisory) of the hosts it works
-	// on in memory: a shard of hosts at a time keeps that bounded.
+	// Segmenting holds every scan, and exposing every (host, advisory), of
+	// the hosts it works on in memory: a shard of hosts at a time keeps
+	// that bounded.
 	shards := max(1, (st.Hosts+hostsPerShard-1)/hostsPerShard)
 	steps = steps[:0]
+	for i := range shards {
+		steps = append(steps, refreshStep{fmt.Sprintf("segment hosts, shard %d of %d", i+1, shards), sqlSegments, []any{version, id, shards, i}})
+	}
+	steps = append(steps, refreshStep{"delete stale segments", sqlDeleteStaleSegments, []any{version, version, id}})
 	for i := range shards {
 		steps = append(steps, refreshStep{fmt.Sprintf("expose hosts, shard %d of %d", i+1, shards), fmt.Sprintf(sqlExposures,
 			"host_id IN (SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?) AND cityHash64(host_id) % ? = ?", "1"),

@@ -42,7 +42,8 @@ WHERE (withdrawn = 1 OR (source, advisory_id, record_hash) IN (SELECT source, ad
     (SELECT count() FROM refresh_pending_hosts WHERE refresh_id = ?),
     (SELECT uniqExact(source, advisory_id) FROM refresh_pending_advisories WHERE refresh_id = ?)`
 
-	// Segments of the pending hosts, from all their scans. Array lambdas
+	// Segments of one shard of the pending hosts (cityHash64(host_id) % ?
+	// = ?), from all their scans. Array lambdas
 	// capture nothing: a lambda that indexes an outer array copies it per
 	// element.
 	sqlSegments = `INSERT INTO host_segments (host_id, seg_idx, seg_first, seg_last, next_scan, scans, is_last, inventory_hash, kernel_running, version, deleted)
@@ -56,7 +57,7 @@ FROM (
     FROM (
         SELECT host_id, scanned_at AS t, argMax((inventory_hash, kernel_running), scan_id) AS ik
         FROM scans FINAL
-        WHERE host_id IN (SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?)
+        WHERE host_id IN (SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?) AND cityHash64(host_id) % ? = ?
         GROUP BY host_id, scanned_at
     )
     GROUP BY host_id
