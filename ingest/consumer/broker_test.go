@@ -91,10 +91,17 @@ num.io.threads=2
 	if err := os.WriteFile(filepath.Join(b.dir, "server.properties"), []byte(props), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	id := make([]byte, 16)
-	rand.Read(id)
+	// A cluster id starting with '-' reads as an option to the tool's
+	// argument parser (1 in 64 runs failed so); Kafka's own random ids
+	// avoid it the same way.
+	var clusterID string
+	for clusterID == "" || clusterID[0] == '-' {
+		id := make([]byte, 16)
+		rand.Read(id)
+		clusterID = base64.RawURLEncoding.EncodeToString(id)
+	}
 	format := b.java("kafka.tools.StorageTool", "format", "--ignore-formatted",
-		"-t", base64.RawURLEncoding.EncodeToString(id), "-c", filepath.Join(b.dir, "server.properties"))
+		"-t", clusterID, "-c", filepath.Join(b.dir, "server.properties"))
 	if out, err := format.CombinedOutput(); err != nil {
 		t.Fatalf("format Kafka storage: %v\n%s", err, out)
 	}
