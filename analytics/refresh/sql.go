@@ -68,7 +68,8 @@ ARRAY JOIN starts AS s, ends AS e, arrayEnumerate(starts) AS seg_idx`
 	// condition on host_segments), %[2]s the advisories (a condition on
 	// match_inventory_findings). What each distinct (inventory, running
 	// kernel) exposes is worked out once, then fanned out to the segments
-	// that ran it; the kernel condition is 0003's exposure_history's.
+	// that ran it; idle kernel images are left out as in 0003's
+	// exposure_history (function patchgrid_idle_kernel, 0005).
 	// Grouping on 64-bit hashes of host and advisory, and joining their
 	// strings back afterwards, is several times faster than grouping on
 	// the strings. Two distinct hosts or advisories colliding would need a
@@ -92,11 +93,7 @@ FROM (
             FROM match_inventory_findings FINAL
             WHERE %[2]s AND (source, advisory_id, record_hash) IN (SELECT source, advisory_id, record_hash FROM advisories FINAL WHERE withdrawn = 0)
         ) AS findings USING (inventory_hash)
-        WHERE NOT ((match(name, '^linux-image-[0-9]') OR name IN ('kernel', 'kernel-core') OR match(name, '^linux-(lts|virt|edge|rpi|rpi2|rpi4)$'))
-            AND kernel_running != ''
-            AND NOT (name = concat('linux-image-', kernel_running)
-                OR concat(replaceRegexpOne(version, '^[0-9]+:', ''), '.', arch) = kernel_running
-                OR concat(replaceRegexpOne(version, '-r([0-9]+)$', '-\\1'), '-', substring(name, 7)) = kernel_running))
+        WHERE NOT patchgrid_idle_kernel(name, version, arch, kernel_running)
         GROUP BY inventory_hash, kernel_running, advisory_key
     ) AS exposing USING (inventory_hash, kernel_running)
     GROUP BY host_key, advisory_key

@@ -63,6 +63,17 @@ CREATE VIEW IF NOT EXISTS exposure_history AS
 SELECT host_id, source, advisory_id, first_seen, last_seen, resolved_at, reopened, exposed_now, exposed_scans
 FROM exposures FINAL;
 
+-- An installed kernel image that is not the running kernel (0003's
+-- kernel_state 'not_running'): it exposes the host only after a reboot into
+-- it, so exposure history leaves it out. Arguments: the package's name,
+-- version and arch, and the scan's kernel_running (uname -r).
+CREATE OR REPLACE FUNCTION patchgrid_idle_kernel AS (name, version, arch, kernel_running) ->
+    (match(name, '^linux-image-[0-9]') OR name IN ('kernel', 'kernel-core') OR match(name, '^linux-(lts|virt|edge|rpi|rpi2|rpi4)$'))
+    AND kernel_running != ''
+    AND NOT (name = concat('linux-image-', kernel_running)
+        OR concat(replaceRegexpOne(version, '^[0-9]+:', ''), '.', arch) = kernel_running
+        OR concat(replaceRegexpOne(version, '-r([0-9]+)$', '-\\1'), '-', substring(name, 7)) = kernel_running);
+
 -- 0003's exposure_history under another name: the same columns computed
 -- from every scan when read. Slow at fleet scale; tests hold the
 -- materialized table to it. One difference to 0003: of several scans of a
@@ -94,11 +105,7 @@ FROM (
             SELECT source, advisory_id, record_hash FROM advisories FINAL WHERE withdrawn = 0
         ) AS current_advisories USING (source, advisory_id, record_hash)
     ) AS inventory_findings USING (inventory_hash)
-    WHERE NOT ((match(name, '^linux-image-[0-9]') OR name IN ('kernel', 'kernel-core') OR match(name, '^linux-(lts|virt|edge|rpi|rpi2|rpi4)$'))
-        AND kernel_running != ''
-        AND NOT (name = concat('linux-image-', kernel_running)
-            OR concat(replaceRegexpOne(version, '^[0-9]+:', ''), '.', arch) = kernel_running
-            OR concat(replaceRegexpOne(version, '-r([0-9]+)$', '-\\1'), '-', substring(name, 7)) = kernel_running))
+    WHERE NOT patchgrid_idle_kernel(name, version, arch, kernel_running)
     GROUP BY host_id, source, advisory_id
 ) AS exposures
 ALL INNER JOIN (
