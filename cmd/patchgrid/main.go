@@ -51,6 +51,7 @@ func commands() map[string]command {
 		"simulate": {"publish a simulated fleet of endpoints to Kafka", runSimulate},
 		"ingest":   {"consume inventories from Kafka into ClickHouse", runIngest},
 		"match":    {"match packages (JSON lines on stdin) or the whole fleet against advisories", runMatch},
+		"refresh":  {"bring exposure history and the KPI and risk tables up to date (match --fleet does it after matching)", runRefresh},
 		"serve":    {"HTTP API for KPIs, findings, hosts and exports", runServe},
 		"export":   {"export findings with risk as arrow, parquet, csv or json", runExport},
 		"explain":  {"explain why a host is or is not exposed to an advisory", runExplain},

@@ -40,3 +40,39 @@ func TestMigrateCLIErrors(t *testing.T) {
 		t.Errorf("extra argument: exit %d", code)
 	}
 }
+
+func TestRefreshCLI(t *testing.T) {
+	testenv.CHDBStore(t)
+	cfg := testenv.CHDBConfig(t)
+	env := map[string]string{"PATCHGRID_DATA_DIR": cfg.DataDir, "PATCHGRID_CHDB_LIB": cfg.CHDBLib}
+	if code, out, errOut := runCLI(t, "", env, "migrate", "--clickhouse-db", cfg.Database); code != exitOK {
+		t.Fatalf("migrate: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, args := range [][]string{{"--full"}, {}} {
+		code, out, errOut := runCLI(t, "", env, append([]string{"refresh", "--clickhouse-db", cfg.Database}, args...)...)
+		mode := "(incremental)"
+		if len(args) > 0 {
+			mode = "(full)"
+		}
+		if code != exitOK || !strings.Contains(out, mode+": 0 hosts") {
+			t.Fatalf("refresh %v: exit %d\nstdout:\n%s\nstderr:\n%s", args, code, out, errOut)
+		}
+	}
+	if code, _, _ := runCLI(t, "", env, "refresh", "--fast"); code != exitUsage {
+		t.Errorf("unknown flag: exit %d", code)
+	}
+}
+
+func TestRefreshCLIOldServer(t *testing.T) {
+	addr := testenv.ClickHouse(t)
+	db := testenv.DatabaseName(t)
+	t.Cleanup(func() { testenv.DropDatabase(t, addr, db) })
+	flags := []string{"--store", "clickhouse", "--clickhouse-addr", addr, "--clickhouse-db", db}
+	if code, _, errOut := runCLI(t, "", nil, append([]string{"migrate"}, flags...)...); code != exitOK {
+		t.Fatalf("migrate: exit %d: %s", code, errOut)
+	}
+	code, _, errOut := runCLI(t, "", nil, append([]string{"refresh"}, flags...)...)
+	if code != exitFailure || !strings.Contains(errOut, "older than 23.8") {
+		t.Errorf("refresh on the 2018 server: exit %d, stderr %s", code, errOut)
+	}
+}
