@@ -165,8 +165,20 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 	if err := r.replace(ctx, id, "exposure_facts", "SELECT * EXCEPT (dims) FROM kpi_exposures_live", log); err != nil {
 		return err
 	}
+	// Current ClickHouse reorders inner joins by estimated size, and for
+	// finding_risk it picks the fan-out of every host's inventory findings
+	// as a hash table (GBs at 10,000 hosts) over the open exposures it
+	// should stream against. Servers that do not reorder lack the setting.
+	var reorders uint64
+	if err := queryOne(ctx, r.Store, "SELECT count() FROM system.settings WHERE name = 'query_plan_optimize_join_order_limit'", nil, &reorders); err != nil {
+		return fmt.Errorf("refresh %s: reading settings: %w", id, err)
+	}
 	for _, name := range Snapshots {
-		if err := r.replace(ctx, id, name+"_snapshot", "SELECT * FROM "+name+"_live", log); err != nil {
+		q := "SELECT * FROM " + name + "_live"
+		if name == "finding_risk" && reorders > 0 {
+			q += " SETTINGS query_plan_optimize_join_order_limit = 0"
+		}
+		if err := r.replace(ctx, id, name+"_snapshot", q, log); err != nil {
 			return err
 		}
 	}

@@ -46,7 +46,7 @@ const (
 	testDaysAgo = 400
 )
 
-// kpiKeys are the KPI views 0005 rewrote, with the columns that identify a
+// kpiKeys are the views 0005 rewrote (the KPIs and finding_risk), with the columns that identify a
 // row of each.
 var kpiKeys = []struct {
 	name string
@@ -60,6 +60,7 @@ var kpiKeys = []struct {
 	{"kpi_remediation_rate", []string{"dimension", "dim_value", "risk_level"}},
 	{"kpi_exposure_window", []string{"dimension", "dim_value", "severity", "state"}},
 	{"kpi_daily_trend", []string{"dimension", "dim_value", "severity", "day"}},
+	{"finding_risk", []string{"host_id", "source", "advisory_id", "ecosystem", "package", "installed_version", "arch"}},
 }
 
 // lastScan is what the test remembers of a host's latest scan.

@@ -69,7 +69,7 @@ ARRAY JOIN starts AS s, ends AS e, arrayEnumerate(starts) AS seg_idx`
 	// match_inventory_findings). What each distinct (inventory, running
 	// kernel) exposes is worked out once, then fanned out to the segments
 	// that ran it; idle kernel images are left out as in 0003's
-	// exposure_history (function patchgrid_idle_kernel, 0005).
+	// exposure_history (function patchgrid_kernel_state, 0005).
 	// Grouping on 64-bit hashes of host and advisory, and joining their
 	// strings back afterwards, is several times faster than grouping on
 	// the strings. Two distinct hosts or advisories colliding would need a
@@ -93,7 +93,7 @@ FROM (
             FROM match_inventory_findings FINAL
             WHERE %[2]s AND (source, advisory_id, record_hash) IN (SELECT source, advisory_id, record_hash FROM advisories FINAL WHERE withdrawn = 0)
         ) AS findings USING (inventory_hash)
-        WHERE NOT patchgrid_idle_kernel(name, version, arch, kernel_running)
+        WHERE patchgrid_kernel_state(name, version, arch, kernel_running) != 'not_running'
         GROUP BY inventory_hash, kernel_running, advisory_key
     ) AS exposing USING (inventory_hash, kernel_running)
     GROUP BY host_key, advisory_key

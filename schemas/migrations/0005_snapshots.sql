@@ -63,16 +63,20 @@ CREATE VIEW IF NOT EXISTS exposure_history AS
 SELECT host_id, source, advisory_id, first_seen, last_seen, resolved_at, reopened, exposed_now, exposed_scans
 FROM exposures FINAL;
 
--- An installed kernel image that is not the running kernel (0003's
--- kernel_state 'not_running'): it exposes the host only after a reboot into
--- it, so exposure history leaves it out. Arguments: the package's name,
--- version and arch, and the scan's kernel_running (uname -r).
-CREATE OR REPLACE FUNCTION patchgrid_idle_kernel AS (name, version, arch, kernel_running) ->
-    (match(name, '^linux-image-[0-9]') OR name IN ('kernel', 'kernel-core') OR match(name, '^linux-(lts|virt|edge|rpi|rpi2|rpi4)$'))
-    AND kernel_running != ''
-    AND NOT (name = concat('linux-image-', kernel_running)
-        OR concat(replaceRegexpOne(version, '^[0-9]+:', ''), '.', arch) = kernel_running
-        OR concat(replaceRegexpOne(version, '-r([0-9]+)$', '-\\1'), '-', substring(name, 7)) = kernel_running);
+-- How an installed package relates to the running kernel: 0003's
+-- host_findings.kernel_state ('' not a kernel image, 'unknown' no running
+-- kernel reported, 'running', 'not_running': an installed image that
+-- exposes the host only after a reboot into it, so exposure history leaves
+-- it out). Arguments: the package's name, version and arch, and the scan's
+-- kernel_running (uname -r).
+CREATE OR REPLACE FUNCTION patchgrid_kernel_state AS (name, version, arch, kernel_running) ->
+    multiIf(
+        NOT (match(name, '^linux-image-[0-9]') OR name IN ('kernel', 'kernel-core') OR match(name, '^linux-(lts|virt|edge|rpi|rpi2|rpi4)$')), '',
+        kernel_running = '', 'unknown',
+        name = concat('linux-image-', kernel_running)
+            OR concat(replaceRegexpOne(version, '^[0-9]+:', ''), '.', arch) = kernel_running
+            OR concat(replaceRegexpOne(version, '-r([0-9]+)$', '-\\1'), '-', substring(name, 7)) = kernel_running, 'running',
+        'not_running');
 
 -- 0003's exposure_history under another name: the same columns computed
 -- from every scan when read. Slow at fleet scale; tests hold the
@@ -105,7 +109,7 @@ FROM (
             SELECT source, advisory_id, record_hash FROM advisories FINAL WHERE withdrawn = 0
         ) AS current_advisories USING (source, advisory_id, record_hash)
     ) AS inventory_findings USING (inventory_hash)
-    WHERE NOT patchgrid_idle_kernel(name, version, arch, kernel_running)
+    WHERE patchgrid_kernel_state(name, version, arch, kernel_running) != 'not_running'
     GROUP BY host_id, source, advisory_id
 ) AS exposures
 ALL INNER JOIN (
@@ -226,25 +230,34 @@ FROM exposure_facts;
 
 -- finding_risk: as of the last refresh (table finding_risk_snapshot); the
 -- definition is finding_risk_live, with the columns and meaning of 0004's
--- finding_risk. 0004's definition.
+-- finding_risk. The open exposures are streamed against the hosts' latest
+-- segment and their inventories' findings (0004 built a hash table of every
+-- open exposure, several GB at 10,000 hosts), so the package rows are those
+-- of the host's latest scan as of the refresh.
 DROP VIEW IF EXISTS finding_risk;
 CREATE VIEW IF NOT EXISTS finding_risk_live AS
-SELECT f.host_id AS host_id, r.hostname AS hostname, r.owner AS owner, r.ring AS ring,
+SELECT r.host_id AS host_id, r.hostname AS hostname, r.owner AS owner, r.ring AS ring,
     r.criticality AS criticality, r.internet_facing AS internet_facing, r.os AS os,
-    f.source AS source, f.advisory_id AS advisory_id, r.cves AS cves, r.severity AS severity,
+    r.source AS source, r.advisory_id AS advisory_id, r.cves AS cves, r.severity AS severity,
     r.cvss_score AS cvss_score, r.has_epss AS has_epss, r.epss AS epss, r.epss_percentile AS epss_percentile,
     r.kev AS kev, r.kev_due_date AS kev_due_date,
     f.ecosystem AS ecosystem, f.name AS package, f.version AS installed_version, f.arch AS arch,
     f.match_name AS match_name, f.match_version AS match_version,
-    f.status AS status, f.fixed AS fixed_version, f.kernel_state AS kernel_state,
+    f.status AS status, f.fixed AS fixed_version,
+    patchgrid_kernel_state(f.name, f.version, f.arch, l.kernel_running) AS kernel_state,
     r.published AS published, r.fix_published AS fix_published,
     r.first_seen AS first_seen, r.sla_deadline AS sla_deadline, r.sla_state AS sla_state, r.days_past_sla AS days_past_sla,
     r.risk_cvss AS risk_cvss, r.risk_epss AS risk_epss, r.risk_kev AS risk_kev, r.risk_asset AS risk_asset,
     r.risk_internet AS risk_internet, r.risk_sla AS risk_sla, r.risk_score AS risk_score, r.risk_level AS risk_level
-FROM host_findings AS f
-INNER JOIN (SELECT * FROM exposure_risk WHERE is_open = 1) AS r
-    ON r.host_id = f.host_id AND r.source = f.source AND r.advisory_id = f.advisory_id
-WHERE f.kernel_state != 'not_running';
+FROM (SELECT * FROM exposure_risk WHERE is_open = 1) AS r
+INNER JOIN (SELECT host_id, inventory_hash, kernel_running FROM host_segments FINAL WHERE is_last = 1) AS l
+    ON l.host_id = r.host_id
+INNER JOIN (
+    SELECT inventory_hash, source, advisory_id, ecosystem, name, version, arch, match_name, match_version, status, fixed
+    FROM match_inventory_findings FINAL
+    WHERE (source, advisory_id, record_hash) IN (SELECT source, advisory_id, record_hash FROM advisories FINAL WHERE withdrawn = 0)
+) AS f ON f.inventory_hash = l.inventory_hash AND f.source = r.source AND f.advisory_id = r.advisory_id
+WHERE kernel_state != 'not_running';
 CREATE TABLE IF NOT EXISTS finding_risk_snapshot
 ENGINE = MergeTree ORDER BY (host_id, source, advisory_id)
 EMPTY AS SELECT * FROM finding_risk_live;
