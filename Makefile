@@ -2,14 +2,15 @@
 # data live outside the repo in $PATCHGRID_CACHE (default ~/.cache/patchgrid);
 # see scripts/.
 #
-#   make deps            install chDB, the Kafka jars and ClickHouse (each skipped when present)
+#   make deps            install chDB, the Kafka jars, ClickHouse, Chromium and the report schemas (each skipped when present)
 #   make build           bin/patchgrid
 #   make test            deps, test services up, go vet, go test (PKGS=./... TEST_TIMEOUT=20m)
 #   make run             bin/patchgrid run on the embedded store; flags in ARGS="..."
 #   make services-up     ClickHouse on 127.0.0.1:19000, Kafka on 127.0.0.1:19092 (they stay up)
 #   make services-down   stop them
-#   make fuzz            every fuzz target (or those in FUZZ_PKGS) for FUZZTIME (default 10s)
-#   make bench           full benchmark vs ceilings and OSV-Scanner; appends to bench/RESULTS.md (BENCH_ARGS="...")
+#   make fuzz            every fuzz target (or those in FUZZ_PKGS) for FUZZTIME (default 10s);
+#                        FUZZ_MATCH, FUZZ_PARALLEL, FUZZ_LOG: see scripts/fuzz.sh; runs are recorded in FUZZING.md
+#   make bench           full benchmark vs ceilings and OSV-Scanner; rewrites the current table of bench/RESULTS.md (BENCH_ARGS="...")
 #   make bench-quick     the same harness in under 2 minutes (CI smoke; asserts nothing about speed)
 
 SHELL := /bin/bash
@@ -22,10 +23,10 @@ ARGS ?=
 FUZZ_PKGS ?=
 FUZZTIME ?= 10s
 
-.PHONY: deps deps-chdb deps-kafka deps-clickhouse build services-up services-down \
+.PHONY: deps deps-chdb deps-kafka deps-clickhouse deps-chromium deps-report-schemas build services-up services-down \
 	services-status test run fuzz bench bench-quick grafana-plugin grafana-plugin-typecheck
 
-deps: deps-chdb deps-kafka deps-clickhouse
+deps: deps-chdb deps-kafka deps-clickhouse deps-chromium deps-report-schemas
 
 deps-chdb:
 	bash scripts/install-chdb.sh >/dev/null
@@ -36,8 +37,19 @@ deps-kafka:
 deps-clickhouse:
 	bash scripts/install-clickhouse.sh
 
+deps-chromium:
+	bash scripts/install-chromium.sh >/dev/null
+
+# SARIF 2.1.0 and CycloneDX 1.6 JSON schemas (npm) for the local report tests.
+deps-report-schemas:
+	bash scripts/install-report-schemas.sh >/dev/null
+
+# `patchgrid --version` prints these (the Go toolchain's own VCS stamp is
+# off where GOFLAGS has -buildvcs=false).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 build:
-	go build -o bin/patchgrid ./cmd/patchgrid
+	go build -ldflags "-X main.buildVersion=$(VERSION) -X main.buildCommit=$(COMMIT)" -o bin/patchgrid ./cmd/patchgrid
 
 services-up: deps-kafka deps-clickhouse
 	bash scripts/services.sh up
@@ -54,7 +66,7 @@ test: deps services-up
 	TEST_TIMEOUT=$(TEST_TIMEOUT) bash scripts/gotest.sh $(PKGS)
 
 run: deps-chdb build
-	PATCHGRID_CHDB_LIB="$$(bash scripts/install-chdb.sh 2>/dev/null)" bin/patchgrid run $(ARGS)
+	PATCHGRID_SHARED_DATA="$${PATCHGRID_SHARED_DATA:-$(CURDIR)/../shared/data}" PATCHGRID_CHDB_LIB="$$(bash scripts/install-chdb.sh 2>/dev/null)" bin/patchgrid run $(ARGS)
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh $(FUZZ_PKGS)
@@ -74,14 +86,21 @@ bench-quick: deps
 # (made anew): plugin.json, img/, the frontend bundle module.js (AMD, built
 # and checked by bundle.sh with esbuild from $PATCHGRID_CACHE; needs node and
 # npm) and the backend binary. See grafana-plugin/README.md.
+# The backend is static and stripped (PLUGIN_TAGS=patchgrid_static: no ELF
+# interpreter, runs on glibc and musl Grafana images) and uses a ClickHouse
+# server; `make grafana-plugin PLUGIN_TAGS=` builds the glibc-only variant
+# that can also load chDB (purego needs the dynamic loader).
+PLUGIN_TAGS ?= patchgrid_static
 grafana-plugin:
 	rm -rf grafana-plugin/dist
 	mkdir -p grafana-plugin/dist/img
 	bash grafana-plugin/bundle.sh grafana-plugin/dist
-	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -o grafana-plugin/dist/gpx_patchgrid_linux_amd64 ./grafana-plugin/pkg
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath $(if $(PLUGIN_TAGS),-tags $(PLUGIN_TAGS)) -ldflags '-s -w' -o grafana-plugin/dist/gpx_patchgrid_linux_amd64 ./grafana-plugin/pkg
 	cp grafana-plugin/src/plugin.json grafana-plugin/dist/
 	cp grafana-plugin/src/img/logo.svg grafana-plugin/dist/img/
+	cp -r grafana-plugin/src/dashboards grafana-plugin/dist/
 
 # Strict tsc --noEmit of the frontend; node_modules live in $PATCHGRID_CACHE.
 grafana-plugin-typecheck:
 	bash grafana-plugin/typecheck.sh
+	bash grafana-plugin/typecheck.sh oldest

@@ -2,6 +2,18 @@
 # fuzz.sh [dir...]: run every fuzz target (func FuzzXxx in a _test.go file),
 # or those in the given package directories, for FUZZTIME (default 10s)
 # each. go test -fuzz takes one target per run.
+#
+#   FUZZTIME       duration per target (go test -fuzztime), default 10s
+#   FUZZ_MATCH     only targets whose "dir:FuzzName" matches this ERE
+#   FUZZ_PARALLEL  fuzzing workers per target (go test -parallel); default
+#                  GOMAXPROCS. 1 keeps a shared machine usable.
+#   FUZZ_LOG       append one tab-separated line per target to this file:
+#                  UTC start, package dir, target, fuzztime, execs, result
+#                  (what FUZZING.md records)
+#
+# Every target runs even when one fails; a failing target (a crasher is
+# written to the package's testdata/fuzz/FuzzXxx/) makes the script exit 1
+# at the end.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 fuzztime=${FUZZTIME:-10s}
@@ -10,6 +22,9 @@ targets=$(grep -r -o -E --include='*_test.go' --exclude-dir=node_modules --exclu
 	'^func Fuzz[A-Za-z0-9_]*' . | sed -E 's|^\./||; s|:func |:|' | sort -u || true)
 
 ran=0
+failed=()
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 while IFS=: read -r file name; do
 	[ -n "$file" ] || continue
 	dir=$(dirname "$file")
@@ -18,8 +33,27 @@ while IFS=: read -r file name; do
 		for d in "$@"; do [ "${d#./}" = "$dir" ] && want=1; done
 		[ -n "$want" ] || continue
 	fi
+	if [ -n "${FUZZ_MATCH:-}" ] && ! [[ "$dir:$name" =~ $FUZZ_MATCH ]]; then
+		continue
+	fi
 	echo "fuzz: $name in ./$dir for $fuzztime"
-	go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "./$dir"
+	start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+	args=(-run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime")
+	[ -n "${FUZZ_PARALLEL:-}" ] && args+=(-parallel "$FUZZ_PARALLEL")
+	result=ok
+	if ! go test "${args[@]}" "./$dir" 2>&1 | tee "$out"; then
+		result=FAIL
+		failed+=("$dir:$name")
+	fi
+	# The last progress line carries the total: "fuzz: elapsed: 1m0s, execs: 123 (...)".
+	execs=$( (grep -o 'execs: [0-9]*' "$out" || true) | tail -1 | cut -d' ' -f2)
+	if [ -n "${FUZZ_LOG:-}" ]; then
+		printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$start" "$dir" "$name" "$fuzztime" "${execs:-?}" "$result" >>"$FUZZ_LOG"
+	fi
 	ran=$((ran + 1))
 done <<<"$targets"
-echo "fuzz: $ran targets run"
+echo "fuzz: $ran targets run, ${#failed[@]} failed"
+if [ ${#failed[@]} -gt 0 ]; then
+	printf 'fuzz: FAILED %s\n' "${failed[@]}"
+	exit 1
+fi

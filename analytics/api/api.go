@@ -3,6 +3,13 @@
 // plus /metrics and /healthz. Handlers only call analytics/kpi,
 // analytics/risk and analytics/export, the functions the CLI and the Grafana
 // plugin call, so every client sees the same numbers.
+//
+// Every request is authenticated with a bearer token (analytics/auth) and
+// checked against the role its route declares (routes.go); guard.go holds
+// the checks and limits every request passes, in order: request id, Host
+// allow-list, CORS, authentication and role, the concurrency cap, the
+// request timeout. SECURITY.md at the repository root is the operator's
+// view of the same.
 package api
 
 import (
@@ -10,6 +17,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/patchgrid/patchgrid/analytics/audit"
+	"github.com/patchgrid/patchgrid/analytics/sqlaccess"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -19,34 +28,67 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/patchgrid/patchgrid/analytics/auth"
 	"github.com/patchgrid/patchgrid/analytics/export"
 	"github.com/patchgrid/patchgrid/analytics/kpi"
 	"github.com/patchgrid/patchgrid/analytics/risk"
 	"github.com/patchgrid/patchgrid/schemas/store"
 )
 
-// Config configures the API. Store and Logger are required.
+// Config configures the API. Store, Logger and Tokens are required.
 type Config struct {
 	Store  store.Store
 	Logger *slog.Logger
+	// Tokens authenticates requests (Authorization: Bearer <token>).
+	Tokens *auth.Tokens
+	// Audit is the store's audit trail, shared with Tokens: one process
+	// appends through one Log. Default: a new one on Store.
+	Audit *audit.Log
+	// ExceptionMaxDuration caps an exception's lifetime (default 90 days).
+	ExceptionMaxDuration time.Duration
+	// SQL bounds POST /api/v1/sql statements (sqlaccess defaults).
+	SQL sqlaccess.Options
 	// Metrics receives the API's own metrics and is what /metrics serves.
 	// Default: a new set.
 	Metrics *metrics.Set
 	// DefaultPage and MaxPage bound findings and hosts pages. Defaults 100
-	// and 10000.
+	// and 10000. limit=max asks for MaxPage.
 	DefaultPage, MaxPage int
 	// HealthTimeout bounds the store check of /healthz. Default 5s.
 	HealthTimeout time.Duration
+
+	// PublicHealthz and PublicMetrics serve /healthz and /metrics without
+	// a token (load balancers, Prometheus); otherwise they need a viewer.
+	PublicHealthz, PublicMetrics bool
+	// AllowedHosts are the host names a request's Host header may name,
+	// besides IP literals and "localhost" (which DNS rebinding cannot
+	// forge). "*" allows any name. A request naming another host is
+	// refused with 403 before anything else runs.
+	AllowedHosts []string
+	// CORSOrigins are the browser origins allowed to call the API
+	// ("https://grafana.example.com"; "*" any). Empty: CORS is off, no
+	// Access-Control-* header is ever sent.
+	CORSOrigins []string
+
+	// RequestTimeout bounds each request, streaming exports included.
+	// Default 2m.
+	RequestTimeout time.Duration
+	// MaxConcurrent caps requests that run store queries at once;
+	// QueueWait is how long one more waits for a slot before it is
+	// answered 503 with Retry-After. Defaults 8 and 2s.
+	MaxConcurrent int
+	QueueWait     time.Duration
 }
 
 type server struct {
-	cfg Config
+	cfg   Config
+	slots chan struct{} // the concurrency cap: one token per running query request
 }
 
 // New returns the API's handler.
 func New(cfg Config) (http.Handler, error) {
-	if cfg.Store == nil || cfg.Logger == nil {
-		return nil, errors.New("api: Config.Store and Config.Logger are required")
+	if cfg.Store == nil || cfg.Logger == nil || cfg.Tokens == nil {
+		return nil, errors.New("api: Config.Store, Config.Logger and Config.Tokens are required")
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.NewSet()
@@ -57,97 +99,31 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.MaxPage <= 0 {
 		cfg.MaxPage = 10000
 	}
+	if cfg.DefaultPage > cfg.MaxPage {
+		cfg.DefaultPage = cfg.MaxPage
+	}
 	if cfg.HealthTimeout <= 0 {
 		cfg.HealthTimeout = 5 * time.Second
 	}
-	s := &server{cfg: cfg}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 2 * time.Minute
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 8
+	}
+	if cfg.QueueWait <= 0 {
+		cfg.QueueWait = 2 * time.Second
+	}
+	s := &server{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrent)}
+	s.registerMetrics()
 	mux := http.NewServeMux()
-	route := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
-		mux.Handle(pattern, s.instrument(pattern, h))
+	for _, rt := range s.routes() {
+		mux.Handle(rt.Pattern, s.guard(rt))
 	}
-	route("GET /healthz", s.healthz)
-	route("GET /metrics", s.metrics)
-	route("GET /api/v1/kpis", s.kpiList)
-	route("GET /api/v1/kpis/{name}", s.kpi)
-	route("GET /api/v1/findings", s.findings)
-	route("GET /api/v1/hosts", s.hosts)
-	route("GET /api/v1/hosts/{id}", s.host)
-	route("GET /api/v1/risk", s.risk)
-	route("GET /api/v1/export", s.export)
-	return mux, nil
-}
-
-// httpError is an error with the status it answers with.
-type httpError struct {
-	status int
-	err    error
-}
-
-func (e *httpError) Error() string { return e.err.Error() }
-
-func badRequest(err error) error { return &httpError{http.StatusBadRequest, err} }
-func notFound(format string, args ...any) error {
-	return &httpError{http.StatusNotFound, fmt.Errorf(format, args...)}
-}
-
-// statusWriter remembers the status and size of a response for the log
-// and metrics.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += int64(n)
-	return n, err
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// instrument runs h, turns its error into a JSON error answer (when nothing
-// was written yet), logs the request and counts it in the metrics.
-func (s *server) instrument(pattern string, h func(http.ResponseWriter, *http.Request) error) http.Handler {
-	route := pattern[strings.IndexByte(pattern, ' ')+1:]
-	dur := s.cfg.Metrics.GetOrCreateSummary(fmt.Sprintf(`patchgrid_http_request_duration_seconds{route=%q}`, route))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		err := h(sw, r)
-		if err != nil {
-			status := http.StatusInternalServerError
-			var he *httpError
-			if errors.As(err, &he) {
-				status = he.status
-			}
-			if sw.status == 0 {
-				writeJSON(sw, status, map[string]string{"error": err.Error()})
-			} else {
-				// Streaming had begun: the status is sent, the body is cut.
-				status = sw.status
-			}
-			s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
-		}
-		dur.UpdateDuration(start)
-		s.cfg.Metrics.GetOrCreateCounter(fmt.Sprintf(`patchgrid_http_requests_total{route=%q,code="%d"}`, route, sw.status)).Inc()
-		s.cfg.Logger.Info("http request", "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery,
-			"status", sw.status, "bytes", sw.bytes, "duration", time.Since(start))
-	})
+	// Unknown paths and methods are answered by the mux behind the same
+	// outer checks (request id, Host, CORS), never with a stack or a path
+	// echo beyond the mux's plain 404/405.
+	return s.outer(mux), nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
@@ -171,7 +147,9 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if err != nil {
-		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "backend": s.cfg.Store.Backend(), "error": err.Error()})
+		// The store's error (addresses, engine text) goes to the log only.
+		s.cfg.Logger.Warn("health check failed", "request_id", RequestID(r), "err", truncate(err.Error(), maxLogError))
+		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "backend": s.cfg.Store.Backend(), "request_id": RequestID(r)})
 	}
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "backend": s.cfg.Store.Backend(), "version": v.Text})
 }
@@ -180,6 +158,11 @@ func (s *server) metrics(w http.ResponseWriter, _ *http.Request) error {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	s.cfg.Metrics.WritePrometheus(w)
 	return nil
+}
+
+// whoami answers the caller's token: its id, name, role and expiry.
+func (s *server) whoami(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, Caller(r))
 }
 
 func (s *server) kpiList(w http.ResponseWriter, _ *http.Request) error {
@@ -200,7 +183,7 @@ func (s *server) kpi(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	k, err := kpi.Lookup(name)
 	if err != nil {
-		return &httpError{http.StatusNotFound, err}
+		return &httpError{status: http.StatusNotFound, msg: err.Error()}
 	}
 	q := r.URL.Query()
 	query := kpi.Query{Dimension: q.Get("dimension"), Value: q.Get("value"), Policy: q.Get("policy"), Severity: q.Get("severity")}
@@ -232,7 +215,9 @@ func (s *server) page(r *http.Request) (risk.Page, error) {
 		name string
 		dst  *int
 	}{{"limit", &p.Limit}, {"offset", &p.Offset}} {
-		if v := r.URL.Query().Get(f.name); v != "" {
+		if v := r.URL.Query().Get(f.name); v == "max" && f.name == "limit" {
+			p.Limit = s.cfg.MaxPage
+		} else if v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
 				return p, badRequest(fmt.Errorf("%s %q: want a non-negative integer", f.name, v))
@@ -241,7 +226,10 @@ func (s *server) page(r *http.Request) (risk.Page, error) {
 		}
 	}
 	if p.Limit == 0 || p.Limit > s.cfg.MaxPage {
-		return p, badRequest(fmt.Errorf("limit must be 1..%d", s.cfg.MaxPage))
+		return p, badRequest(fmt.Errorf("limit must be 1..%d or max", s.cfg.MaxPage))
+	}
+	if p.Offset > maxOffset {
+		return p, badRequest(fmt.Errorf("offset must be at most %d (use filters, or the export, to reach further)", maxOffset))
 	}
 	return p, nil
 }
@@ -258,28 +246,10 @@ func (s *server) findings(w http.ResponseWriter, r *http.Request) error {
 	return s.findingsPage(w, r, f, p, nil)
 }
 
-// findingsPage answers one page of findings; extra adds fields (host detail).
-func (s *server) findingsPage(w http.ResponseWriter, r *http.Request, f risk.Filter, p risk.Page, extra map[string]any) error {
-	// One row more than the page tells whether a next page exists.
-	rows, err := risk.Findings(r.Context(), s.cfg.Store, f, &risk.Page{Limit: p.Limit + 1, Offset: p.Offset})
-	if err != nil {
-		return err
-	}
-	t, err := export.ReadTable(rows, 0)
-	if err != nil {
-		return err
-	}
-	out := map[string]any{"limit": p.Limit, "offset": p.Offset}
-	for k, v := range extra {
-		out[k] = v
-	}
-	if len(t.Rows) > p.Limit {
-		t.Rows = t.Rows[:p.Limit]
-		out["next_offset"] = p.Offset + p.Limit
-	}
-	out["findings"] = t.Records()
-	return writeJSON(w, http.StatusOK, out)
-}
+// maxOffset bounds how deep a page may start: the engine sorts
+// offset+limit rows to cut a page out, so a deep offset costs as much as
+// an export.
+const maxOffset = 1_000_000
 
 func (s *server) hosts(w http.ResponseWriter, r *http.Request) error {
 	get := param(r)
@@ -353,8 +323,14 @@ func (s *server) export(w http.ResponseWriter, r *http.Request) error {
 		return badRequest(fmt.Errorf("unknown export format %q (want one of %v)", format, export.Formats))
 	}
 	w.Header().Set("Content-Type", export.ContentType(format))
-	if format == "parquet" || format == "arrow" {
-		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="findings.%s"`, format))
+	if format == "parquet" || format == "arrow" || format == "arrow-stream" {
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="findings.%s"`, strings.TrimSuffix(format, "-stream")))
+	}
+	if r.Method == http.MethodHead {
+		// HEAD checks the parameters and shows the headers; running the
+		// export only to discard it would cost a full export per probe.
+		w.WriteHeader(http.StatusOK)
+		return nil
 	}
 	// Errors before the first batch still answer with a status and JSON:
 	// the headers go out only with the first write.

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -99,14 +100,31 @@ func (rb *recordBuilder) build(b *Batch) arrow.Record {
 	return rb.b.NewRecord()
 }
 
+// arrowWriter writes the Arrow IPC stream format (arrow-stream), or with
+// a file writer the IPC file format (arrow): the same messages between the
+// "ARROW1" magic and a footer that indexes the record batches. The file
+// writer needs no seeking (it counts offsets), so it streams to a pipe or
+// an HTTP response just the same.
 type arrowWriter struct {
 	rb *recordBuilder
-	w  *ipc.Writer
+	w  interface {
+		Write(arrow.Record) error
+		Close() error
+	}
 }
 
 func newArrowWriter(w io.Writer, cols []Column) *arrowWriter {
 	s := Schema(cols)
 	return &arrowWriter{rb: newRecordBuilder(s), w: ipc.NewWriter(w, ipc.WithSchema(s))}
+}
+
+func newArrowFileWriter(w io.Writer, cols []Column) (*arrowWriter, error) {
+	s := Schema(cols)
+	fw, err := ipc.NewFileWriter(&offsetWriter{w: w}, ipc.WithSchema(s))
+	if err != nil {
+		return nil, fmt.Errorf("arrow ipc file: %w", err)
+	}
+	return &arrowWriter{rb: newRecordBuilder(s), w: fw}, nil
 }
 
 func (a *arrowWriter) WriteBatch(b *Batch) error {
@@ -121,6 +139,79 @@ func (a *arrowWriter) WriteBatch(b *Batch) error {
 func (a *arrowWriter) Close() error {
 	a.rb.b.Release()
 	return a.w.Close()
+}
+
+// offsetWriter gives the IPC file writer the io.WriteSeeker it asks for
+// on any io.Writer: it only ever asks where it is (Seek(0, SeekCurrent)),
+// to record block offsets for the footer.
+type offsetWriter struct {
+	w   io.Writer
+	off int64
+}
+
+func (o *offsetWriter) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	o.off += int64(n)
+	return n, err
+}
+
+func (o *offsetWriter) Seek(offset int64, whence int) (int64, error) {
+	if offset != 0 || whence != io.SeekCurrent {
+		return 0, fmt.Errorf("arrow ipc file: seek(%d, %d) on a streamed output", offset, whence)
+	}
+	return o.off, nil
+}
+
+// StreamToFile returns a writer that takes an Arrow IPC stream and writes
+// the same schema and record batches to w as an Arrow IPC file, batch by
+// batch as they arrive (memory: one batch). Close flushes the file's
+// footer and reports any error of the conversion; an empty input (no
+// stream at all) is an error.
+func StreamToFile(w io.Writer) io.WriteCloser {
+	pr, pw := io.Pipe()
+	c := &streamToFile{pw: pw, done: make(chan error, 1)}
+	go func() {
+		err := copyStreamToFile(w, pr)
+		pr.CloseWithError(err) // unblocks the producer if we stopped early
+		c.done <- err
+	}()
+	return c
+}
+
+type streamToFile struct {
+	pw   *io.PipeWriter
+	done chan error
+}
+
+func (c *streamToFile) Write(p []byte) (int, error) { return c.pw.Write(p) }
+
+func (c *streamToFile) Close() error {
+	c.pw.Close()
+	return <-c.done
+}
+
+func copyStreamToFile(w io.Writer, r io.Reader) error {
+	sr, err := ipc.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("arrow ipc stream: %w", err)
+	}
+	defer sr.Release()
+	fw, err := ipc.NewFileWriter(&offsetWriter{w: w}, ipc.WithSchema(sr.Schema()))
+	if err != nil {
+		return fmt.Errorf("arrow ipc file: %w", err)
+	}
+	for sr.Next() {
+		if err := fw.Write(sr.Record()); err != nil {
+			return fmt.Errorf("arrow ipc file: %w", err)
+		}
+	}
+	if err := sr.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("arrow ipc stream: %w", err)
+	}
+	if err := fw.Close(); err != nil {
+		return fmt.Errorf("arrow ipc file: %w", err)
+	}
+	return nil
 }
 
 type parquetWriter struct {

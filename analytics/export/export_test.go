@@ -181,9 +181,40 @@ func checkRecords(t *testing.T, recs []arrow.Record, n int) {
 	}
 }
 
-func TestArrowStream(t *testing.T) {
+// TestArrowFile: --format arrow is an Arrow IPC file, which readers open
+// with random access (pyarrow.ipc.open_file, ipc.NewFileReader).
+func TestArrowFile(t *testing.T) {
 	const n = 2500
 	out := export(t, "arrow", n, 1000)
+	if !bytes.HasPrefix(out, []byte("ARROW1")) || !bytes.HasSuffix(out, []byte("ARROW1")) {
+		t.Fatalf("not an Arrow IPC file: starts %q, ends %q", out[:8], out[len(out)-8:])
+	}
+	r, err := ipc.NewFileReader(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if !r.Schema().Equal(Schema(testCols)) {
+		t.Fatalf("schema %v", r.Schema())
+	}
+	if r.NumRecords() != 3 {
+		t.Fatalf("%d record batches, want 3 (batches of 1000)", r.NumRecords())
+	}
+	var recs []arrow.Record
+	for i := 0; i < r.NumRecords(); i++ {
+		rec, err := r.Record(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Retain()
+		recs = append(recs, rec)
+	}
+	checkRecords(t, recs, n)
+}
+
+func TestArrowStream(t *testing.T) {
+	const n = 2500
+	out := export(t, "arrow-stream", n, 1000)
 	r, err := ipc.NewReader(bytes.NewReader(out))
 	if err != nil {
 		t.Fatal(err)
@@ -320,4 +351,41 @@ func FuzzAppendJSONString(f *testing.F) {
 			t.Fatalf("%q round-tripped to %q", s, got)
 		}
 	})
+}
+
+// TestStreamToFile: an IPC stream (what the embedded engine writes)
+// becomes the same batches in an IPC file.
+func TestStreamToFile(t *testing.T) {
+	const n = 2500
+	stream := export(t, "arrow-stream", n, 1000)
+	var out bytes.Buffer
+	w := StreamToFile(&out)
+	for b := stream; len(b) > 0; b = b[min(len(b), 777):] { // odd chunks
+		if _, err := w.Write(b[:min(len(b), 777)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ipc.NewFileReader(bytes.NewReader(out.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var recs []arrow.Record
+	for i := 0; i < r.NumRecords(); i++ {
+		rec, err := r.Record(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Retain()
+		recs = append(recs, rec)
+	}
+	checkRecords(t, recs, n)
+
+	w = StreamToFile(io.Discard)
+	if err := w.Close(); err == nil {
+		t.Fatal("an empty stream converted without error")
+	}
 }

@@ -6,12 +6,17 @@ import (
 )
 
 // Formats lists the export formats, in the order help texts show them.
-var Formats = []string{"arrow", "parquet", "csv", "json"}
+// arrow is an Arrow IPC file (random access, what pyarrow.ipc.open_file and
+// most tools open); arrow-stream is the IPC stream format (for readers
+// that consume while the export is still running).
+var Formats = []string{"arrow", "arrow-stream", "parquet", "csv", "json"}
 
 // ContentType is the HTTP media type of format.
 func ContentType(format string) string {
 	switch format {
 	case "arrow":
+		return "application/vnd.apache.arrow.file"
+	case "arrow-stream":
 		return "application/vnd.apache.arrow.stream"
 	case "parquet":
 		return "application/vnd.apache.parquet"
@@ -24,11 +29,13 @@ func ContentType(format string) string {
 }
 
 // NewWriter returns a Writer of format writing cols to w:
-// arrow (Arrow IPC stream), parquet, csv (RFC 4180 with a header line) or
-// json (JSON lines, one object per row).
+// arrow (Arrow IPC file), arrow-stream (Arrow IPC stream), parquet, csv
+// (RFC 4180 with a header line) or json (JSON lines, one object per row).
 func NewWriter(format string, w io.Writer, cols []Column) (Writer, error) {
 	switch format {
 	case "arrow":
+		return newArrowFileWriter(w, cols)
+	case "arrow-stream":
 		return newArrowWriter(w, cols), nil
 	case "parquet":
 		return newParquetWriter(w, cols)

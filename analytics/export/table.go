@@ -58,7 +58,7 @@ func (t *Table) Records() []map[string]any {
 	for r, row := range t.Rows {
 		m := make(map[string]any, len(row))
 		for i, v := range row {
-			m[t.Columns[i].Name] = jsonSafe(v)
+			m[t.Columns[i].Name] = JSONSafe(v)
 		}
 		out[r] = m
 	}
@@ -71,7 +71,7 @@ func (t *Table) MarshalJSON() ([]byte, error) {
 	for r, row := range t.Rows {
 		safe := make([]any, len(row))
 		for i, v := range row {
-			safe[i] = jsonSafe(v)
+			safe[i] = JSONSafe(v)
 		}
 		rows[r] = safe
 	}
@@ -81,7 +81,10 @@ func (t *Table) MarshalJSON() ([]byte, error) {
 	}{t.Columns, rows})
 }
 
-func jsonSafe(v any) any {
+// JSONSafe is v as every JSON output of patchgrid writes it: NaN and
+// infinities become null (JSON has neither), times RFC 3339 in UTC, the
+// store's "no time" (epoch 0) null.
+func JSONSafe(v any) any {
 	switch x := v.(type) {
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {

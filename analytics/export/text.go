@@ -162,8 +162,92 @@ func (t *textWriter) appendJSONRow(buf []byte, b *Batch, r int) []byte {
 // schema uses for "none", and Go's zero time.
 func isNoTime(t time.Time) bool { return t.IsZero() || t.Unix() == 0 }
 
-// appendCSVField quotes per RFC 4180 only when the field needs it.
+// CSV formula neutralisation (OWASP "CSV Injection"): package names,
+// hostnames and owners come from scanned machines, and a spreadsheet
+// evaluates a cell that starts with = + - @ (or tab / carriage return,
+// which some spreadsheets strip before looking) as a formula. Such a cell
+// is written with a leading apostrophe, which spreadsheets show as text.
+// A cell that is a plain number ("-1.5", "+3e2") is left alone: it is
+// data, and a spreadsheet reads it as the number it is.
+//
+// The engine applies the same rule when it formats a CSV export itself
+// (CSVCellSQL), so both paths write the same bytes; the Go and SQL forms
+// are tested against each other.
+
+// csvFormulaRE and csvNumberRE are the rule as RE2 patterns (ClickHouse's
+// match() is RE2), as the bodies of SQL string literals (backslashes
+// doubled).
+const (
+	csvFormulaRE = `^[=+\\-@\\t\\r]`
+	csvNumberRE  = `^[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?$`
+)
+
+// CSVCellSQL wraps expr, a ClickHouse String expression, so that it is
+// neutralised as the CSV writer neutralises a cell.
+func CSVCellSQL(expr string) string {
+	return "if(match(" + expr + ", '" + csvFormulaRE + "') AND NOT match(" + expr + ", '" + csvNumberRE + "'), concat('''', " +
+		expr + "), " + expr + ")"
+}
+
+// NeutralizeCSVCell returns s as it must appear in a CSV cell: with a
+// leading apostrophe when a spreadsheet would take it for a formula. For
+// CSV writers outside this package (encoding/csv based ones) so that every
+// CSV patchgrid writes follows one rule.
+func NeutralizeCSVCell(s string) string {
+	if csvFormula(s) {
+		return "'" + s
+	}
+	return s
+}
+
+// csvFormula reports whether a cell with this text must be neutralised.
+func csvFormula(s string) bool {
+	return s != "" && csvFormulaStart(s[0]) && !isPlainNumber(s)
+}
+
+func csvFormulaStart(c byte) bool {
+	return c == '=' || c == '+' || c == '-' || c == '@' || c == '\t' || c == '\r'
+}
+
+// isPlainNumber matches csvNumberRE without a regexp (it runs per cell).
+func isPlainNumber(s string) bool {
+	i := 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	intDigits := digits()
+	if i < len(s) && s[i] == '.' {
+		i++
+		if frac := digits(); intDigits == 0 && frac == 0 {
+			return false
+		}
+	} else if intDigits == 0 {
+		return false
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
+// appendCSVField neutralises a formula cell and quotes per RFC 4180 only
+// when the field needs it.
 func appendCSVField(buf []byte, s string) []byte {
+	formula := csvFormula(s)
 	need := false
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c == ',' || c == '"' || c == '\n' || c == '\r' {
@@ -172,9 +256,15 @@ func appendCSVField(buf []byte, s string) []byte {
 		}
 	}
 	if !need {
+		if formula {
+			buf = append(buf, '\'')
+		}
 		return append(buf, s...)
 	}
 	buf = append(buf, '"')
+	if formula {
+		buf = append(buf, '\'')
+	}
 	for i := 0; i < len(s); i++ {
 		if s[i] == '"' {
 			buf = append(buf, '"')
@@ -187,7 +277,10 @@ func appendCSVField(buf []byte, s string) []byte {
 // appendCSVList writes a list as one field, items separated by ';' (the
 // README documents this; ids such as CVE numbers never contain ';'). It
 // quotes the field only when an item needs it, without joining first.
+// The field is neutralised as appendCSVField would neutralise the joined
+// text: by its first item (two or more items are never a number).
 func appendCSVList(buf []byte, items []string) []byte {
+	formula := len(items) == 1 && csvFormula(items[0]) || len(items) > 1 && items[0] != "" && csvFormulaStart(items[0][0])
 	quote := false
 	for _, s := range items {
 		if strings.ContainsAny(s, ",\"\n\r") {
@@ -197,6 +290,9 @@ func appendCSVList(buf []byte, items []string) []byte {
 	}
 	if quote {
 		buf = append(buf, '"')
+	}
+	if formula {
+		buf = append(buf, '\'')
 	}
 	for i, s := range items {
 		if i > 0 {

@@ -115,15 +115,17 @@ func TestKPIsOnKnownFleet(t *testing.T) {
 
 	t.Run("sla_compliance", func(t *testing.T) {
 		tbl := run(t, st, "sla_compliance", Query{})
-		// met: h1/A1 (KEV due -20d, fixed -31d), h3/A3 (90d: due -60d, fixed
-		// -100d); missed: h1/A2 (due -15d, fixed -10d); overdue: h2/A1,
-		// h2/A2; open within SLA: h3/A4 (180d: due in 30d).
+		// Clocks start at the latest of first_seen, publication and fix
+		// (0006). met: h1/A1 (KEV due -20d, fixed -31d), h1/A2 (seen -45d
+		// before its fix of -35d: due -5d, fixed -10d), h3/A3 (seen -150d,
+		// 90d: due -60d, fixed -100d); overdue: h2/A1 (KEV), h2/A2 (due
+		// -5d); open within SLA: h3/A4 (180d from -150d: due in 30d).
 		check(t, row(t, tbl, map[string]any{"severity": "all"}), map[string]float64{
-			"exposures": 6, "met": 2, "missed": 1, "overdue": 2, "open_in_sla": 1, "compliance_pct": 40})
+			"exposures": 6, "met": 3, "missed": 0, "overdue": 2, "open_in_sla": 1, "no_fix": 0, "compliance_pct": 60})
 		check(t, row(t, tbl, map[string]any{"severity": "critical"}), map[string]float64{"met": 1, "overdue": 1, "compliance_pct": 50})
 		check(t, row(t, tbl, map[string]any{"severity": "low"}), map[string]float64{"open_in_sla": 1, "compliance_pct": nan})
 		owner := run(t, st, "sla_compliance", Query{Dimension: "owner", Value: "alice", Severity: "all"})
-		check(t, row(t, owner, map[string]any{}), map[string]float64{"met": 2, "missed": 1, "compliance_pct": 100 * 2.0 / 3})
+		check(t, row(t, owner, map[string]any{}), map[string]float64{"met": 3, "missed": 0, "compliance_pct": 100})
 	})
 
 	t.Run("patch_coverage", func(t *testing.T) {
@@ -163,11 +165,10 @@ func TestKPIsOnKnownFleet(t *testing.T) {
 	t.Run("remediation_rate", func(t *testing.T) {
 		tbl := run(t, st, "remediation_rate", Query{})
 		// Risk levels (see analytics/risk tests): critical h1/A1 (resolved
-		// -31d), h2/A1 (open); high h1/A2 (resolved -10d); medium h2/A2
-		// (open); low h3/A3 (resolved -100d), h3/A4 (open).
+		// -31d), h2/A1 (open); medium h1/A2 (resolved -10d, met: 49.75),
+		// h2/A2 (open); low h3/A3 (resolved -100d), h3/A4 (open).
 		check(t, row(t, tbl, map[string]any{"risk_level": "critical"}), map[string]float64{"exposures": 2, "resolved": 1, "open": 1, "resolved_30d": 0, "remediation_rate_pct": 50, "remediation_rate_30d_pct": 0})
-		check(t, row(t, tbl, map[string]any{"risk_level": "high"}), map[string]float64{"exposures": 1, "resolved_30d": 1, "remediation_rate_pct": 100, "remediation_rate_30d_pct": 100})
-		check(t, row(t, tbl, map[string]any{"risk_level": "medium"}), map[string]float64{"exposures": 1, "open": 1, "remediation_rate_pct": 0})
+		check(t, row(t, tbl, map[string]any{"risk_level": "medium"}), map[string]float64{"exposures": 2, "open": 1, "resolved_30d": 1, "remediation_rate_pct": 50, "remediation_rate_30d_pct": 50})
 		check(t, row(t, tbl, map[string]any{"risk_level": "low"}), map[string]float64{"exposures": 2, "resolved": 1, "remediation_rate_pct": 50})
 	})
 

@@ -2,6 +2,7 @@ package match
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -397,19 +398,23 @@ func TestExplain(t *testing.T) {
 	runJob(t, s, Full)
 	for _, tc := range []struct {
 		host, adv string
+		all       bool
 		exposed   bool
 		lines     []string // substrings that must appear
+		absent    []string // substrings that must not
 	}{
-		{"deb-1", "CVE-2023-0001", true, []string{"matched by source package openssl 3.0.9-1", "range #1 is for Debian:11", "3.0.9-1 < fixed 3.0.11-1", "agrees"}},
-		{"deb-3", "CVE-2023-0001", false, []string{"3.0.11-1 = fixed 3.0.11-1", "=> no range covers 3.0.11-1", "agrees"}},
-		{"deb-1", "DEBIAN-CVE-2023-0003", false, []string{"status not_affected", "a not_affected statement covers"}},
-		{"deb-4", "DEBIAN-CVE-2023-0007", false, []string{"NOT running"}},
-		{"deb-1", "DEBIAN-CVE-2023-0007", true, []string{"the running kernel"}},
-		{"rh-1", "RHSA-2025:23414", false, []string{"range #0 is for Red Hat:enterprise_linux:6, the package is in Red Hat:enterprise_linux:9"}},
-		{"deb-1", "DEBIAN-CVE-2023-0005", false, []string{"WITHDRAWN"}},
-		{"nobody", "CVE-2023-0001", false, []string{"no scan stored"}},
+		{"deb-1", "CVE-2023-0001", false, true, []string{"matched by source package openssl 3.0.9-1", "3.0.9-1 < fixed 3.0.11-1", "agrees",
+			"range(s) of other releases or product streams not shown (Debian:11; --all lists them)"}, []string{"range #1 is for Debian:11"}},
+		{"deb-1", "CVE-2023-0001", true, true, []string{"range #1 is for Debian:11"}, []string{"not shown"}},
+		{"deb-3", "CVE-2023-0001", false, false, []string{"3.0.11-1 = fixed 3.0.11-1", "=> no range covers 3.0.11-1", "agrees"}, nil},
+		{"deb-1", "DEBIAN-CVE-2023-0003", false, false, []string{"status not_affected", "a not_affected statement covers"}, nil},
+		{"deb-4", "DEBIAN-CVE-2023-0007", false, false, []string{"NOT running"}, nil},
+		{"deb-1", "DEBIAN-CVE-2023-0007", false, true, []string{"the running kernel"}, nil},
+		{"rh-1", "RHSA-2025:23414", false, false, []string{"no range of RHSA-2025:23414 applies to the ecosystems of this host"}, nil},
+		{"rh-1", "RHSA-2025:23414", true, false, []string{"range #0 is for Red Hat:enterprise_linux:6, the package is in Red Hat:enterprise_linux:9"}, nil},
+		{"deb-1", "DEBIAN-CVE-2023-0005", false, false, []string{"WITHDRAWN"}, nil},
 	} {
-		e, err := Explain(context.Background(), s, version.Compare, tc.host, tc.adv)
+		e, err := Explain(context.Background(), s, version.Compare, tc.host, tc.adv, ExplainOptions{All: tc.all})
 		if err != nil {
 			t.Fatalf("%s %s: %v", tc.host, tc.adv, err)
 		}
@@ -423,5 +428,62 @@ func TestExplain(t *testing.T) {
 				t.Errorf("%s %s: explanation lacks %q:\n%s", tc.host, tc.adv, l, b.String())
 			}
 		}
+		for _, l := range tc.absent {
+			if strings.Contains(b.String(), l) {
+				t.Errorf("%s %s: explanation has %q:\n%s", tc.host, tc.adv, l, b.String())
+			}
+		}
+		// Where the analytics views exist (chDB), the finding's resolved
+		// severity and its source are shown.
+		if schemas.RequireAnalytics(context.Background(), s) == nil && !strings.Contains(tc.adv, "0005") &&
+			!strings.Contains(b.String(), "has severity ") {
+			t.Errorf("%s %s: no resolved severity:\n%s", tc.host, tc.adv, b.String())
+		}
+		// Every step number appears once, in order.
+		want := 1
+		for _, l := range e.Lines {
+			if n, _, ok := strings.Cut(l, ". "); ok && n != "" && n[0] >= '0' && n[0] <= '9' {
+				if n != fmt.Sprint(want) {
+					t.Errorf("%s %s: step %s where %d was due:\n%s", tc.host, tc.adv, n, want, b.String())
+				}
+				want++
+			}
+		}
+	}
+}
+
+// TestExplainFailsClosed: an unknown host or advisory is an error, never
+// "NOT EXPOSED"; a hostname names its host.
+func TestExplainFailsClosed(t *testing.T) {
+	s := testStore(t)
+	corpus().load(t, s)
+	runJob(t, s, Full)
+	ctx := context.Background()
+	if _, err := Explain(ctx, s, version.Compare, "nobody", "CVE-2023-0001", ExplainOptions{}); !errors.Is(err, ErrUnknownHost) {
+		t.Errorf("unknown host: err = %v, want ErrUnknownHost", err)
+	}
+	if _, err := Explain(ctx, s, version.Compare, "deb-1", "CVE-2026-45447", ExplainOptions{}); !errors.Is(err, ErrUnknownAdvisory) {
+		t.Errorf("unknown advisory: err = %v, want ErrUnknownAdvisory", err)
+	}
+	if err := s.Insert(ctx, "scans", []string{"host_id", "scan_id", "scanned_at", "received_at", "hostname", "os_ecosystem", "inventory_hash"}, [][]any{
+		{"deb-1", "late", time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), "vm", "Debian:12", "inv-gone"},
+		{"twin-a", "a", time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), "twin", "Debian:12", "x"},
+		{"twin-b", "b", time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), "twin", "Debian:12", "y"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := ResolveHost(ctx, s, "vm"); err != nil || id != "deb-1" {
+		t.Errorf("hostname vm: %q, %v; want deb-1", id, err)
+	}
+	e, err := Explain(ctx, s, version.Compare, "vm", "CVE-2023-0001", ExplainOptions{})
+	if err != nil || e.Host != "deb-1" {
+		t.Fatalf("explain by hostname: %+v, %v", e, err)
+	}
+	var amb *AmbiguousHostError
+	if _, err := ResolveHost(ctx, s, "twin"); !errors.As(err, &amb) || len(amb.HostIDs) != 2 {
+		t.Errorf("hostname of two hosts: %v", err)
+	}
+	if id, err := ResolveHost(ctx, s, "twin-a"); err != nil || id != "twin-a" {
+		t.Errorf("host id: %q, %v", id, err)
 	}
 }

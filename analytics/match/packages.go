@@ -58,7 +58,7 @@ func MatchInputs(ctx context.Context, s store.Store, cmp CompareFunc, ins []Inpu
 	var pairs []Pair
 	for i := range ins {
 		v := ins[i].matchVersion()
-		p := Pair{v.Ecosystem, v.Name}
+		p := Pair{v.Ecosystem, NormalizeName(v.Ecosystem, v.Name)}
 		if !seen[p] {
 			seen[p] = true
 			pairs = append(pairs, p)
@@ -76,14 +76,15 @@ func MatchInputs(ctx context.Context, s store.Store, cmp CompareFunc, ins []Inpu
 	ev := map[rk]*Evidence{}
 	for i := range evs {
 		r := &evs[i].Range
-		byPair[Pair{r.Ecosystem, r.Package}] = append(byPair[Pair{r.Ecosystem, r.Package}], *r)
+		k := Pair{r.Ecosystem, NormalizeName(r.Ecosystem, r.Package)}
+		byPair[k] = append(byPair[k], *r)
 		ev[rk{r.Source, r.AdvisoryID, r.RecordHash, r.Ecosystem, r.Package, r.Idx}] = &evs[i]
 	}
 	out := make([][]Match, len(ins))
 	for i := range ins {
 		v := ins[i].matchVersion()
 		var last string
-		for _, f := range Reference(cmp, []Version{v}, byPair[Pair{v.Ecosystem, v.Name}]) {
+		for _, f := range Reference(cmp, []Version{v}, byPair[Pair{v.Ecosystem, NormalizeName(v.Ecosystem, v.Name)}]) {
 			r := f.Range
 			if id := r.Source + "\x00" + r.AdvisoryID; id == last {
 				continue // findings come sorted by advisory, then range: keep the lowest

@@ -3,6 +3,7 @@ package match
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -95,23 +96,38 @@ func queryRanges(ctx context.Context, s store.Store, where string, args ...any) 
 // Pair is an (ecosystem with release, package) advisories key ranges by.
 type Pair struct{ Ecosystem, Package string }
 
-// RangesFor loads the current ranges of the given pairs.
+// RangesFor loads the current ranges of the given pairs. Package names are
+// compared under the ecosystem's naming rule (NormalizeName), so ranges of
+// "flask" come back for the pair (PyPI, Flask); callers key what they get
+// by NormalizeName too. Pairs of ecosystems without a rule keep the exact
+// (ecosystem, package) condition the table's primary key serves.
 func RangesFor(ctx context.Context, s store.Store, pairs []Pair) ([]Evidence, error) {
 	if len(pairs) == 0 {
 		return nil, nil
 	}
-	var b strings.Builder
-	b.WriteString("(ecosystem, package) IN (")
-	args := make([]any, 0, 2*len(pairs))
-	for i, p := range pairs {
-		if i > 0 {
+	var exact, norm strings.Builder
+	var exactArgs, normArgs []any
+	for _, p := range pairs {
+		b, args := &exact, &exactArgs
+		if slices.Contains(normalizingEcosystems, p.Ecosystem) {
+			b, args = &norm, &normArgs
+			p.Package = NormalizeName(p.Ecosystem, p.Package)
+		}
+		if b.Len() > 0 {
 			b.WriteString(", ")
 		}
 		b.WriteString("(?, ?)")
-		args = append(args, p.Ecosystem, p.Package)
+		*args = append(*args, p.Ecosystem, p.Package)
 	}
-	b.WriteString(")")
-	return queryRanges(ctx, s, b.String(), args...)
+	var conds []string
+	if exact.Len() > 0 {
+		conds = append(conds, "(ecosystem, package) IN ("+exact.String()+")")
+	}
+	if norm.Len() > 0 {
+		conds = append(conds, "(ecosystem IN ('"+strings.Join(normalizingEcosystems, "', '")+"') AND (ecosystem, "+
+			nameKeySQL("ecosystem", "package")+") IN ("+norm.String()+"))")
+	}
+	return queryRanges(ctx, s, "("+strings.Join(conds, " OR ")+")", append(exactArgs, normArgs...)...)
 }
 
 // Exposure is one host exposed to an advisory at a point in time.

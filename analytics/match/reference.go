@@ -78,7 +78,8 @@ func InRange(cmp CompareFunc, v string, r *Range) (bool, error) {
 }
 
 // Reference matches versions against ranges in memory with the SQL job's
-// semantics: equality on (ecosystem with release, package), the range
+// semantics: equality on (ecosystem with release, package name under the
+// ecosystem's naming rule, NormalizeName), the range
 // predicate by cmp, not_affected ranges dropping their advisory for the
 // version, everything else a finding. Ranges must be current records only.
 // Findings come sorted by version, then advisory, then range.
@@ -87,7 +88,8 @@ func Reference(cmp CompareFunc, versions []Version, ranges []Range) []Finding {
 	byPair := map[pair][]*Range{}
 	for i := range ranges {
 		r := &ranges[i]
-		byPair[pair{r.Ecosystem, r.Package}] = append(byPair[pair{r.Ecosystem, r.Package}], r)
+		k := pair{r.Ecosystem, NormalizeName(r.Ecosystem, r.Package)}
+		byPair[k] = append(byPair[k], r)
 	}
 	type recKey struct{ source, id, hash string }
 	seen := map[Version]bool{}
@@ -99,7 +101,7 @@ func Reference(cmp CompareFunc, versions []Version, ranges []Range) []Finding {
 		seen[v] = true
 		hits := map[recKey][]*Range{}
 		suppressed := map[recKey]bool{}
-		for _, r := range byPair[pair{v.Ecosystem, v.Name}] {
+		for _, r := range byPair[pair{v.Ecosystem, NormalizeName(v.Ecosystem, v.Name)}] {
 			in, err := InRange(cmp, v.Version, r)
 			if err != nil || !in {
 				continue

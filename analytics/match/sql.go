@@ -39,43 +39,45 @@ WHERE withdrawn = 0 AND (source, advisory_id, record_hash) NOT IN (SELECT source
 // matchVersions is the version-level match. %[1]s restricts the versions
 // and %[2]s the ranges (both are complete WHERE conjuncts; the run id is
 // bound inside them). Each distinct (ecosystem, match_name, v_key) meets the
-// ranges of its (ecosystem, package) once; ranges of one advisory that cover
-// the version are kept as separate rows unless one of them is not_affected,
-// which drops the advisory for that version.
-const matchVersions = `INSERT INTO match_version_findings
+// ranges of its (ecosystem, package) once, names compared under the
+// ecosystem's rule (names.go: name_key on both sides); ranges of one
+// advisory that cover the version are kept as separate rows unless one of
+// them is not_affected, which drops the advisory for that version. The
+// finding keeps the installed package's match_name, which fanOut joins on.
+var matchVersions = `INSERT INTO match_version_findings
     (ecosystem, match_name, v_key, match_version, source, advisory_id, record_hash,
      range_idx, range_type, status, comparator, introduced, fixed, last_affected, fix_published, matched_at, run_id)
-SELECT ecosystem, package, v_key, match_version, source, advisory_id, record_hash,
+SELECT ecosystem, match_name, v_key, match_version, source, advisory_id, record_hash,
     r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, ?, ?
 FROM (
-    SELECT ecosystem, package, v_key, match_version, source, advisory_id, record_hash,
+    SELECT ecosystem, match_name, v_key, match_version, source, advisory_id, record_hash,
         groupArray((range_idx, range_type, status, comparator, introduced, fixed, last_affected, fix_published)) AS rs
     FROM (
-        SELECT ecosystem, match_name AS package, v_key, any(match_version) AS match_version
+        SELECT ecosystem, match_name, ` + nameKeySQL("ecosystem", "match_name") + ` AS name_key, v_key, any(match_version) AS match_version
         FROM inventory_packages
         WHERE v_key != '' AND %[1]s
         GROUP BY ecosystem, match_name, v_key
     ) AS versions
     ALL INNER JOIN (
-        SELECT ecosystem, package, source, advisory_id, record_hash, range_idx, range_type, status, comparator,
+        SELECT ecosystem, ` + nameKeySQL("ecosystem", "package") + ` AS name_key, source, advisory_id, record_hash, range_idx, range_type, status, comparator,
             introduced, introduced_key, fixed, fixed_key, last_affected, last_affected_key, fix_published
         FROM affected_ranges
         WHERE (source, advisory_id, record_hash) IN (` + currentRecords + `) AND %[2]s
-    ) AS ranges USING (ecosystem, package)
+    ) AS ranges USING (ecosystem, name_key)
     WHERE v_key >= introduced_key
         AND (fixed_key = '' OR v_key < fixed_key)
         AND (last_affected_key = '' OR v_key <= last_affected_key)
-    GROUP BY ecosystem, package, v_key, match_version, source, advisory_id, record_hash
+    GROUP BY ecosystem, match_name, v_key, match_version, source, advisory_id, record_hash
     HAVING countIf(status = 'not_affected') = 0
 )
 ARRAY JOIN rs AS r`
 
 // Version and range restrictions for matchVersions.
-const (
+var (
 	versionsPending = `(ecosystem, match_name, v_key) IN (SELECT ecosystem, match_name, v_key FROM match_pending_versions WHERE run_id = ?)`
 	// versionsOfPendingPairs: versions not matched by this run's pending
 	// set whose (ecosystem, package) a pending advisory names.
-	versionsOfPendingPairs = `(ecosystem, match_name) IN (SELECT ecosystem, package FROM affected_ranges
+	versionsOfPendingPairs = `(ecosystem, ` + nameKeySQL("ecosystem", "match_name") + `) IN (SELECT ecosystem, ` + nameKeySQL("ecosystem", "package") + ` FROM affected_ranges
             WHERE (source, advisory_id, record_hash) IN (SELECT source, advisory_id, record_hash FROM match_pending_advisories WHERE run_id = ?))
         AND (ecosystem, match_name, v_key) NOT IN (SELECT ecosystem, match_name, v_key FROM match_pending_versions WHERE run_id = ?)`
 	rangesAll     = `1`

@@ -152,6 +152,7 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 		refreshStep{"delete stale exposures", sqlDeleteStale, []any{version, version, id, id}},
 		refreshStep{"mark inventories", sqlDoneInventories, []any{st.Started, id}},
 		refreshStep{"mark advisories", sqlDoneAdvisories, []any{st.Started, id}},
+		refreshStep{"record first loads", sqlAdvisoryKnown, nil},
 	)
 	if err := r.exec(ctx, id, log, steps...); err != nil {
 		return err

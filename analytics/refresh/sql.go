@@ -116,6 +116,13 @@ SELECT host_id, seg_idx, seg_first, seg_last, next_scan, scans, is_last, invento
 FROM host_segments FINAL
 WHERE version < ? AND host_id IN (SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?)`
 
+	// First loads of advisory records (0006's advisory_known): advisories
+	// keeps a record's latest load once merged, so each refresh records the
+	// loads it sees and min() keeps the earliest, where the SLA clock of a
+	// record without a published date starts.
+	sqlAdvisoryKnown = `INSERT INTO advisory_known (source, advisory_id, first_loaded_at)
+SELECT source, advisory_id, min(loaded_at) FROM advisories GROUP BY source, advisory_id`
+
 	sqlDoneInventories = `INSERT INTO refresh_done_inventories (inventory_hash, done_at)
 SELECT inventory_hash, ? FROM refresh_pending_inventories WHERE refresh_id = ?`
 

@@ -10,7 +10,9 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
+	"github.com/patchgrid/patchgrid/analytics/match"
 	"github.com/patchgrid/patchgrid/schemas/store"
 )
 
@@ -18,6 +20,10 @@ import (
 type Options struct {
 	Top       int    // riskiest advisories listed; default 10
 	LocalHost string // host id of the machine that ran the job; '' for none
+	// StaleAfter is how old a host's last scan may be before it is reported
+	// stale; 0 means match.DefaultStaleAfter.
+	StaleAfter time.Duration
+	Now        time.Time // judges staleness; default time.Now
 }
 
 // Summary is the state of the fleet after a run.
@@ -30,6 +36,19 @@ type Summary struct {
 	Top               []TopRisk
 	Local             *HostSummary
 	DeadLettered      int64 // messages ingest could not load (filled by the caller)
+	// Verdicts beyond package findings (analytics/match verdicts.go):
+	// hosts whose last scan is too old to stand for their current state,
+	// hosts on an end-of-life release, and packages matching cannot judge.
+	StaleAfter time.Duration
+	Stale      []match.StaleHost
+	EOL        []match.EOLFinding
+	Unmatched  []match.Unmatched
+	// Scanned are the hosts whose scans this run published (filled by the
+	// caller): `run --fail-on` gates on their findings unless --scope fleet.
+	Scanned []string
+	// ScannedBySeverity is SeverityOf(Scanned), filled by the caller when it
+	// gates on them.
+	ScannedBySeverity []SeverityCount
 }
 
 // SeverityCount is the open findings of one severity.
@@ -62,34 +81,6 @@ type HostSummary struct {
 }
 
 var severities = []string{"critical", "high", "medium", "low", "none", "unknown"}
-
-// SeverityRank orders severities: critical 5 … none 1; 0 for an unknown word.
-func SeverityRank(s string) int {
-	switch s {
-	case "critical":
-		return 5
-	case "high":
-		return 4
-	case "medium":
-		return 3
-	case "low":
-		return 2
-	case "none":
-		return 1
-	}
-	return 0
-}
-
-// OpenAtLeast counts open findings of severity sev or worse.
-func (s *Summary) OpenAtLeast(sev string) uint64 {
-	var n uint64
-	for _, c := range s.BySeverity {
-		if SeverityRank(c.Severity) >= SeverityRank(sev) {
-			n += c.Findings
-		}
-	}
-	return n
-}
 
 const (
 	// latestSQL is each host's latest scan (ties broken by scan_id, as in
@@ -141,6 +132,21 @@ func Build(ctx context.Context, st store.Store, opt Options) (*Summary, error) {
 	if s.Top, err = top(ctx, st, "", opt.Top); err != nil {
 		return nil, err
 	}
+	if opt.Now.IsZero() {
+		opt.Now = time.Now()
+	}
+	if s.StaleAfter = opt.StaleAfter; s.StaleAfter <= 0 {
+		s.StaleAfter = match.DefaultStaleAfter
+	}
+	if s.Stale, err = match.StaleHosts(ctx, st, opt.Now, s.StaleAfter); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	if s.EOL, err = match.EOLFindings(ctx, st, ""); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	if s.Unmatched, err = match.UnmatchedPackages(ctx, st, ""); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
 	if opt.LocalHost != "" {
 		h := &HostSummary{HostID: opt.LocalHost}
 		if err := queryRow(ctx, st, hostSQL, []any{opt.LocalHost}, &h.Hostname, &h.OS, &h.Packages); err != nil {
@@ -157,6 +163,12 @@ func Build(ctx context.Context, st store.Store, opt Options) (*Summary, error) {
 	return s, nil
 }
 
+// SeverityOf counts the open findings of the given hosts by severity (the
+// same statement as the summary's table).
+func SeverityOf(ctx context.Context, st store.Store, hosts []string) ([]SeverityCount, error) {
+	return bySeverityWhere(ctx, st, "WHERE has(?, host_id)", []any{hosts})
+}
+
 func hostFilter(hostID string) (string, []any) {
 	if hostID == "" {
 		return "", nil
@@ -166,6 +178,10 @@ func hostFilter(hostID string) (string, []any) {
 
 func bySeverity(ctx context.Context, st store.Store, hostID string) ([]SeverityCount, error) {
 	where, args := hostFilter(hostID)
+	return bySeverityWhere(ctx, st, where, args)
+}
+
+func bySeverityWhere(ctx context.Context, st store.Store, where string, args []any) ([]SeverityCount, error) {
 	rows, err := st.Query(ctx, fmt.Sprintf(severitySQL, where), args...)
 	if err != nil {
 		return nil, fmt.Errorf("report: findings by severity: %w", err)
@@ -241,6 +257,7 @@ func Write(w io.Writer, s *Summary) error {
 		fmt.Fprintf(tw, "Dead-lettered scan messages: %d (see the .dlq topic)\n", s.DeadLettered)
 	}
 	writeSeverities(tw, "\nOpen findings by severity", s.BySeverity)
+	writeVerdicts(tw, s)
 	writeTop(tw, fmt.Sprintf("\nTop %d risks across the fleet", len(s.Top)), s.Top)
 	if h := s.Local; h != nil {
 		fmt.Fprintf(tw, "\nThis machine: %s (%s), %d packages, host id %s\n", h.Hostname, h.OS, h.Packages, h.HostID)
@@ -250,11 +267,65 @@ func Write(w io.Writer, s *Summary) error {
 	return tw.Flush()
 }
 
+// writeVerdicts prints what the package findings cannot show: stale hosts
+// (their findings are of an old state: never patched, never compliant),
+// end-of-life releases, and packages no advisory could be matched against.
+func writeVerdicts(w io.Writer, s *Summary) {
+	if len(s.Stale) > 0 {
+		fmt.Fprintf(w, "\nStale hosts (last scan over %s ago; never counted as patched or compliant): %d\n", s.StaleAfter, len(s.Stale))
+		for i, h := range s.Stale {
+			if i == 5 {
+				fmt.Fprintf(w, "... and %d more\n", len(s.Stale)-5)
+				break
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\tlast scan %s\n", h.HostID, h.Hostname, h.OS, h.LastScannedAt.UTC().Format(time.RFC3339))
+		}
+	}
+	if len(s.EOL) > 0 {
+		byOS := map[string]int{}
+		var oses []string
+		for _, f := range s.EOL {
+			if byOS[f.OS] == 0 {
+				oses = append(oses, f.OS)
+			}
+			byOS[f.OS]++
+		}
+		fmt.Fprintf(w, "\nEnd-of-life releases (a finding per host; no feed covers them any more): %d hosts\n", len(s.EOL))
+		fmt.Fprintln(w, "RELEASE\tHOSTS\tSINCE\tSOURCE")
+		for _, o := range oses {
+			for _, f := range s.EOL {
+				if f.OS == o {
+					fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", o, byOS[o], f.EOLDate.Format(time.DateOnly), f.Source)
+					break
+				}
+			}
+		}
+	}
+	if len(s.Unmatched) > 0 {
+		fmt.Fprintln(w, "\nPackages that could not be matched")
+		fmt.Fprintln(w, "REASON\tECOSYSTEM\tPACKAGES\tHOSTS")
+		for _, u := range s.Unmatched {
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\n", u.Reason, u.Ecosystem, u.Packages, u.Hosts)
+		}
+	}
+}
+
 func writeSeverities(w io.Writer, title string, cs []SeverityCount) {
 	fmt.Fprintln(w, title)
 	fmt.Fprintln(w, "SEVERITY\tFINDINGS\tHOSTS\tADVISORIES\tIN KEV")
+	var total, unknown uint64
 	for _, c := range cs {
 		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\n", c.Severity, c.Findings, c.Hosts, c.Advisories, c.KEV)
+		total += c.Findings
+		if c.Severity == "unknown" {
+			unknown = c.Findings
+		}
+	}
+	// Severity is resolved across every loaded record of a vulnerability
+	// (schemas/VIEWS.md): unknown means no loaded record rates it.
+	if total > 0 {
+		fmt.Fprintf(w, "unknown severity: %d of %d findings (%.1f%%): no loaded record rates their vulnerability\n",
+			unknown, total, 100*float64(unknown)/float64(total))
 	}
 }
 

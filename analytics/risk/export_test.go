@@ -36,7 +36,7 @@ func decodeExport(t *testing.T, format string, b []byte) decoded {
 	t.Helper()
 	var d decoded
 	switch format {
-	case "arrow", "parquet":
+	case "arrow", "arrow-stream", "parquet":
 		d.schema = storetest.EachArrowRecord(t, b, format == "parquet", func(rec arrow.Record) {
 			d.rows = append(d.rows, arrowRows(t, rec)...)
 		})
@@ -294,7 +294,7 @@ func compareExports(t *testing.T, st store.Store, filters []Filter) {
 					t.Errorf("rows differ\nraw  %v\nrows %v", dr.rows, dw.rows)
 				}
 				switch format {
-				case "arrow":
+				case "arrow", "arrow-stream":
 					if want := export.Schema(FindingColumns); !dr.schema.Equal(want) || !dw.schema.Equal(want) {
 						t.Errorf("arrow schema\nraw  %v\nrows %v\nwant %v", dr.schema, dw.schema, want)
 					}

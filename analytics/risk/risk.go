@@ -46,16 +46,17 @@ var FindingColumns = []export.Column{
 	{Name: "fix_published", Kind: export.Time, Meaning: "when the fix became available (null when unknown)"},
 	{Name: "first_seen", Kind: export.Time, Meaning: "first scan that showed this host exposed to the advisory"},
 	{Name: "sla_deadline", Kind: export.Time, Meaning: "remediation deadline under the default SLA policy"},
-	{Name: "sla_state", Kind: export.String, Meaning: "open (not yet due) or overdue"},
+	{Name: "sla_state", Kind: export.String, Meaning: "open (not yet due), overdue, or no_fix (no fix released: never overdue)"},
 	{Name: "days_past_sla", Kind: export.Float64, Meaning: "days past the deadline, 0 when not due"},
 	{Name: "risk_cvss", Kind: export.Float64, Meaning: "risk part from CVSS, 0..35"},
 	{Name: "risk_epss", Kind: export.Float64, Meaning: "risk part from EPSS, 0..15"},
-	{Name: "risk_kev", Kind: export.Float64, Meaning: "risk part from KEV, 0..20"},
+	{Name: "risk_kev", Kind: export.Float64, Meaning: "risk part from known exploitation (KEV, else SSVC), 0..20"},
 	{Name: "risk_asset", Kind: export.Float64, Meaning: "risk part from asset criticality, 0..10"},
 	{Name: "risk_internet", Kind: export.Float64, Meaning: "risk part from internet exposure, 0..10"},
 	{Name: "risk_sla", Kind: export.Float64, Meaning: "risk part from age past SLA, 0..10"},
 	{Name: "risk_score", Kind: export.Float64, Meaning: "sum of the six parts, 0..100"},
 	{Name: "risk_level", Kind: export.String, Meaning: "critical (>= 70), high (>= 50), medium (>= 25), low"},
+	{Name: "severity_source", Kind: export.String, Meaning: "where severity comes from: kind:source/advisory_id ('' when unknown)"},
 }
 
 // findingExprs casts each column of finding_risk to its export type, so the
@@ -188,6 +189,20 @@ func Export(ctx context.Context, st store.Store, f Filter, format string, w io.W
 			return 0, err
 		}
 		rawFormat := rawFormats[format]
+		if format == "arrow" {
+			// The engine streams ArrowStream only (its Arrow file format
+			// is not streamable); the record batches are copied into an
+			// IPC file as they arrive.
+			fw := export.StreamToFile(w)
+			n, err := rq.QueryRaw(ctx, fw, rawFormat, q, args...)
+			if cerr := fw.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return n, fmt.Errorf("export %s: %w", format, err)
+			}
+			return n, nil
+		}
 		var hw *headerWriter
 		if format == "csv" {
 			// The header comes from FindingColumns, byte for byte the row
@@ -221,10 +236,11 @@ func Export(ctx context.Context, st store.Store, f Filter, format string, w io.W
 // rawFormats maps export formats to the ClickHouse output formats that
 // write them.
 var rawFormats = map[string]string{
-	"arrow":   "ArrowStream",
-	"parquet": "Parquet",
-	"csv":     "CSV", // header: see Export
-	"json":    "JSONEachRow",
+	"arrow":        "ArrowStream", // rewritten as an IPC file: see Export
+	"arrow-stream": "ArrowStream",
+	"parquet":      "Parquet",
+	"csv":          "CSV", // header: see Export
+	"json":         "JSONEachRow",
 }
 
 // rawSettings make the engine's output match export's writers (README of
@@ -286,7 +302,11 @@ func ExportSQL(f Filter, format string) (string, []any, error) {
 		n := c.Name
 		switch c.Kind {
 		case export.String:
-			fmt.Fprintf(&b, "CAST(%s AS String)", n)
+			if format == "csv" {
+				b.WriteString(export.CSVCellSQL("CAST(" + n + " AS String)")) // formula cells neutralised
+			} else {
+				fmt.Fprintf(&b, "CAST(%s AS String)", n)
+			}
 		case export.Int64:
 			fmt.Fprintf(&b, "toInt64(%s)", n)
 		case export.Float64:
@@ -301,7 +321,7 @@ func ExportSQL(f Filter, format string) (string, []any, error) {
 		case export.Bool:
 			fmt.Fprintf(&b, "CAST(%s != 0 AS Bool)", n)
 		case export.Time:
-			if format == "arrow" || format == "parquet" {
+			if format == "arrow" || format == "arrow-stream" || format == "parquet" {
 				// DateTime64(0) is what becomes timestamp[s] (DateTime
 				// would be uint32).
 				fmt.Fprintf(&b, "CAST(nullIf(toDateTime(%s, 'UTC'), toDateTime(0, 'UTC')) AS Nullable(DateTime64(0, 'UTC')))", n)
@@ -312,7 +332,7 @@ func ExportSQL(f Filter, format string) (string, []any, error) {
 			}
 		case export.StringList:
 			if format == "csv" {
-				fmt.Fprintf(&b, "arrayStringConcat(%s, ';')", n)
+				b.WriteString(export.CSVCellSQL("arrayStringConcat(" + n + ", ';')"))
 			} else {
 				fmt.Fprintf(&b, "CAST(%s AS Array(String))", n)
 			}
@@ -389,6 +409,8 @@ type Breakdown struct {
 // Inputs are what the score was computed from.
 type Inputs struct {
 	Severity       string  `json:"severity"`
+	SeveritySource string  `json:"severity_source"` // kind:source/advisory_id, "" when unknown
+	SSVC           string  `json:"ssvc_exploitation,omitempty"`
 	CVSSScore      float64 `json:"cvss_score"`
 	EPSS           float64 `json:"epss"`
 	EPSSPercentile float64 `json:"epss_percentile"`
@@ -414,12 +436,12 @@ type Parts struct {
 func (p Parts) Sum() float64 { return p.CVSS + p.EPSS + p.KEV + p.Asset + p.Internet + p.SLA }
 
 // Formula is the score's definition in one line (README.md has the detail).
-const Formula = "risk_score = cvss (3.5 x CVSS base, 0..35) + epss (10 x EPSS + 5 x percentile, 0..15) + kev (15, +5 past KEV due date, 0..20) + asset (2.5 x criticality, unknown = 2, 0..10) + internet (10 if internet-facing) + sla (10 x min(days past SLA, 30) / 30, 0..10)"
+const Formula = "risk_score = cvss (3.5 x CVSS base, 0..35) + epss (10 x EPSS + 5 x percentile, 0..15) + kev (15 in KEV, +5 past its due date; else SSVC exploitation active 15, poc 7.5; 0..20) + asset (2.5 x criticality, unknown = 2, 0..10) + internet (10 if internet-facing) + sla (10 x min(days past SLA, 30) / 30, 0..10)"
 
 // Explain reads the breakdown of the exposure of host to (source,
 // advisoryID); ok is false when there is none.
 func Explain(ctx context.Context, st store.Store, hostID, source, advisoryID string) (b Breakdown, ok bool, err error) {
-	rows, err := st.Query(ctx, `SELECT host_id, source, advisory_id, is_open, severity, toFloat64(cvss_score), toFloat64(epss),
+	rows, err := st.Query(ctx, `SELECT host_id, source, advisory_id, is_open, severity, severity_source, ssvc_exploitation, toFloat64(cvss_score), toFloat64(epss),
 		toFloat64(epss_percentile), kev, if(kev = 1, toString(kev_due_date), ''), toInt64(criticality), internet_facing,
 		formatDateTime(sla_deadline, '%Y-%m-%dT%H:%i:%SZ', 'UTC'), days_past_sla,
 		risk_cvss, risk_epss, risk_kev, risk_asset, risk_internet, risk_sla, risk_score, risk_level
@@ -432,7 +454,7 @@ func Explain(ctx context.Context, st store.Store, hostID, source, advisoryID str
 		return b, false, rows.Err()
 	}
 	in, p := &b.Inputs, &b.Parts
-	if err := rows.Scan(&b.HostID, &b.Source, &b.AdvisoryID, &b.Open, &in.Severity, &in.CVSSScore, &in.EPSS,
+	if err := rows.Scan(&b.HostID, &b.Source, &b.AdvisoryID, &b.Open, &in.Severity, &in.SeveritySource, &in.SSVC, &in.CVSSScore, &in.EPSS,
 		&in.EPSSPercentile, &in.KEV, &in.KEVDueDate, &in.Criticality, &in.InternetFacing,
 		&in.SLADeadline, &in.DaysPastSLA,
 		&p.CVSS, &p.EPSS, &p.KEV, &p.Asset, &p.Internet, &p.SLA, &b.Score, &b.Level); err != nil {

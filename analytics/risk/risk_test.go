@@ -69,9 +69,11 @@ func TestRiskScores(t *testing.T) {
 	}{
 		{"h1", "A1", Parts{CVSS: 34.3, EPSS: 13.95, KEV: 15, Asset: 10, Internet: 10, SLA: 0}, "critical"},
 		{"h2", "A1", Parts{CVSS: 34.3, EPSS: 13.95, KEV: 20, Asset: 5, Internet: 0, SLA: math.Round(1000*daysPast/30) / 100}, "critical"},
-		// h1/A2 was fixed 5 days after its 30-day deadline.
-		{"h1", "A2", Parts{CVSS: 26.25, EPSS: 3.5, KEV: 0, Asset: 10, Internet: 10, SLA: 1.67}, "high"},
-		{"h2", "A2", Parts{CVSS: 26.25, EPSS: 3.5, KEV: 0, Asset: 5, Internet: 0, SLA: 5}, "medium"},
+		// A2's clock starts at its fix (-35d, after both hosts first ran
+		// it): h1/A2 was fixed 5 days before its 30-day deadline, h2/A2 is
+		// open 5 days past it.
+		{"h1", "A2", Parts{CVSS: 26.25, EPSS: 3.5, KEV: 0, Asset: 10, Internet: 10, SLA: 0}, "medium"},
+		{"h2", "A2", Parts{CVSS: 26.25, EPSS: 3.5, KEV: 0, Asset: 5, Internet: 0, SLA: 1.67}, "medium"},
 		// A3 has no CVSS score: medium counts as 5.0; criticality 0 counts as 2.
 		{"h3", "A3", Parts{CVSS: 17.5, EPSS: 0, KEV: 0, Asset: 5, Internet: 0, SLA: 0}, "low"},
 		{"h3", "A4", Parts{CVSS: 10.85, EPSS: 0.51, KEV: 0, Asset: 5, Internet: 0, SLA: 0}, "low"},

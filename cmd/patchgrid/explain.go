@@ -14,8 +14,9 @@ import (
 func runExplain(ctx context.Context, env *cliEnv, args []string) int {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	sf := addStoreFlags(fs, env)
+	all := fs.Bool("all", false, "list the advisory's ranges for every release and product stream, not only the host's")
 	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "usage: patchgrid explain [flags] HOST ADVISORY")
+		fmt.Fprintln(env.stderr, "usage: patchgrid explain [flags] HOST ADVISORY\n\nHOST is a host id or a hostname; ADVISORY an advisory id or an alias such as a CVE.\nAn unknown host or advisory exits 1.")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(env, fs, args); !ok {
@@ -31,7 +32,7 @@ func runExplain(ctx context.Context, env *cliEnv, args []string) int {
 		return exitFailure
 	}
 	defer st.Close()
-	e, err := match.Explain(ctx, st, version.Compare, fs.Arg(0), fs.Arg(1))
+	e, err := match.Explain(ctx, st, version.Compare, fs.Arg(0), fs.Arg(1), match.ExplainOptions{All: *all})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "patchgrid explain: %v\n", err)
 		return exitFailure

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -81,7 +82,7 @@ func runFeedsLoad(ctx context.Context, env *cliEnv, args []string) int {
 	if *quiet {
 		level = slog.LevelWarn
 	}
-	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
+	log := env.logger(level)
 
 	st, err := sf.open(ctx)
 	if err != nil {
@@ -94,10 +95,15 @@ func runFeedsLoad(ctx context.Context, env *cliEnv, args []string) int {
 		return exitFailure
 	}
 	all, errs := loadFeeds(ctx, st, *cacheDir, from, log)
+	var rejected []feeds.Rejection
 	for _, err := range errs {
+		var rej *feeds.RejectedError
+		if errors.As(err, &rej) {
+			rejected = append(rejected, rej.Inputs...)
+			continue
+		}
 		fmt.Fprintf(env.stderr, "patchgrid feeds load: %v\n", err)
 	}
-	failed := len(errs) > 0
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tLOCATION\tRECORDS\tLOADED\tUPDATED\tUNCHANGED\tWITHDRAWN\tSKIPPED\tSECONDS")
 	for _, s := range all {
@@ -105,7 +111,19 @@ func runFeedsLoad(ctx context.Context, env *cliEnv, args []string) int {
 			s.Unchanged, s.Withdrawn, s.Skipped, s.Finished.Sub(s.Started).Seconds())
 	}
 	tw.Flush()
-	if failed {
+	// Inputs refused whole are listed under the table: the rest loaded,
+	// but the exit status says the load is incomplete.
+	if len(rejected) > 0 {
+		fmt.Fprintln(env.stdout)
+		tw = tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "REJECTED INPUT\tREASON")
+		for _, r := range rejected {
+			fmt.Fprintf(tw, "%s\t%s\n", r.Name, r.Reason)
+		}
+		tw.Flush()
+		fmt.Fprintf(env.stderr, "patchgrid feeds load: %d input(s) rejected whole, the rest loaded\n", len(rejected))
+	}
+	if len(errs) > 0 || len(rejected) > 0 {
 		return exitFailure
 	}
 	return exitOK
@@ -164,7 +182,10 @@ func defaultCacheDir(env *cliEnv) string {
 }
 
 // loadFeeds loads each location (a URL is fetched into cacheDir first). A
-// location that fails is reported and the others still load.
+// location that fails is reported and the others still load. Inputs
+// refused whole (a failed download, a hostile or unreadable file) come
+// back as *feeds.RejectedError; store failures and cancellation as other
+// errors.
 func loadFeeds(ctx context.Context, st store.Store, cacheDir string, from []string, log *slog.Logger) ([]feeds.Summary, []error) {
 	fetcher := &feeds.Fetcher{CacheDir: cacheDir}
 	loader := &feeds.Loader{Store: st, Lookup: versionLookup, Log: log}
@@ -175,7 +196,12 @@ func loadFeeds(ctx context.Context, st store.Store, cacheDir string, from []stri
 		if feeds.IsURL(loc) {
 			p, fresh, err := fetcher.Fetch(ctx, loc)
 			if err != nil {
-				errs = append(errs, err)
+				if ctx.Err() != nil {
+					errs = append(errs, err)
+					break
+				}
+				log.Warn("feeds: input rejected", "url", loc, "reason", err)
+				errs = append(errs, &feeds.RejectedError{Location: loc, Inputs: []feeds.Rejection{{Name: loc, Reason: err.Error()}}})
 				continue
 			}
 			log.Info("feeds: fetched", "url", loc, "file", p, "downloaded", fresh)

@@ -20,6 +20,7 @@ import (
 func runIngest(ctx context.Context, env *cliEnv, args []string) int {
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	sf := addStoreFlags(fs, env)
+	kf := addKafkaFlags(fs, env)
 	var (
 		brokers     = fs.String("kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka brokers")
 		topic       = fs.String("topic", consumer.DefaultTopic, "Kafka topic of scans")
@@ -41,10 +42,15 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "patchgrid ingest: unexpected arguments %q\n", fs.Args())
 		return exitUsage
 	}
-	log := slog.New(slog.NewTextHandler(env.stderr, nil))
+	kconn, err := kf.config()
+	if err != nil {
+		fmt.Fprintf(env.stderr, "patchgrid ingest: %v\n", err)
+		return exitUsage
+	}
+	log := env.logger(nil)
 	set := metrics.NewSet()
 	cfg := consumer.Config{
-		Brokers: splitList(*brokers), Topic: *topic, DLQTopic: *dlq, GroupID: *group,
+		Brokers: splitList(*brokers), Kafka: kconn, Topic: *topic, DLQTopic: *dlq, GroupID: *group,
 		BatchRows: *batchRows, BatchBytes: *batchBytes, FlushInterval: *flushEvery, KnownHashes: *knownHashes,
 		Drain: *drain, Logger: log, Metrics: set,
 	}
@@ -58,7 +64,7 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) int {
 			dlqTopic = *topic + ".dlq"
 		}
 		for _, t := range []string{*topic, dlqTopic} {
-			if err := publish.EnsureTopic(ctx, cfg.Brokers, t, *partitions); err != nil {
+			if err := publish.EnsureTopicWith(ctx, kconn, cfg.Brokers, t, *partitions); err != nil {
 				fmt.Fprintf(env.stderr, "patchgrid ingest: %v\n", err)
 				return exitFailure
 			}

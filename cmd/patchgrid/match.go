@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"log/slog"
 	"strings"
 
+	"github.com/patchgrid/patchgrid/analytics/failon"
 	"github.com/patchgrid/patchgrid/analytics/match"
 	"github.com/patchgrid/patchgrid/analytics/refresh"
 	"github.com/patchgrid/patchgrid/schemas"
@@ -26,9 +26,6 @@ type matchLine struct {
 	Error   string        `json:"error,omitempty"`
 }
 
-// severityRank orders --fail-on thresholds.
-var severityRank = map[string]int{"any": 0, "unknown": 0, "none": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
-
 // runMatch matches JSON-lines packages from stdin, or with --fleet runs the
 // fleet matching job.
 func runMatch(ctx context.Context, env *cliEnv, args []string) int {
@@ -37,7 +34,8 @@ func runMatch(ctx context.Context, env *cliEnv, args []string) int {
 	fleet := fs.Bool("fleet", false, "run the fleet matching job instead of reading packages from stdin")
 	mode := fs.String("mode", "incremental", "fleet job mode: incremental (only new scans and new/modified advisories) or full")
 	doRefresh := fs.Bool("refresh", true, "with --fleet: then refresh exposure history and the KPI and risk tables (incremental, or full with --mode full); skipped on a ClickHouse too old for analytics")
-	failOn := fs.String("fail-on", "", "exit 3 when a match has at least this severity: any, low, medium, high, critical (stdin mode)")
+	var failOn failon.Threshold
+	fs.Var(&failOn, "fail-on", failon.Usage()+" (stdin mode)")
 	fs.Usage = func() {
 		fmt.Fprintln(env.stderr, `usage: patchgrid match [flags] < packages.jsonl
        patchgrid match --fleet [--mode incremental|full] [flags]
@@ -53,10 +51,6 @@ writes one JSON line per input with the advisories it matches and their evidence
 		fmt.Fprintln(env.stderr, "patchgrid match: takes no arguments (packages come on stdin)")
 		return exitUsage
 	}
-	if _, ok := severityRank[*failOn]; *failOn != "" && !ok {
-		fmt.Fprintf(env.stderr, "patchgrid match: invalid --fail-on %q (want any, low, medium, high or critical)\n", *failOn)
-		return exitUsage
-	}
 	if *fleet && *mode != string(match.Full) && *mode != string(match.Incremental) {
 		fmt.Fprintf(env.stderr, "patchgrid match: invalid --mode %q (want incremental or full)\n", *mode)
 		return exitUsage
@@ -69,7 +63,7 @@ writes one JSON line per input with the advisories it matches and their evidence
 	defer st.Close()
 
 	if *fleet {
-		log := slog.New(slog.NewTextHandler(env.stderr, nil))
+		log := env.logger(nil)
 		stats, err := (&match.Job{Store: st, Log: log}).Run(ctx, match.Mode(*mode))
 		if err != nil {
 			fmt.Fprintf(env.stderr, "patchgrid match: %v\n", err)
@@ -127,7 +121,7 @@ writes one JSON line per input with the advisories it matches and their evidence
 				l.Matches = []match.Match{}
 			}
 			for _, m := range l.Matches {
-				if *failOn != "" && severityRank[m.Severity] >= severityRank[*failOn] && code == exitOK {
+				if failOn.Trips(m.Severity) && code == exitOK {
 					code = exitFindings
 				}
 			}

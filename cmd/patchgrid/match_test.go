@@ -59,17 +59,7 @@ func TestMatchCLI(t *testing.T) {
 	seedMatchStore(t, st)
 	cfg := testenv.CHDBConfig(t) // the CLI opens the same engine directory
 	env := map[string]string{"PATCHGRID_DATA_DIR": cfg.DataDir, "PATCHGRID_CHDB_LIB": cfg.CHDBLib}
-	var db string
-	rows, err := st.Query(context.Background(), "SELECT currentDatabase()")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		if err := rows.Scan(&db); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rows.Close()
+	db := currentDB(t, st)
 
 	stdin := `{"ecosystem":"Alpine:v3.16","name":"busybox","version":"1.35.0-r17"}
 not json
@@ -118,6 +108,13 @@ not json
 	code, out, errOut = runCLI(t, "", env, "explain", "--clickhouse-db", db, "host-1", "CVE-2023-42366")
 	if code != exitOK || !strings.Contains(out, "1.35.0-r17 < fixed 1.35.0-r18") || !strings.Contains(out, "is EXPOSED") || !strings.Contains(out, "agrees") {
 		t.Errorf("explain: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// Never "NOT EXPOSED" for something unknown: exit 1 saying what.
+	for _, c := range [][2]string{{"nobody", "CVE-2023-42366"}, {"host-1", "CVE-2026-45447"}} {
+		code, out, errOut := runCLI(t, "", env, "explain", "--clickhouse-db", db, c[0], c[1])
+		if code != exitFailure || strings.Contains(out, "NOT EXPOSED") || !strings.Contains(errOut, "unknown") {
+			t.Errorf("explain %s %s: exit %d\n%s\n%s", c[0], c[1], code, out, errOut)
+		}
 	}
 	if code, _, _ := runCLI(t, "", env, "explain", "host-1"); code != exitUsage {
 		t.Errorf("explain with one argument: exit %d", code)

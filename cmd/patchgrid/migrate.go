@@ -27,7 +27,7 @@ func runMigrate(ctx context.Context, env *cliEnv, args []string) int {
 		return exitFailure
 	}
 	defer st.Close()
-	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := env.logger(slog.LevelWarn)
 	applied, err := schemas.Migrate(ctx, st, log)
 	for _, name := range applied {
 		fmt.Fprintf(env.stdout, "applied %s\n", name)

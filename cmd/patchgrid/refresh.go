@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 
 	"github.com/patchgrid/patchgrid/analytics/refresh"
 	"github.com/patchgrid/patchgrid/schemas"
@@ -31,6 +30,12 @@ func runRefresh(ctx context.Context, env *cliEnv, args []string) int {
 		return exitFailure
 	}
 	defer st.Close()
+	// A refresh writes (and records itself in the audit trail): bring the
+	// schema up to date first, as every writing command does.
+	if _, err := schemas.Migrate(ctx, st, nil); err != nil {
+		fmt.Fprintf(env.stderr, "patchgrid refresh: %v\n", err)
+		return exitFailure
+	}
 	if err := schemas.RequireAnalytics(ctx, st); err != nil {
 		fmt.Fprintf(env.stderr, "patchgrid refresh: %v\n", err)
 		return exitFailure
@@ -39,7 +44,7 @@ func runRefresh(ctx context.Context, env *cliEnv, args []string) int {
 	if *full {
 		mode = refresh.Full
 	}
-	log := slog.New(slog.NewTextHandler(env.stderr, nil))
+	log := env.logger(nil)
 	rs, err := (&refresh.Job{Store: st, Log: log}).Run(ctx, mode)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "patchgrid refresh: %v\n", err)
@@ -47,5 +52,10 @@ func runRefresh(ctx context.Context, env *cliEnv, args []string) int {
 	}
 	fmt.Fprintf(env.stdout, "refresh %s (%s): %d hosts, %d advisories, %d exposure rows in %s\n",
 		rs.RefreshID, rs.Mode, rs.Hosts, rs.Advisories, rs.Exposures, rs.Finished.Sub(rs.Started))
+	if err := recordDecision(ctx, st, env, "refresh", "refresh:"+rs.RefreshID, nil, rs,
+		fmt.Sprintf("%s refresh: %d hosts, %d advisories, %d exposure rows", rs.Mode, rs.Hosts, rs.Advisories, rs.Exposures)); err != nil {
+		fmt.Fprintf(env.stderr, "patchgrid refresh: %v\n", err)
+		return exitFailure
+	}
 	return exitOK
 }

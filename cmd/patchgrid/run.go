@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/patchgrid/patchgrid/analytics/failon"
 	"github.com/patchgrid/patchgrid/analytics/match"
 	"github.com/patchgrid/patchgrid/analytics/refresh"
 	"github.com/patchgrid/patchgrid/analytics/report"
@@ -27,6 +28,7 @@ import (
 // runConfig is everything `patchgrid run` needs, from flags.
 type runConfig struct {
 	store       *storeFlags
+	kafka       *kafkaFlags
 	feeds       listFlag
 	inventories string
 	root        string
@@ -37,9 +39,12 @@ type runConfig struct {
 	topic       string
 	partitions  int
 	top         int
-	failOn      string
+	failOn      failon.Threshold
+	scope       string
+	staleAfter  time.Duration
 	skipLocal   bool
 	cacheDir    string
+	plan        *strings.Builder // the plan stage's summary (samplePlan), printed after the report
 }
 
 // runRun is the main job on one machine: migrate the store, load feeds,
@@ -47,9 +52,9 @@ type runConfig struct {
 // ClickHouse, match, and report.
 func runRun(ctx context.Context, env *cliEnv, args []string) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	cfg := runConfig{store: addStoreFlags(fs, env)}
-	fs.Var(&cfg.feeds, "feeds", "advisory feed locations: directory, file or URL (repeatable; default: ../shared/data when it exists, else the official feed URLs)")
-	fs.StringVar(&cfg.inventories, "inventories", "", "directory of real inventories the simulated endpoints start from (default: ../shared/data/inventories when it exists)")
+	cfg := runConfig{store: addStoreFlags(fs, env), kafka: addKafkaFlags(fs, env), plan: new(strings.Builder)}
+	fs.Var(&cfg.feeds, "feeds", "advisory feed locations: directory, file or URL (repeatable; default: advisories, kev and epss of $PATCHGRID_SHARED_DATA or ~/.local/share/patchgrid/shared when it exists, else the official feed URLs)")
+	fs.StringVar(&cfg.inventories, "inventories", "", "directory of real inventories the simulated endpoints start from (default: inventories of $PATCHGRID_SHARED_DATA or ~/.local/share/patchgrid/shared)")
 	fs.StringVar(&cfg.root, "root", "/", "filesystem root of the local scan")
 	fs.IntVar(&cfg.endpoints, "endpoints", 10000, "simulated endpoints (0: only this machine)")
 	fs.IntVar(&cfg.days, "days", 7, "simulated days of scans (one full scan or heartbeat per endpoint and day)")
@@ -58,7 +63,9 @@ func runRun(ctx context.Context, env *cliEnv, args []string) int {
 	fs.StringVar(&cfg.topic, "topic", publish.DefaultTopic, "scan topic")
 	fs.IntVar(&cfg.partitions, "partitions", 4, "partitions when the topic is created")
 	fs.IntVar(&cfg.top, "top", 10, "how many top risks to list")
-	fs.StringVar(&cfg.failOn, "fail-on", "", "exit 3 when an open finding of this severity or worse exists (critical, high, medium, low)")
+	fs.Var(&cfg.failOn, "fail-on", failon.Usage()+"; judged on the open findings of the hosts this run scanned (see --scope)")
+	fs.DurationVar(&cfg.staleAfter, "stale-after", match.DefaultStaleAfter, "a host whose last scan is older than this is reported stale (never patched or compliant)")
+	fs.StringVar(&cfg.scope, "scope", "run", "what --fail-on judges: run (the hosts this run scanned) or fleet (every host in the data dir)")
 	fs.StringVar(&cfg.cacheDir, "cache-dir", defaultCacheDir(env), "where downloaded feeds are cached")
 	fs.BoolVar(&cfg.skipLocal, "skip-local", false, "do not scan this machine")
 	if code, ok := parseFlags(env, fs, args); !ok {
@@ -68,15 +75,15 @@ func runRun(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "patchgrid run: unexpected arguments %q\n", fs.Args())
 		return exitUsage
 	}
-	if cfg.failOn != "" && report.SeverityRank(cfg.failOn) == 0 {
-		fmt.Fprintf(env.stderr, "patchgrid run: -fail-on %q: want critical, high, medium or low\n", cfg.failOn)
+	if cfg.scope != "run" && cfg.scope != "fleet" {
+		fmt.Fprintf(env.stderr, "patchgrid run: --scope %q: want run or fleet\n", cfg.scope)
 		return exitUsage
 	}
 	if cfg.endpoints < 0 || cfg.days < 1 {
 		fmt.Fprintf(env.stderr, "patchgrid run: -endpoints must be >= 0 and -days >= 1\n")
 		return exitUsage
 	}
-	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := env.logger(nil)
 	sum, err := pipeline(ctx, env, cfg, log)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "patchgrid run: %v\n", err)
@@ -86,10 +93,26 @@ func runRun(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "patchgrid run: write summary: %v\n", err)
 		return exitFailure
 	}
-	if cfg.failOn != "" && sum.OpenAtLeast(cfg.failOn) > 0 {
+	fmt.Fprint(env.stdout, cfg.plan.String())
+	if cfg.failOn.Enabled() && failOnTripped(cfg, sum) {
 		return exitFindings
 	}
 	return exitOK
+}
+
+// failOnTripped applies --fail-on to the open findings of the hosts this
+// run scanned, or of the whole fleet with --scope fleet.
+func failOnTripped(cfg runConfig, sum *report.Summary) bool {
+	counts := sum.BySeverity
+	if cfg.scope != "fleet" {
+		counts = sum.ScannedBySeverity
+	}
+	for _, c := range counts {
+		if c.Findings > 0 && cfg.failOn.Trips(c.Severity) {
+			return true
+		}
+	}
+	return false
 }
 
 func pipeline(ctx context.Context, env *cliEnv, cfg runConfig, log *slog.Logger) (*report.Summary, error) {
@@ -116,7 +139,7 @@ func pipeline(ctx context.Context, env *cliEnv, cfg runConfig, log *slog.Logger)
 	}
 	// Per-record problems are counted here and listed by `patchgrid feeds
 	// load`; hundreds of them would bury the run's own progress.
-	feedLog := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	feedLog := env.logger(slog.LevelError)
 	sums, errs := loadFeeds(ctx, st, cfg.cacheDir, locations, feedLog)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("load feeds: %w", err)
@@ -135,18 +158,25 @@ func pipeline(ctx context.Context, env *cliEnv, cfg runConfig, log *slog.Logger)
 	}
 
 	stages.begin("kafka")
+	kconn, err := cfg.kafka.config()
+	if err != nil {
+		return nil, err
+	}
+	if kconn.Secure() && cfg.brokers == "" {
+		return nil, errors.New("-kafka-tls and -kafka-sasl-* need -kafka-brokers: the in-process broker is plaintext")
+	}
 	brokers, stopBroker, err := startBroker(cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer stopBroker()
-	if err := publish.EnsureTopic(ctx, brokers, cfg.topic, cfg.partitions); err != nil {
+	if err := publish.EnsureTopicWith(ctx, kconn, brokers, cfg.topic, cfg.partitions); err != nil {
 		return nil, err
 	}
-	if err := publish.EnsureTopic(ctx, brokers, cfg.topic+".dlq", 1); err != nil {
+	if err := publish.EnsureTopicWith(ctx, kconn, brokers, cfg.topic+".dlq", 1); err != nil {
 		return nil, err
 	}
-	prod, err := publish.New(publish.Config{Brokers: brokers, Topic: cfg.topic})
+	prod, err := publish.New(publish.Config{Brokers: brokers, Topic: cfg.topic, Conn: kconn})
 	if err != nil {
 		return nil, err
 	}
@@ -171,8 +201,9 @@ func pipeline(ctx context.Context, env *cliEnv, cfg runConfig, log *slog.Logger)
 		log.Info("local scan published", "host", scan.Hostname, "os", scan.OS.Ecosystem, "packages", len(scan.Packages))
 	}
 	var simSum simulate.Summary
+	var simHosts []string
 	if cfg.endpoints > 0 {
-		simSum, err = simulateFleet(ctx, cfg, prod, log)
+		simSum, simHosts, err = simulateFleet(ctx, cfg, prod, log)
 		if err != nil {
 			prod.Close()
 			return nil, err
@@ -184,7 +215,7 @@ func pipeline(ctx context.Context, env *cliEnv, cfg runConfig, log *slog.Logger)
 	stages.end("messages", simSum.Messages, "full_scans", simSum.FullScans, "heartbeats", simSum.Heartbeats, "bytes", simSum.Bytes)
 
 	stages.begin("ingest")
-	ist, err := consumer.Run(ctx, consumer.Config{Brokers: brokers, Topic: cfg.topic, Drain: true, Logger: log}, st)
+	ist, err := consumer.Run(ctx, consumer.Config{Brokers: brokers, Kafka: kconn, Topic: cfg.topic, Drain: true, Logger: log}, st)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
@@ -205,33 +236,45 @@ func pipeline(ctx context.Context, env *cliEnv, cfg runConfig, log *slog.Logger)
 	}
 	stages.end("hosts", rst.Hosts, "advisories", rst.Advisories, "exposure_rows", rst.Exposures)
 
-	sum, err := report.Build(ctx, st, report.Options{Top: cfg.top, LocalHost: localHost})
+	sum, err := report.Build(ctx, st, report.Options{Top: cfg.top, LocalHost: localHost, StaleAfter: cfg.staleAfter})
 	if err != nil {
 		return nil, err
 	}
 	sum.DeadLettered = ist.DeadLettered
+	if localHost != "" {
+		sum.Scanned = append(sum.Scanned, localHost)
+	}
+	sum.Scanned = append(sum.Scanned, simHosts...)
+	if cfg.failOn.Enabled() && cfg.scope != "fleet" {
+		if sum.ScannedBySeverity, err = report.SeverityOf(ctx, st, sum.Scanned); err != nil {
+			return nil, err
+		}
+	}
+	if err := samplePlan(ctx, st, cfg.plan, cfg.top); err != nil {
+		return nil, err
+	}
 	return sum, nil
 }
 
 // simulateFleet publishes cfg.endpoints endpoints over cfg.days days.
-func simulateFleet(ctx context.Context, cfg runConfig, prod *publish.Producer, log *slog.Logger) (simulate.Summary, error) {
+func simulateFleet(ctx context.Context, cfg runConfig, prod *publish.Producer, log *slog.Logger) (simulate.Summary, []string, error) {
 	dir := cfg.inventories
 	if dir == "" {
 		shared, ok := sharedData()
 		if !ok {
-			return simulate.Summary{}, errors.New("no -inventories directory given and ../shared/data/inventories not found: the simulated endpoints need real inventories to start from (or use -endpoints 0)")
+			return simulate.Summary{}, nil, errors.New("no --inventories directory given and no shared corpus ($PATCHGRID_SHARED_DATA, ~/.local/share/patchgrid/shared): the simulated endpoints need real inventories to start from (or use --endpoints 0)")
 		}
 		dir = filepath.Join(shared, "inventories")
 	}
 	bases, err := simulate.LoadBases(ctx, dir, simulate.ReadInventory, log)
 	if err != nil {
-		return simulate.Summary{}, err
+		return simulate.Summary{}, nil, err
 	}
 	var upgrades []simulate.Upgrade
 	up := filepath.Join(dir, "dpkg", "debian12-bookworm-host-b.upgrades.tsv")
 	if _, err := os.Stat(up); err == nil {
 		if upgrades, err = simulate.LoadUpgrades(up); err != nil {
-			return simulate.Summary{}, err
+			return simulate.Summary{}, nil, err
 		}
 	}
 	fleet, err := simulate.NewFleet(simulate.Config{
@@ -240,9 +283,14 @@ func simulateFleet(ctx context.Context, cfg runConfig, prod *publish.Producer, l
 		Start: time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -(cfg.days - 1)),
 	}, bases, upgrades)
 	if err != nil {
-		return simulate.Summary{}, err
+		return simulate.Summary{}, nil, err
 	}
-	return fleet.Run(ctx, simulate.PublishSink{P: prod}, simulate.RunOptions{})
+	hosts := make([]string, len(fleet.Endpoints))
+	for i := range fleet.Endpoints {
+		hosts[i] = fleet.Endpoints[i].HostID
+	}
+	sum, err := fleet.Run(ctx, simulate.PublishSink{P: prod}, simulate.RunOptions{})
+	return sum, hosts, err
 }
 
 // startBroker returns the configured brokers, or starts an in-process one.
@@ -259,23 +307,29 @@ func startBroker(cfg runConfig) ([]string, func(), error) {
 	return c.ListenAddrs(), c.Close, nil
 }
 
-// sharedData finds ../shared/data from the working directory up.
+// sharedData is the local corpus of feeds and inventories:
+// $PATCHGRID_SHARED_DATA, else $XDG_DATA_HOME/patchgrid/shared
+// (~/.local/share/patchgrid/shared), when it is a directory. It never
+// depends on the working directory; `make run` points PATCHGRID_SHARED_DATA
+// at the repository's ../shared/data, and the configuration file can name
+// feed locations (key feeds) and inventories (key inventories) instead.
 func sharedData() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		p := filepath.Join(dir, "..", "shared", "data")
-		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-			return filepath.Clean(p), true
+	dir := os.Getenv("PATCHGRID_SHARED_DATA")
+	if dir == "" {
+		base := os.Getenv("XDG_DATA_HOME")
+		if base == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return "", false
+			}
+			base = filepath.Join(home, ".local", "share")
 		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
+		dir = filepath.Join(base, "patchgrid", "shared")
 	}
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return filepath.Clean(dir), true
+	}
+	return "", false
 }
 
 // defaultFeedLocations is the shared corpus when present, else the official

@@ -36,6 +36,7 @@ type scanState struct {
 
 func runScan(ctx context.Context, env *cliEnv, args []string) int {
 	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
+	kf := addKafkaFlags(fs, env)
 	var (
 		paths       stringList
 		root        = fs.String("root", "/", "filesystem root whose package databases are read")
@@ -53,8 +54,10 @@ func runScan(ctx context.Context, env *cliEnv, args []string) int {
 		dryRun      = fs.Bool("dry-run", false, "print the scan as JSON instead of publishing it")
 		stateFile   = fs.String("state-file", "", "remembers the last inventory hash: an unchanged inventory is sent as a small heartbeat")
 		fullEvery   = fs.Duration("full-every", 24*time.Hour, "with --state-file, send the full list at least this often")
+		osName      = fs.String("os", "", "OS release the packages come from, e.g. Debian:12, Ubuntu:22.04, Alpine:v3.18, rhel:9 (case-insensitive); overrides the root's os-release, an SBOM's metadata and an os-release beside an inventory file")
 	)
 	fs.Var(&paths, "path", "directory searched for language lockfiles (repeatable)")
+	rf := addReportFlags(fs, env) // --report, inventory files, --dry-run-format: scanreport.go
 	if code, ok := parseFlags(env, fs, args); !ok {
 		return code
 	}
@@ -66,6 +69,10 @@ func runScan(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "patchgrid scan: --criticality %d out of range 0..%d\n", *criticality, schema.MaxCriticality)
 		return exitUsage
 	}
+	if err := rf.check(*sbomFile, *dryRun); err != nil {
+		fmt.Fprintf(env.stderr, "patchgrid scan: %v\n", err)
+		return exitUsage
+	}
 	meta := schema.Meta{Owner: *owner, Ring: *ring, Criticality: uint8(*criticality), InternetFacing: *internet, MaintenanceWindow: *window}
 	for _, t := range strings.Split(*tags, ",") {
 		if t = strings.TrimSpace(t); t != "" {
@@ -73,10 +80,14 @@ func runScan(ctx context.Context, env *cliEnv, args []string) int {
 		}
 	}
 
-	s, err := inventory.Collect(ctx, inventory.Config{Root: *root, Paths: paths, SBOM: *sbomFile, HostID: *hostID, Meta: meta})
+	cfg := inventory.Config{Root: *root, Paths: paths, SBOM: *sbomFile, HostID: *hostID, OS: *osName, Meta: meta}
+	s, err := rf.collect(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "patchgrid scan: %v\n", err)
 		return exitFailure
+	}
+	if rf.report {
+		return rf.runReport(ctx, env, s, cfg)
 	}
 	full := s
 	var prev scanState
@@ -103,24 +114,27 @@ func runScan(ctx context.Context, env *cliEnv, args []string) int {
 		kind, s.HostID, len(s.Packages), len(full.Packages), s.InventoryHash[:12], len(s.Warnings), len(msg))
 
 	if *dryRun {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(s); err != nil {
+		if err := rf.writeDryRun(env.stdout, s); err != nil {
 			fmt.Fprintf(env.stderr, "patchgrid scan: %v\n", err)
 			return exitFailure
 		}
-		fmt.Fprintf(env.stderr, "dry run: %s\n", summary)
+		env.logger(nil).Info("dry run", "scan", summary)
 		return exitOK
 	}
 
 	brokerList := splitList(*brokers)
+	kconn, err := kf.config()
+	if err != nil {
+		fmt.Fprintf(env.stderr, "patchgrid scan: %v\n", err)
+		return exitUsage
+	}
 	if *partitions > 0 {
-		if err := publish.EnsureTopic(ctx, brokerList, *topic, *partitions); err != nil {
+		if err := publish.EnsureTopicWith(ctx, kconn, brokerList, *topic, *partitions); err != nil {
 			fmt.Fprintf(env.stderr, "patchgrid scan: %v\n", err)
 			return exitFailure
 		}
 	}
-	p, err := publish.New(publish.Config{Brokers: brokerList, Topic: *topic})
+	p, err := publish.New(publish.Config{Brokers: brokerList, Topic: *topic, Conn: kconn})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "patchgrid scan: %v\n", err)
 		return exitUsage
@@ -140,7 +154,7 @@ func runScan(ctx context.Context, env *cliEnv, args []string) int {
 			fmt.Fprintf(env.stderr, "patchgrid scan: published, but %v\n", err)
 		}
 	}
-	fmt.Fprintf(env.stderr, "published %s to %s\n", summary, *topic)
+	env.logger(nil).Info("published", "scan", summary, "topic", *topic)
 	return exitOK
 }
 

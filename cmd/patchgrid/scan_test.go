@@ -56,7 +56,7 @@ func fakeDebianRoot(t *testing.T) string {
 func TestScanDryRun(t *testing.T) {
 	root := fakeDebianRoot(t)
 	code, out, errOut := scanCLI(t, map[string]string{"PATCHGRID_OWNER": "team-web"},
-		"--dry-run", "--root", root, "--ring", "prod", "--criticality", "3", "--internet-facing", "--tags", "pci, web")
+		"--dry-run", "--dry-run-format", "scan", "--root", root, "--ring", "prod", "--criticality", "3", "--internet-facing", "--tags", "pci, web")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -134,5 +134,44 @@ func TestScanPublishesThenHeartbeats(t *testing.T) {
 	st, err := readState(state)
 	if err != nil || st.FullScanID != full.ScanID || st.InventoryHash != full.InventoryHash {
 		t.Fatalf("state %+v %v", st, err)
+	}
+}
+
+// TestScanOSFlagAndPartialInventory: --os gives a root without os-release
+// its release (case-insensitive); a dpkg status the reader cannot finish is
+// exit 1 naming the file, with nothing printed or published.
+func TestScanOSFlagAndPartialInventory(t *testing.T) {
+	root := fakeDebianRoot(t)
+	if err := os.Remove(filepath.Join(root, "etc/os-release")); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := scanCLI(t, nil, "--dry-run", "--dry-run-format", "scan", "--root", root, "--os", "debian:12")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var s schema.Scan
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.OS.Ecosystem != "Debian:12" || len(s.Packages) != 745 || s.Packages[0].Ecosystem != "Debian:12" {
+		t.Errorf("--os debian:12: OS %+v, %d packages, first %+v", s.OS, len(s.Packages), s.Packages[0])
+	}
+	if code, _, errOut := scanCLI(t, nil, "--dry-run", "--root", root, "--os", "plan9:4"); code == exitOK || !strings.Contains(errOut, "plan9:4") {
+		t.Errorf("bad --os: exit %d, %s", code, errOut)
+	}
+
+	status := filepath.Join(root, "var/lib/dpkg/status")
+	b, err := os.ReadFile(status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b[len(b)/2:], []byte("\nDescription: ")) + len(b)/2 + len("\nDescription: ")
+	long := append(append(append([]byte{}, b[:i]...), bytes.Repeat([]byte("x"), 5<<20)...), b[i:]...)
+	if err := os.WriteFile(status, long, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = scanCLI(t, nil, "--dry-run", "--root", root, "--os", "Debian:12")
+	if code != exitFailure || out != "" || !strings.Contains(errOut, "/var/lib/dpkg/status") {
+		t.Errorf("partial dpkg status: exit %d, %d bytes out, stderr %s", code, len(out), errOut)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 func runSimulate(ctx context.Context, env *cliEnv, args []string) int {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	kf := addKafkaFlags(fs, env)
 	var (
 		endpoints   = fs.Int("endpoints", 10000, "number of simulated endpoints")
 		days        = fs.Int("days", 30, "days of timeline")
@@ -48,7 +48,7 @@ func runSimulate(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "patchgrid simulate: --start: %v\n", err)
 		return exitUsage
 	}
-	log := slog.New(slog.NewTextHandler(env.stderr, nil))
+	log := env.logger(nil)
 	cfg := simulate.Config{
 		Endpoints: *endpoints, Days: *days, ScansPerDay: *scansPerDay, Seed: *seed, Start: day0,
 		Waves: *waves, FailureRate: orNegative(*failRate), RollbackShare: *rollback, DriftRate: orNegative(*driftRate),
@@ -101,13 +101,18 @@ func runSimulate(ctx context.Context, env *cliEnv, args []string) int {
 		sink = simulate.WriterSink{W: w}
 	} else {
 		brokerList := splitList(*brokers)
+		kconn, err := kf.config()
+		if err != nil {
+			fmt.Fprintf(env.stderr, "patchgrid simulate: %v\n", err)
+			return exitUsage
+		}
 		if *partitions > 0 {
-			if err := publish.EnsureTopic(ctx, brokerList, *topic, *partitions); err != nil {
+			if err := publish.EnsureTopicWith(ctx, kconn, brokerList, *topic, *partitions); err != nil {
 				fmt.Fprintf(env.stderr, "patchgrid simulate: %v\n", err)
 				return exitFailure
 			}
 		}
-		p, err := publish.New(publish.Config{Brokers: brokerList, Topic: *topic})
+		p, err := publish.New(publish.Config{Brokers: brokerList, Topic: *topic, Conn: kconn})
 		if err != nil {
 			fmt.Fprintf(env.stderr, "patchgrid simulate: %v\n", err)
 			return exitUsage

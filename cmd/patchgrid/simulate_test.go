@@ -56,15 +56,7 @@ func TestSimulateThenIngest(t *testing.T) {
 	broker := testenv.Kafka(t)
 	addr := testenv.ClickHouse(t)
 	st := testenv.ServerStore(t)
-	rows, err := st.Query(context.Background(), "SELECT currentDatabase()")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var db string
-	for rows.Next() {
-		rows.Scan(&db)
-	}
-	rows.Close()
+	db := currentDB(t, st)
 	inv := filepath.Join(testenv.SharedData(t), "inventories")
 	topic := fmt.Sprintf("pgtest-cli-%d", time.Now().UnixNano())
 	code, _, stderr := cli(t, nil, "simulate", "--endpoints", "15", "--days", "3", "--inventories", inv,
@@ -78,7 +70,7 @@ func TestSimulateThenIngest(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("ingest: exit %d: %s", code, stderr)
 	}
-	rows, err = st.Query(context.Background(), "SELECT count() FROM scans FINAL")
+	rows, err := st.Query(context.Background(), "SELECT count() FROM scans FINAL")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,13 +40,18 @@ class DataSourcePlugin {
 }
 
 const resources = [];
+const valueCalls = [];
 const catalog = { kpis: [{ name: 'open_exposure', summary: 'open exposures', per_policy: false }], dimensions: ['all', 'ring'] };
 class DataSourceWithBackend {
   constructor(instanceSettings) {
     this.instanceSettings = instanceSettings;
   }
-  getResource(p) {
+  getResource(p, params) {
     resources.push(p);
+    if (p === 'values') {
+      valueCalls.push(params);
+      return Promise.resolve(['prod', 'test']);
+    }
     return Promise.resolve(catalog);
   }
 }
@@ -243,6 +248,21 @@ async function main() {
   assert.deepEqual(await ds.catalog(), catalog);
   assert.deepEqual(resources, ['kpis']);
 
+  // Template variable queries: a field, for advisories with a prefix, read
+  // from the backend's /values resource; anything else is refused.
+  resources.length = 0;
+  assert.deepEqual(await ds.metricFindQuery('ring'), [
+    { text: 'prod', value: 'prod' },
+    { text: 'test', value: 'test' },
+  ]);
+  await ds.metricFindQuery(' advisory  CVE-2024- ');
+  assert.deepEqual(resources, ['values', 'values']);
+  assert.deepEqual(valueCalls, [{ field: 'ring' }, { field: 'advisory', prefix: 'CVE-2024-' }]);
+  for (const bad of ['hostname', 'ring x', 'advisory a b', '']) {
+    await assert.rejects(ds.metricFindQuery(bad), /patchgrid variable query/, `variable query "${bad}" must be refused`);
+  }
+  resources.length = 0;
+
   // The config editor: ClickHouse settings, and a backend switch that
   // writes jsonData.backend.
   const onOptionsChange = spy();
@@ -259,6 +279,7 @@ async function main() {
   assert.equal(onOptionsChange.calls[0][0].jsonData.addr, 'ch:9000', 'other settings are kept');
   const chdb = render(ConfigEditor, { options: { ...options, jsonData: { backend: 'chdb' } }, onOptionsChange });
   assert.ok(!labels(chdb).includes('Address'), 'the chdb backend shows no ClickHouse address');
+  assert.ok(!labels(chdb).some((l) => /libchdb/i.test(l)), 'the libchdb.so path is the administrator\'s, never a data source setting');
 
   // The query editor: the catalog is loaded from the backend, and choosing a
   // query type changes the query and runs it.

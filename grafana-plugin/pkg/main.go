@@ -15,7 +15,9 @@ import (
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{ReplaceAttr: hclogAttr}))
-	instances := plugin.NewInstances(log)
+	// The libchdb.so path comes from the process environment, which only
+	// Grafana's administrator controls, never from a data source's settings.
+	instances := plugin.NewInstances(log, plugin.CHDBLibFromEnv(os.Getenv))
 	err := datasource.Manage(plugin.ID, instances.New, datasource.ManageOpts{})
 	// Manage returns when Grafana stops the plugin; chDB must be closed
 	// before the process exits.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -35,39 +36,58 @@ import (
 // analytics/export. A change here is a decision: update the README with it.
 var wantArrow = []string{"github.com/apache/arrow-go/v18", "github.com/apache/arrow/go/v17"}
 
-var built struct {
+// pluginBuild is one build of the plugin binary, made once per test run.
+type pluginBuild struct {
 	once sync.Once
 	path string
 	err  error
 	log  []byte
 }
 
-// buildPlugin builds the plugin binary once per test run, under the name
-// Grafana looks for and as the Makefile ships it: static (CGO_ENABLED=0),
-// with chDB loaded at run time through purego.
-func buildPlugin(t *testing.T) string {
+var (
+	// built is the binary for the chDB tests: CGO_ENABLED=0, with chDB
+	// loaded at run time through purego, which makes it dynamically linked.
+	built pluginBuild
+	// shipped is the binary `make grafana-plugin` ships: static and
+	// stripped (-tags patchgrid_static -ldflags '-s -w'), server backend only.
+	shipped pluginBuild
+)
+
+// buildPlugin builds the chDB-capable plugin binary under the name Grafana
+// looks for.
+func buildPlugin(t *testing.T) string { return built.build(t, "-trimpath") }
+
+// buildShipped builds the plugin as the Makefile ships it.
+func buildShipped(t *testing.T) string {
+	return shipped.build(t, "-trimpath", "-tags", "patchgrid_static", "-ldflags", "-s -w")
+}
+
+func (b *pluginBuild) build(t *testing.T, flags ...string) string {
 	t.Helper()
-	built.once.Do(func() {
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "gpx-patchgrid-")
 		if err != nil {
-			built.err = err
+			b.err = err
 			return
 		}
-		built.path = filepath.Join(dir, "gpx_patchgrid_linux_amd64")
-		cmd := exec.Command("go", "build", "-o", built.path, ".")
+		b.path = filepath.Join(dir, "gpx_patchgrid_linux_amd64")
+		args := append([]string{"build", "-o", b.path}, flags...)
+		cmd := exec.Command("go", append(args, ".")...)
 		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0")
-		built.log, built.err = cmd.CombinedOutput()
+		b.log, b.err = cmd.CombinedOutput()
 	})
-	if built.err != nil {
-		t.Fatalf("go build: %v\n%s", built.err, built.log)
+	if b.err != nil {
+		t.Fatalf("go build: %v\n%s", b.err, b.log)
 	}
-	return built.path
+	return b.path
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if built.path != "" {
-		os.RemoveAll(filepath.Dir(built.path))
+	for _, b := range []*pluginBuild{&built, &shipped} {
+		if b.path != "" {
+			os.RemoveAll(filepath.Dir(b.path))
+		}
 	}
 	os.Exit(code)
 }
@@ -75,7 +95,7 @@ func TestMain(m *testing.M) {
 // TestArrowModules checks the binary carries exactly the Arrow
 // implementations README.md says it does.
 func TestArrowModules(t *testing.T) {
-	bin := buildPlugin(t)
+	bin := buildShipped(t)
 	out, err := exec.Command("go", "version", "-m", bin).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go version -m: %v\n%s", err, out)
@@ -90,6 +110,63 @@ func TestArrowModules(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, wantArrow) {
 		t.Fatalf("plugin binary links Arrow modules %v, README.md documents %v", got, wantArrow)
+	}
+}
+
+// TestShippedBinaryStatic: the binary `make grafana-plugin` ships runs on
+// any Linux Grafana runs on (glibc or musl, e.g. Grafana's Alpine images):
+// no ELF interpreter, no shared libraries, stripped. Started the way
+// Grafana starts it, it serves a clickhouse data source and answers a
+// chdb one with why it cannot.
+func TestShippedBinaryStatic(t *testing.T) {
+	bin := buildShipped(t)
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+			t.Fatalf("%s has program header %v: dynamically linked", bin, p.Type)
+		}
+	}
+	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
+		t.Fatalf("%s needs shared libraries %v", bin, libs)
+	}
+	if f.Section(".symtab") != nil {
+		t.Fatalf("%s is not stripped (has .symtab)", bin)
+	}
+	if st, err := os.Stat(bin); err == nil {
+		t.Logf("shipped plugin binary: %.1f MB", float64(st.Size())/(1<<20))
+	}
+
+	addr := testenv.ClickHouse(t)
+	db := testenv.DatabaseName(t)
+	t.Cleanup(func() { testenv.DropDatabase(t, addr, db) })
+	c := startPlugin(t, bin)
+	health := func(jsonData string) *backend.CheckHealthResult {
+		t.Helper()
+		pctx := backend.PluginContext{OrgID: 1, PluginID: plugin.ID, DataSourceInstanceSettings: &backend.DataSourceInstanceSettings{
+			ID: 1, UID: "patchgrid", Name: "patchgrid", Type: plugin.ID, JSONData: json.RawMessage(jsonData), Updated: time.Now(),
+		}}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		pr, err := c.diag.CheckHealth(ctx, &pluginv2.CheckHealthRequest{PluginContext: backend.ToProto().PluginContext(pctx)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return backend.FromProto().CheckHealthResponse(pr)
+	}
+	// The server answers: whatever the health check then says about the
+	// schema (an empty database, or a server too old for the analytics
+	// views), the static binary reached it over the native protocol.
+	res := health(fmt.Sprintf(`{"backend":"clickhouse","addr":%q,"database":%q}`, addr, db))
+	if strings.Contains(res.Message, "open clickhouse store") || strings.Contains(res.Message, "does not answer") {
+		t.Fatalf("clickhouse data source from the static binary: %s %s", res.Status, res.Message)
+	}
+	res = health(fmt.Sprintf(`{"backend":"chdb","dataDir":%q}`, t.TempDir()))
+	if res.Status != backend.HealthStatusError || !strings.Contains(res.Message, "statically linked") {
+		t.Fatalf("chdb data source from the static binary: %s %s", res.Status, res.Message)
 	}
 }
 
@@ -120,7 +197,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startPlugin(t *testing.T, bin string) *conn {
+func startPlugin(t *testing.T, bin string, env ...string) *conn {
 	t.Helper()
 	logs := &syncBuffer{}
 	cmd := exec.Command(bin)
@@ -128,6 +205,7 @@ func startPlugin(t *testing.T, bin string) *conn {
 	// passes and what the SDK checks before serving.
 	cmd.Env = append(os.Environ(), grpcplugin.MagicCookieKey+"="+grpcplugin.MagicCookieValue,
 		fmt.Sprintf("PLUGIN_PROTOCOL_VERSIONS=%d", grpcplugin.ProtocolVersion))
+	cmd.Env = append(cmd.Env, env...)
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig: goplugin.HandshakeConfig{
 			ProtocolVersion:  grpcplugin.ProtocolVersion,
@@ -243,8 +321,12 @@ func TestPluginProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c := startPlugin(t, bin)
-	settings := fmt.Sprintf(`{"backend":"chdb","dataDir":%q,"chdbLib":%q}`, dir, lib)
+	// The library comes from the plugin's environment, as grafana.ini's
+	// [plugin.patchgrid-datasource] chdb_lib sets it; the chdbLib a data
+	// source editor wrote is never loaded (the health check below passes
+	// only if the real library was used).
+	c := startPlugin(t, bin, "GF_PLUGIN_CHDB_LIB="+lib, "PATCHGRID_CHDB_LIB=")
+	settings := fmt.Sprintf(`{"backend":"chdb","dataDir":%q,"chdbLib":%q}`, dir, filepath.Join(dir, "evil.so"))
 	pctx := backend.PluginContext{
 		OrgID:    1,
 		PluginID: plugin.ID,
@@ -260,7 +342,7 @@ func TestPluginProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		res := backend.FromProto().CheckHealthResponse(pr)
-		if res.Status != backend.HealthStatusOk || !strings.Contains(res.Message, "schema present") {
+		if res.Status != backend.HealthStatusOk || !strings.Contains(res.Message, "schema present") || !strings.Contains(res.Message, "chdbLib is ignored") {
 			t.Fatalf("health: %s %s", res.Status, res.Message)
 		}
 	})

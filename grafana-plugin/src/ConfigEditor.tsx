@@ -20,7 +20,7 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
 
   const set = <K extends keyof PatchgridOptions>(key: K, value: PatchgridOptions[K]) =>
     onOptionsChange({ ...options, jsonData: { ...jsonData, [key]: value } });
-  const text = (key: 'dataDir' | 'chdbLib' | 'addr' | 'database' | 'user') => (e: ChangeEvent<HTMLInputElement>) =>
+  const text = (key: 'dataDir' | 'addr' | 'database' | 'user') => (e: ChangeEvent<HTMLInputElement>) =>
     set(key, e.currentTarget.value);
 
   return (
@@ -78,9 +78,6 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
             required
           >
             <Input width={60} value={jsonData.dataDir ?? ''} placeholder="/var/lib/patchgrid" onChange={text('dataDir')} />
-          </InlineField>
-          <InlineField label="libchdb.so" labelWidth={labelWidth} tooltip="Default: ~/.cache/patchgrid/chdb/lib/libchdb.so">
-            <Input width={60} value={jsonData.chdbLib ?? ''} onChange={text('chdbLib')} />
           </InlineField>
         </FieldSet>
       )}

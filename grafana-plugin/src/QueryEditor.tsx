@@ -14,6 +14,12 @@ const kevOptions: Array<SelectableValue<'' | 'true' | 'false'>> = [
   { label: 'not in KEV', value: 'false' },
 ];
 
+const slaOptions: Array<SelectableValue<'' | 'open' | 'overdue'>> = [
+  { label: 'any', value: '' },
+  { label: 'open', value: 'open' },
+  { label: 'overdue', value: 'overdue' },
+];
+
 const opts = (values: string[] = []): Array<SelectableValue<string>> => values.map((v) => ({ label: v, value: v }));
 
 export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) {
@@ -89,9 +95,9 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) 
           )}
         </InlineFieldRow>
       )}
-      {(type === 'findings' || type === 'hosts') && (
+      {(type === 'findings' || type === 'hosts' || type === 'count') && (
         <InlineFieldRow>
-          {type === 'findings' && (
+          {(type === 'findings' || type === 'count') && (
             <>
               <InlineField label="Severities" tooltip="Comma-separated, e.g. critical,high">
                 <Input width={18} value={query.severity ?? ''} onChange={text('severity')} onBlur={onRunQuery} />
@@ -110,7 +116,7 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) 
           <InlineField label="OS" tooltip="Ecosystem, e.g. Debian:12">
             <Input width={12} value={query.os ?? ''} onChange={text('os')} onBlur={onRunQuery} />
           </InlineField>
-          {type === 'findings' && (
+          {(type === 'findings' || type === 'count') && (
             <InlineField label="Host">
               <Input width={12} value={query.host ?? ''} onChange={text('host')} onBlur={onRunQuery} />
             </InlineField>
@@ -118,9 +124,15 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) 
           <InlineField label="Min risk" tooltip="0..100">
             <Input width={8} type="number" value={query.minRisk ?? ''} onChange={num('minRisk')} onBlur={onRunQuery} />
           </InlineField>
-          <InlineField label="Limit" tooltip="Rows, 1..10000 (default 100)">
-            <Input width={8} type="number" value={query.limit ?? ''} onChange={num('limit')} onBlur={onRunQuery} />
-          </InlineField>
+          {type === 'count' ? (
+            <InlineField label="SLA" tooltip="Count only findings in this SLA state">
+              <RadioButtonGroup options={slaOptions} value={query.slaState ?? ''} onChange={(v) => update({ slaState: v })} />
+            </InlineField>
+          ) : (
+            <InlineField label="Limit" tooltip="Rows, 1..10000 (default 100)">
+              <Input width={8} type="number" value={query.limit ?? ''} onChange={num('limit')} onBlur={onRunQuery} />
+            </InlineField>
+          )}
         </InlineFieldRow>
       )}
     </>

@@ -1,7 +1,7 @@
-import { DataSourceInstanceSettings, ScopedVars } from '@grafana/data';
+import { DataSourceInstanceSettings, MetricFindValue, ScopedVars } from '@grafana/data';
 import { DataSourceWithBackend, getTemplateSrv } from '@grafana/runtime';
 
-import { Catalog, PatchgridOptions, PatchgridQuery, defaultQuery } from './types';
+import { Catalog, PatchgridOptions, PatchgridQuery, defaultQuery, parseVariableQuery } from './types';
 
 // The queries run in the backend (pkg/plugin); the browser only fills in
 // dashboard variables and asks the backend for the editor's choices.
@@ -39,5 +39,19 @@ export class DataSource extends DataSourceWithBackend<PatchgridQuery, PatchgridO
 
   catalog(): Promise<Catalog> {
     return this.getResource<Catalog>('kpis');
+  }
+
+  // Template variable values for a query variable: the query is a field
+  // (ring, owner, os, severity, advisory), for advisories optionally
+  // followed by a prefix ("advisory CVE-2024-"). The backend's /values
+  // resource lists what the store holds.
+  async metricFindQuery(query: string, options?: { scopedVars?: ScopedVars }): Promise<MetricFindValue[]> {
+    const q = parseVariableQuery(getTemplateSrv().replace(query, options?.scopedVars));
+    const params: Record<string, string> = { field: q.field };
+    if (q.prefix) {
+      params.prefix = q.prefix;
+    }
+    const values = await this.getResource<string[]>('values', params);
+    return values.map((text) => ({ text, value: text }));
   }
 }

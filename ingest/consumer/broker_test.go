@@ -24,13 +24,15 @@ import (
 // loopback ports, so that killing it disturbs no other test (the shared
 // test broker serves every package's tests at once).
 type privateBroker struct {
-	t        *testing.T
-	dir      string
-	addr     string
-	libs     string
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	startErr error
+	t      *testing.T
+	dir    string
+	addr   string
+	libs   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	// client checks readiness; it speaks the broker's client listener's
+	// protocol (plaintext, or SASL_SSL for the security tests).
+	client *kafka.Client
 }
 
 // kafkaLibs finds the Kafka jars scripts/install-kafka.sh caches.
@@ -65,7 +67,8 @@ func startPrivateBroker(t *testing.T) *privateBroker {
 	b := &privateBroker{t: t, dir: t.TempDir(), libs: kafkaLibs(t)}
 	port, ctrl := freePort(t), freePort(t)
 	b.addr = fmt.Sprintf("127.0.0.1:%d", port)
-	props := fmt.Sprintf(`process.roles=broker,controller
+	b.client = &kafka.Client{Addr: kafka.TCP(b.addr), Timeout: 2 * time.Second}
+	b.format(fmt.Sprintf(`process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:%[2]d
 listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
@@ -87,7 +90,16 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 num.network.threads=2
 num.io.threads=2
-`, port, ctrl, b.dir)
+`, port, ctrl, b.dir))
+	t.Cleanup(b.kill)
+	b.start()
+	return b
+}
+
+// format writes props as the broker's server.properties and formats its
+// storage, with extra arguments for the storage tool (SCRAM users).
+func (b *privateBroker) format(props string, extra ...string) {
+	t := b.t
 	if err := os.WriteFile(filepath.Join(b.dir, "server.properties"), []byte(props), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -100,14 +112,11 @@ num.io.threads=2
 		rand.Read(id)
 		clusterID = base64.RawURLEncoding.EncodeToString(id)
 	}
-	format := b.java("kafka.tools.StorageTool", "format", "--ignore-formatted",
-		"-t", clusterID, "-c", filepath.Join(b.dir, "server.properties"))
+	format := b.java(append([]string{"kafka.tools.StorageTool", "format", "--ignore-formatted",
+		"-t", clusterID, "-c", filepath.Join(b.dir, "server.properties")}, extra...)...)
 	if out, err := format.CombinedOutput(); err != nil {
 		t.Fatalf("format Kafka storage: %v\n%s", err, out)
 	}
-	t.Cleanup(b.kill)
-	b.start()
-	return b
 }
 
 func (b *privateBroker) java(args ...string) *exec.Cmd {
@@ -130,11 +139,10 @@ func (b *privateBroker) start() {
 	}
 	b.exited = make(chan struct{})
 	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); log.Close(); close(done) }(b.cmd, b.exited)
-	client := &kafka.Client{Addr: kafka.TCP(b.addr), Timeout: 2 * time.Second}
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		md, err := client.Metadata(ctx, &kafka.MetadataRequest{})
+		md, err := b.client.Metadata(ctx, &kafka.MetadataRequest{})
 		cancel()
 		if err == nil && len(md.Brokers) > 0 {
 			return

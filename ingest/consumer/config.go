@@ -18,6 +18,18 @@
 // hash resolves as soon as any host reports that package set in full.
 // Dead-lettering such heartbeats would need a store lookup per heartbeat and
 // would lose liveness data, for no gain in correctness.
+//
+// A failed insert is classified (classify.go). Temporary failures (the
+// network, a server restarting, too many parts) are retried with backoff
+// for as long as they last, committing nothing meanwhile. Permanent ones
+// (rows the table refuses) are traced to the messages at fault, which go
+// to the DLQ with reason store_rejected; the rest of the batch is inserted
+// and committed, so one bad message never stalls its partition. A refused
+// package set takes every full scan of that set with it (they would store
+// the same refused rows), including those batched just behind the one
+// that carried it; a message that meets the set again carries it again.
+// Dead-letter writes happen before the commit, so a crash in between only
+// writes some DLQ records twice.
 package consumer
 
 import (
@@ -28,6 +40,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/patchgrid/patchgrid/schemas/kafkaconn"
 )
 
 // Default topic and group names.
@@ -41,6 +55,10 @@ const (
 type Config struct {
 	// Brokers are the bootstrap brokers, host:port. Required.
 	Brokers []string
+	// Kafka secures the connections to the brokers (TLS, SASL) for the
+	// group reader, the dead-letter writer and the admin requests alike.
+	// The zero value is plaintext.
+	Kafka kafkaconn.Config
 	// Topic holds the scan messages. Default "patchgrid.scans".
 	Topic string
 	// DLQTopic receives messages that cannot be loaded, with the reason in
@@ -101,6 +119,13 @@ type Config struct {
 	// RetryBackoffMax caps the backoff between retries of a failed insert,
 	// dead-letter write or commit. Default 10s.
 	RetryBackoffMax time.Duration
+	// UnclassifiedAttempts is how often an insert failing with an error
+	// the consumer cannot classify is tried before it is handled as
+	// permanent (its messages traced and dead-lettered). Temporary errors
+	// (network, restart, too many parts) are retried without limit;
+	// permanent ones (a value or column the table refuses) are not
+	// retried. Default 5 (about 1.5 s of backoff).
+	UnclassifiedAttempts int
 	// ProgressInterval is how often progress (messages/s, lag) is logged.
 	// Default 10s; negative disables.
 	ProgressInterval time.Duration
@@ -148,6 +173,12 @@ func (c Config) Validate() error {
 	}
 	if c.KnownHashes < 1 {
 		errs = append(errs, fmt.Errorf("known hashes %d < 1", c.KnownHashes))
+	}
+	if c.UnclassifiedAttempts < 1 {
+		errs = append(errs, fmt.Errorf("unclassified attempts %d < 1", c.UnclassifiedAttempts))
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.MaxWait <= 0 || c.RetryBackoffMax <= 0 || c.ShutdownTimeout <= 0 || c.SessionTimeout <= 0 || c.RebalanceTimeout <= 0 {
 		errs = append(errs, errors.New("timeouts and backoff must be > 0"))
@@ -200,6 +231,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryBackoffMax == 0 {
 		c.RetryBackoffMax = 10 * time.Second
+	}
+	if c.UnclassifiedAttempts == 0 {
+		c.UnclassifiedAttempts = 5
 	}
 	if c.ProgressInterval == 0 {
 		c.ProgressInterval = 10 * time.Second

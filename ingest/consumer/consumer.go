@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -25,6 +26,11 @@ const (
 	HeaderOffset    = "patchgrid-dlq-offset"    // decimal
 	HeaderGroup     = "patchgrid-dlq-group"
 )
+
+// ReasonStoreRejected is the dead-letter reason of a message that decoded
+// but whose rows the store refused for good (a value a column cannot hold,
+// a column the table lost): HeaderError carries the store's error.
+const ReasonStoreRejected = "store_rejected"
 
 // drainCheckEvery spaces the group-offset requests of drain mode.
 const drainCheckEvery = 300 * time.Millisecond
@@ -52,6 +58,9 @@ type consumer struct {
 	st     store.Store
 	reader *kafka.Reader
 	dlq    *kafka.Writer
+	client *kafka.Client // drain checks and re-fetching rejected messages
+	dec    inventory.Decoder
+	rows   *rowBuilder // the loop's, for redecode
 	m      *consumerMetrics
 	hashes *hashSet
 	stats  Stats
@@ -71,6 +80,9 @@ type consumer struct {
 // batch is what has been fetched since the last commit.
 type batch struct {
 	msgs      []kafka.Message // every fetched message, dead-lettered ones too; positions only
+	spans     []span          // per message: its rows
+	rejected  []int           // messages the store refused, dead-lettered by the inserter
+	lostSets  []string        // package sets whose rows the store refused
 	scans     [][]any
 	packages  [][]any
 	newHashes []string // package sets inserted by this batch
@@ -79,11 +91,26 @@ type batch struct {
 	badKeys   int
 }
 
+// span is which rows of a batch one message contributed.
+type span struct {
+	scan         int    // index into scans; -1: none (dead-lettered at decode)
+	pkgLo, pkgHi int    // package rows [pkgLo, pkgHi), when it carried its package set's
+	hash         string // a full scan's inventory hash; "" for heartbeats
+	// orphan: a full scan relying on a set that the previous batch
+	// carried and had refused (see finish); dead-lettered with it.
+	orphan bool
+}
+
 func (b *batch) rows() int { return len(b.scans) + len(b.packages) }
 
 func (b *batch) reset() {
 	clear(b.msgs)
 	b.msgs = b.msgs[:0]
+	clear(b.spans)
+	b.spans = b.spans[:0]
+	b.rejected = b.rejected[:0]
+	clear(b.lostSets)
+	b.lostSets = b.lostSets[:0]
 	clear(b.scans)
 	b.scans = b.scans[:0]
 	clear(b.packages)
@@ -95,9 +122,10 @@ func (b *batch) reset() {
 
 // flushResult is the inserter's answer for one batch.
 type flushResult struct {
-	b       *batch
-	err     error
-	elapsed time.Duration
+	b                     *batch
+	err                   error
+	elapsed               time.Duration
+	scanRows, packageRows int // inserted: the batch's, less the rejected messages'
 }
 
 // Run consumes cfg.Topic as a member of cfg.GroupID and loads every scan
@@ -116,11 +144,17 @@ func Run(ctx context.Context, cfg Config, st store.Store) (Stats, error) {
 	}
 	cfg = cfg.withDefaults()
 	log := cfg.Logger.With("component", "ingest", "topic", cfg.Topic, "group", cfg.GroupID)
+	conn, err := cfg.Kafka.Open()
+	if err != nil {
+		return Stats{}, fmt.Errorf("ingest: %w", err)
+	}
+	transport := conn.Transport("patchgrid-ingest")
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport}
 
 	var drainTo map[int]int64
 	if cfg.Drain {
-		var err error
-		if drainTo, err = highWaterMarks(ctx, cfg.Brokers, cfg.Topic); err != nil {
+		if drainTo, err = highWaterMarks(ctx, client, cfg.Topic); err != nil {
 			return Stats{}, err
 		}
 		log.Info("draining", "high_water_marks", drainTo)
@@ -128,11 +162,13 @@ func Run(ctx context.Context, cfg Config, st store.Store) (Stats, error) {
 
 	kafkaLog := log.With("source", "kafka-go")
 	c := &consumer{
-		cfg: cfg,
-		log: log,
-		st:  st,
+		cfg:    cfg,
+		log:    log,
+		st:     st,
+		client: client,
 		reader: kafka.NewReader(kafka.ReaderConfig{
 			Brokers:          cfg.Brokers,
+			Dialer:           conn.Dialer("patchgrid-ingest"),
 			GroupID:          cfg.GroupID,
 			Topic:            cfg.Topic,
 			MinBytes:         1,
@@ -143,7 +179,7 @@ func Run(ctx context.Context, cfg Config, st store.Store) (Stats, error) {
 			SessionTimeout:   cfg.SessionTimeout,
 			RebalanceTimeout: cfg.RebalanceTimeout,
 			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-				kafkaLog.Warn(fmt.Sprintf(msg, args...))
+				kafkaLog.Log(ctx, kafkaErrorLevel(args), fmt.Sprintf(msg, args...))
 			}),
 		}),
 		dlq: &kafka.Writer{
@@ -152,6 +188,7 @@ func Run(ctx context.Context, cfg Config, st store.Store) (Stats, error) {
 			Balancer:     &kafka.Hash{},
 			RequiredAcks: kafka.RequireAll,
 			BatchTimeout: 5 * time.Millisecond,
+			Transport:    transport,
 		},
 		m:        newConsumerMetrics(cfg.Metrics),
 		hashes:   newHashSet(cfg.KnownHashes),
@@ -173,7 +210,7 @@ func Run(ctx context.Context, cfg Config, st store.Store) (Stats, error) {
 		defer insWG.Done()
 		c.inserter(insCtx, ctx)
 	}()
-	err := c.loop(ctx, drainTo)
+	err = c.loop(ctx, drainTo)
 	close(c.toInsert)
 	stopIns()
 	insWG.Wait()
@@ -287,7 +324,7 @@ func (c *consumer) loop(ctx context.Context, drainTo map[int]int64) error {
 			return false
 		}
 		lastDrainCheck = now
-		done, err := drained(ctx, c.cfg.Brokers, c.cfg.GroupID, c.cfg.Topic, drainTo)
+		done, err := drained(ctx, c.client, c.cfg.GroupID, c.cfg.Topic, drainTo)
 		if err != nil {
 			// Usual while the group's coordinator is still loading.
 			c.log.Debug("checking drain progress", "err", err)
@@ -413,24 +450,40 @@ func (c *consumer) add(ctx context.Context, j *job) error {
 	// Only the position is needed to commit: the value, often a package
 	// list the batch will not insert, is not kept.
 	b.msgs = append(b.msgs, kafka.Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset})
+	b.spans = append(b.spans, span{scan: -1})
 	if err != nil {
 		return nil
 	}
 
 	s := j.res.Scan
+	sp := &b.spans[len(b.spans)-1]
+	sp.scan, sp.pkgLo, sp.pkgHi = len(b.scans), len(b.packages), len(b.packages)
 	b.scans = append(b.scans, scanRow(s, j.res.PackageCount, uint16(j.res.Version), c.cfg.Now()))
 	b.bytes += scanRowBytes(s)
 	if s.Heartbeat {
 		return nil
 	}
-	// A decoder skipped the packages only for a set that was stored or
-	// pending then; Claim also catches sets that became pending since.
-	if j.res.PackagesSkipped || !c.hashes.Claim(s.InventoryHash) {
+	sp.hash = s.InventoryHash
+	// Claim catches sets that became pending since the decoder looked.
+	claimed := c.hashes.Claim(s.InventoryHash)
+	if claimed && j.res.PackagesSkipped {
+		// The set was stored or pending when decoded and is neither now:
+		// the batch that held it had it refused (see settle), or the LRU
+		// forgot it. Decode again so this message carries the rows (in
+		// the second case a redundant insert).
+		if err := c.redecode(j); err != nil {
+			c.hashes.Release([]string{s.InventoryHash})
+			c.log.Warn("package set not decodable; scan stored without it", "host_id", s.HostID, "scan_id", s.ScanID, "err", err)
+			claimed = false
+		}
+	}
+	if !claimed {
 		c.stats.SkippedPackageSets++
 		c.m.skippedSets.Inc()
 		return nil
 	}
 	b.packages = append(b.packages, j.pkgRows...)
+	sp.pkgHi = len(b.packages)
 	b.bytes += j.pkgBytes
 	b.newHashes = append(b.newHashes, s.InventoryHash)
 	if j.badKeys > 0 {
@@ -441,9 +494,34 @@ func (c *consumer) add(ctx context.Context, j *job) error {
 	return nil
 }
 
-// deadLetter writes m to the DLQ topic, retrying until it succeeds or ctx
-// ends: the message is committed with its batch, so it must not be lost.
+// redecode decodes j's message again with its packages, building their
+// rows (in the loop: rare, see add).
+func (c *consumer) redecode(j *job) error {
+	if c.rows == nil {
+		c.rows = newRowBuilder()
+	}
+	s, err := c.dec.Decode(j.m.Value)
+	if err != nil {
+		return err
+	}
+	j.pkgRows, j.badKeys = c.rows.packageRows(make([][]any, 0, len(s.Packages)), s)
+	j.pkgBytes = packageRowBytes(s)
+	return nil
+}
+
+// deadLetter writes m to the DLQ topic and counts it.
 func (c *consumer) deadLetter(ctx context.Context, m kafka.Message, reason string, cause error) error {
+	if err := c.writeDLQ(ctx, m, reason, cause); err != nil {
+		return err
+	}
+	c.stats.DeadLettered++
+	return nil
+}
+
+// writeDLQ writes m to the DLQ topic, retrying until it succeeds or ctx
+// ends: the message is committed with its batch, so it must not be lost.
+// It is safe for concurrent use (the loop and the inserter both call it).
+func (c *consumer) writeDLQ(ctx context.Context, m kafka.Message, reason string, cause error) error {
 	c.log.Warn("dead-lettering message", "partition", m.Partition, "offset", m.Offset, "reason", reason, "err", cause)
 	rec := kafka.Message{
 		Key:   m.Key,
@@ -463,7 +541,6 @@ func (c *consumer) deadLetter(ctx context.Context, m kafka.Message, reason strin
 	if err != nil {
 		return err
 	}
-	c.stats.DeadLettered++
 	c.m.deadLettered(reason).Inc()
 	return nil
 }
@@ -508,18 +585,36 @@ func (c *consumer) finish(r flushResult) error {
 	if r.err != nil {
 		return r.err
 	}
+	if len(b.rejected) > 0 {
+		// A refused package set is not stored: the next message that
+		// carries it tries again.
+		lost := make(map[string]bool, len(b.lostSets))
+		for _, h := range b.lostSets {
+			lost[h] = true
+		}
+		b.newHashes = slices.DeleteFunc(b.newHashes, func(h string) bool { return lost[h] })
+		c.hashes.Release(b.lostSets)
+		// Full scans already batched behind this one skipped the set
+		// while it was pending: they share its fate.
+		for i := range c.batch.spans {
+			if sp := &c.batch.spans[i]; sp.hash != "" && sp.pkgHi == sp.pkgLo && lost[sp.hash] {
+				sp.orphan = true
+			}
+		}
+		c.stats.DeadLettered += int64(len(b.rejected))
+	}
 	c.hashes.Stored(b.newHashes)
 	c.m.batchSeconds.Update(r.elapsed.Seconds())
 	c.m.batches.Inc()
-	c.m.scanRows.Add(len(b.scans))
-	c.m.packageRows.Add(len(b.packages))
+	c.m.scanRows.Add(r.scanRows)
+	c.m.packageRows.Add(r.packageRows)
 	c.m.badKeys.Add(b.badKeys)
 	c.stats.Batches++
-	c.stats.ScanRows += int64(len(b.scans))
-	c.stats.PackageRows += int64(len(b.packages))
+	c.stats.ScanRows += int64(r.scanRows)
+	c.stats.PackageRows += int64(r.packageRows)
 	c.stats.VersionKeyErrors += int64(b.badKeys)
-	c.log.Debug("batch loaded", "messages", len(b.msgs), "scan_rows", len(b.scans), "package_rows", len(b.packages),
-		"seconds", r.elapsed.Seconds())
+	c.log.Debug("batch loaded", "messages", len(b.msgs), "scan_rows", r.scanRows, "package_rows", r.packageRows,
+		"rejected", len(b.rejected), "seconds", r.elapsed.Seconds())
 	b.reset()
 	return nil
 }
@@ -539,25 +634,51 @@ func (c *consumer) inserter(ctx, runCtx context.Context) {
 		err := c.flush(bctx, b)
 		stop()
 		cancel()
-		c.inserted <- flushResult{b: b, err: err, elapsed: time.Since(start)}
+		r := flushResult{b: b, err: err, elapsed: time.Since(start), scanRows: len(b.scans), packageRows: len(b.packages)}
+		for _, i := range b.rejected {
+			r.scanRows--
+			// Rows of a refused set are not stored; a refused scan's
+			// package rows went in before it (insertRows).
+			if sp := b.spans[i]; sp.pkgHi > sp.pkgLo && slices.Contains(b.lostSets, sp.hash) {
+				r.packageRows -= sp.pkgHi - sp.pkgLo
+			}
+		}
+		c.inserted <- r
 	}
 }
 
 // flush inserts the batch, then commits its messages. Package rows go in
 // before the scans that reference them, so a scan row is never visible
-// without its package set.
+// without its package set. Rows the store refuses for good are traced back
+// to their messages (see settle), which are dead-lettered; the rest go in
+// and the whole batch is committed, so a bad message never stalls its
+// partition.
 func (c *consumer) flush(ctx context.Context, b *batch) error {
-	if len(b.packages) > 0 {
-		if err := c.retry(ctx, "insert "+packagesTable, 0, func(ctx context.Context) error {
-			return c.st.Insert(ctx, packagesTable, packageColumns, b.packages)
-		}); err != nil {
-			return err
+	var loaded []int
+	orphans := false
+	for i, sp := range b.spans {
+		switch {
+		case sp.orphan:
+			orphans = true
+			cause := fmt.Errorf("package set %s was refused by the store with the message that carried it", sp.hash)
+			if err := c.reject(ctx, b, i, cause); err != nil {
+				return err
+			}
+		case sp.scan >= 0:
+			loaded = append(loaded, i)
 		}
 	}
-	if len(b.scans) > 0 {
-		if err := c.retry(ctx, "insert "+scansTable, 0, func(ctx context.Context) error {
-			return c.st.Insert(ctx, scansTable, scanColumns, b.scans)
-		}); err != nil {
+	packages, scans := b.packages, b.scans
+	if orphans {
+		packages, scans = rowsOf(b, loaded)
+	}
+	err := c.insertRows(ctx, packages, scans, c.cfg.UnclassifiedAttempts)
+	if err != nil {
+		var ie *insertError
+		if !errors.As(err, &ie) {
+			return err // ctx ended
+		}
+		if err := c.settle(ctx, b, loaded, ie); err != nil {
 			return err
 		}
 	}
@@ -572,6 +693,270 @@ func (c *consumer) flush(ctx context.Context, b *batch) error {
 		c.log.Warn("commit failed; messages will be redelivered", "messages", len(b.msgs), "err", err)
 	}
 	return nil
+}
+
+// insertError is an insert that retrying will not fix: a permanent error,
+// or an unclassified one that kept failing.
+type insertError struct {
+	table string
+	class errClass
+	scope errScope
+	err   error
+}
+
+func (e *insertError) Error() string {
+	return fmt.Sprintf("insert %s (%s error): %v", e.table, e.class, e.err)
+}
+
+func (e *insertError) Unwrap() error { return e.err }
+
+// insertRows inserts package rows, then scan rows, retrying temporary
+// errors with backoff until ctx ends, and unclassified ones up to
+// unknownAttempts times. It returns ctx's error or an *insertError.
+func (c *consumer) insertRows(ctx context.Context, packages, scans [][]any, unknownAttempts int) error {
+	backoff := 100 * time.Millisecond
+	unknown := 0
+	for n := 1; ; n++ {
+		table, err := packagesTable, error(nil)
+		if len(packages) > 0 {
+			err = c.st.Insert(ctx, packagesTable, packageColumns, packages)
+			if err == nil {
+				packages = nil // stored: a retry of the scans does not repeat them
+			}
+		}
+		if err == nil && len(scans) > 0 {
+			table, err = scansTable, c.st.Insert(ctx, scansTable, scanColumns, scans)
+		}
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("insert %s: %w", table, ctx.Err())
+		}
+		class, scope := classify(err)
+		c.m.insertErrors(class).Inc()
+		if class == classUnknown {
+			unknown++
+		}
+		if class == classPermanent || (class == classUnknown && unknown >= unknownAttempts) {
+			return &insertError{table: table, class: class, scope: scope, err: err}
+		}
+		c.m.retries.Inc()
+		c.log.Warn("insert failed; retrying", "table", table, "class", class, "attempt", n, "backoff", backoff, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return fmt.Errorf("insert %s: %w", table, ctx.Err())
+		}
+		backoff = min(2*backoff, c.cfg.RetryBackoffMax)
+	}
+}
+
+// rowsOf returns the rows of the messages idx, in order.
+func rowsOf(b *batch, idx []int) (packages, scans [][]any) {
+	for _, i := range idx {
+		sp := b.spans[i]
+		packages = append(packages, b.packages[sp.pkgLo:sp.pkgHi]...)
+		scans = append(scans, b.scans[sp.scan])
+	}
+	return packages, scans
+}
+
+// rowOwner is the message among idx whose rows, laid out as rowsOf lays
+// them out, hold row of table; -1 when none does.
+func rowOwner(b *batch, idx []int, table string, row int) int {
+	if row < 0 {
+		return -1
+	}
+	for _, i := range idx {
+		n := 1 // one scan row per message
+		if sp := b.spans[i]; table == packagesTable {
+			n = sp.pkgHi - sp.pkgLo
+		}
+		if row < n {
+			return i
+		}
+		row -= n
+	}
+	return -1
+}
+
+// settle finds the messages among idx whose rows failed with ie,
+// dead-letters them, and inserts the rows of the others. A row error names
+// its row; a statement error (a column the table lacks) condemns every
+// message with rows in that table; anything else is bisected, so k bad
+// messages among n cost about 2k·log2(n) inserts. An unclassified error
+// has already persisted when settle starts, so its inserts try such an
+// error once rather than cfg.UnclassifiedAttempts times.
+//
+// Messages of one package set move together: in a batch, only the first
+// full scan with a set carries its rows, and the others rely on them. When
+// the set's rows are refused, all its full scans are dead-lettered (their
+// sets are the same rows); heartbeats, which only say that the host is
+// alive, are loaded. When a scan row is refused, the package rows were
+// stored before it (insertRows), so only that message goes.
+func (c *consumer) settle(ctx context.Context, b *batch, idx []int, ie *insertError) error {
+	for {
+		var culprits []int
+		var re *store.RowError
+		owner := -1
+		if ie.scope == scopeRow && errors.As(ie, &re) {
+			owner = rowOwner(b, idx, ie.table, re.Row)
+		}
+		switch {
+		case owner >= 0:
+			culprits = []int{owner}
+		case ie.scope == scopeStatement:
+			for _, i := range idx {
+				if ie.table == scansTable || b.spans[i].pkgHi > b.spans[i].pkgLo {
+					culprits = append(culprits, i)
+				}
+			}
+		default:
+			units := packageSetUnits(b, idx)
+			if len(units) == 1 && ie.table == scansTable {
+				// The set's rows are stored: its scans stand alone.
+				units = units[:0]
+				for _, i := range idx {
+					units = append(units, []int{i})
+				}
+			}
+			if len(units) > 1 {
+				half := len(units) / 2
+				for _, part := range [][][]int{units[:half], units[half:]} {
+					sub := slices.Concat(part...)
+					p, s := rowsOf(b, sub)
+					err := c.insertRows(ctx, p, s, 1)
+					var pie *insertError
+					if errors.As(err, &pie) {
+						err = c.settle(ctx, b, sub, pie)
+					}
+					if err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			culprits = units[0]
+		}
+		// Sets, not slices: a statement error condemns a whole batch.
+		bad := make(map[int]bool, len(culprits))
+		lost := make(map[string]bool, len(b.lostSets))
+		for _, h := range b.lostSets {
+			lost[h] = true
+		}
+		for _, i := range culprits {
+			bad[i] = true
+			if h := b.spans[i].hash; ie.table == packagesTable && h != "" && !lost[h] {
+				lost[h] = true
+				b.lostSets = append(b.lostSets, h)
+			}
+		}
+		var rest []int
+		for _, i := range idx {
+			if h := b.spans[i].hash; bad[i] || (h != "" && lost[h]) {
+				if err := c.reject(ctx, b, i, ie); err != nil {
+					return err
+				}
+				continue
+			}
+			rest = append(rest, i)
+		}
+		idx = rest
+		if len(idx) == 0 {
+			return nil
+		}
+		p, s := rowsOf(b, idx)
+		err := c.insertRows(ctx, p, s, 1)
+		if err == nil {
+			return nil
+		}
+		if !errors.As(err, &ie) {
+			return err
+		}
+	}
+}
+
+// packageSetUnits groups idx for bisection: the full scans of one package
+// set together (in a batch only the first carries the set's rows),
+// everything else alone.
+func packageSetUnits(b *batch, idx []int) [][]int {
+	var units [][]int
+	bySet := map[string]int{}
+	for _, i := range idx {
+		h := b.spans[i].hash
+		if u, ok := bySet[h]; ok && h != "" {
+			units[u] = append(units[u], i)
+			continue
+		}
+		if h != "" {
+			bySet[h] = len(units)
+		}
+		units = append(units, []int{i})
+	}
+	return units
+}
+
+// reject dead-letters message i of b, whose rows the store refused. The
+// batch keeps positions only, so the message is fetched again by its offset
+// (a rare path; holding every value would multiply a batch's memory).
+func (c *consumer) reject(ctx context.Context, b *batch, i int, cause error) error {
+	pos := b.msgs[i]
+	var m kafka.Message
+	err := c.retry(ctx, "re-fetch rejected message", 0, func(ctx context.Context) error {
+		var err error
+		m, err = c.refetch(ctx, pos)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := c.writeDLQ(ctx, m, ReasonStoreRejected, cause); err != nil {
+		return err
+	}
+	b.rejected = append(b.rejected, i)
+	return nil
+}
+
+// refetch reads the message at pos's topic, partition and offset.
+func (c *consumer) refetch(ctx context.Context, pos kafka.Message) (kafka.Message, error) {
+	res, err := c.client.Fetch(ctx, &kafka.FetchRequest{
+		Topic: pos.Topic, Partition: pos.Partition, Offset: pos.Offset, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: time.Second,
+	})
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("fetch %s/%d@%d: %w", pos.Topic, pos.Partition, pos.Offset, err)
+	}
+	if res.Error != nil {
+		return kafka.Message{}, fmt.Errorf("fetch %s/%d@%d: %w", pos.Topic, pos.Partition, pos.Offset, res.Error)
+	}
+	for {
+		r, err := res.Records.ReadRecord()
+		if err != nil {
+			return kafka.Message{}, fmt.Errorf("fetch %s/%d@%d: message not in the response: %w", pos.Topic, pos.Partition, pos.Offset, err)
+		}
+		if r.Offset < pos.Offset {
+			continue // a compressed record batch starts before the offset asked for
+		}
+		m := kafka.Message{Topic: pos.Topic, Partition: pos.Partition, Offset: r.Offset, Time: r.Time}
+		for _, h := range r.Headers {
+			m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
+		}
+		if m.Key, err = readBytes(r.Key); err == nil {
+			m.Value, err = readBytes(r.Value)
+		}
+		if err != nil {
+			return kafka.Message{}, fmt.Errorf("fetch %s/%d@%d: %w", pos.Topic, pos.Partition, pos.Offset, err)
+		}
+		return m, nil
+	}
+}
+
+func readBytes(b kafka.Bytes) ([]byte, error) {
+	if b == nil {
+		return nil, nil
+	}
+	defer b.Close()
+	return io.ReadAll(b)
 }
 
 // retry calls f until it succeeds, ctx ends, or (attempts > 0) it failed

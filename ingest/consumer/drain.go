@@ -10,8 +10,7 @@ import (
 
 // highWaterMarks returns, per partition of topic, the offset one past its
 // last message, for partitions that hold any message.
-func highWaterMarks(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+func highWaterMarks(ctx context.Context, client *kafka.Client, topic string) (map[int]int64, error) {
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata of topic %s: %w", topic, err)
@@ -44,7 +43,7 @@ func highWaterMarks(ctx context.Context, brokers []string, topic string) (map[in
 // drained reports whether group has committed every partition of topic up
 // to the offsets in hwm. It asks the broker rather than trusting this
 // instance's own commits, because other instances own other partitions.
-func drained(ctx context.Context, brokers []string, group, topic string, hwm map[int]int64) (bool, error) {
+func drained(ctx context.Context, client *kafka.Client, group, topic string, hwm map[int]int64) (bool, error) {
 	if len(hwm) == 0 {
 		return true, nil
 	}
@@ -52,7 +51,6 @@ func drained(ctx context.Context, brokers []string, group, topic string, hwm map
 	for p := range hwm {
 		parts = append(parts, p)
 	}
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
 	res, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
 	if err != nil {
 		return false, fmt.Errorf("committed offsets of group %s: %w", group, err)

@@ -89,6 +89,16 @@ func (s *hashSet) Stored(hashes []string) {
 	}
 }
 
+// Release drops hashes from pending without storing them: their batch
+// failed to insert their packages, so a later message must.
+func (s *hashSet) Release(hashes []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, h := range hashes {
+		delete(s.pending, h)
+	}
+}
+
 // Len is the number of known hashes.
 func (s *hashSet) Len() int {
 	s.mu.Lock()

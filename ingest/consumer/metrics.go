@@ -43,6 +43,12 @@ func newConsumerMetrics(set *metrics.Set) *consumerMetrics {
 	return m
 }
 
+// insertErrors counts failed inserts by class: temporary (retried),
+// permanent (dead-lettered) and unclassified (retried, then dead-lettered).
+func (m *consumerMetrics) insertErrors(class errClass) *metrics.Counter {
+	return m.set.GetOrCreateCounter(fmt.Sprintf(`patchgrid_ingest_insert_errors_total{class=%q}`, class))
+}
+
 func (m *consumerMetrics) deadLettered(reason string) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(`patchgrid_ingest_dead_lettered_total{reason=%q}`, reason))
 }

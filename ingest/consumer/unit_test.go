@@ -9,6 +9,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/patchgrid/patchgrid/schemas/inventory"
+	"github.com/patchgrid/patchgrid/schemas/kafkaconn"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -26,6 +27,8 @@ func TestConfigValidate(t *testing.T) {
 		{"small batches get an eager size", Config{Brokers: []string{"b:1"}, BatchRows: 3}, true},
 		{"eager rows over batch rows", Config{Brokers: []string{"b:1"}, BatchRows: 10, EagerRows: 11}, false},
 		{"negative decode workers", Config{Brokers: []string{"b:1"}, DecodeWorkers: -1}, false},
+		{"negative unclassified attempts", Config{Brokers: []string{"b:1"}, UnclassifiedAttempts: -1}, false},
+		{"SASL PLAIN without TLS", Config{Brokers: []string{"b:1"}, Kafka: kafkaconn.Config{SASL: kafkaconn.SASL{Mechanism: "PLAIN", Username: "u", Password: "p"}}}, false},
 	} {
 		if err := tc.cfg.Validate(); (err == nil) != tc.ok {
 			t.Errorf("%s: Validate() = %v", tc.name, err)

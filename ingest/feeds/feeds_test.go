@@ -1,6 +1,8 @@
 package feeds
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,7 +10,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -362,7 +366,7 @@ func TestFetch(t *testing.T) {
 	if _, _, err := f.Fetch(ctx, "ftp://x/y"); err == nil {
 		t.Error("ftp accepted")
 	}
-	if u := OnlineURLs([]string{"Rocky Linux"}); u[0] != "https://osv-vulnerabilities.storage.googleapis.com/Rocky%20Linux/all.zip" || len(u) != 3 {
+	if u := OnlineURLs([]string{"Rocky Linux"}); u[0] != "https://osv-vulnerabilities.storage.googleapis.com/Rocky%20Linux/all.zip" || len(u) != 5 {
 		t.Errorf("%v", u)
 	}
 }
@@ -414,4 +418,85 @@ func BenchmarkLoadCorpusCHDB(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(records)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// TestOnlineRatingSources serves the two rating sources of --online (the
+// Debian tracker JSON and the cvelistV5 zip) from a local server under the
+// official URLs' paths, fetches them and loads them: the tracker's urgency
+// and the CVE records' CVSS land in advisories; the cvelistV5 files that are
+// not CVE records (change logs, workflows, README) are not feed data.
+func TestOnlineRatingSources(t *testing.T) {
+	data := testenv.SharedData(t)
+	tracker, err := os.ReadFile(filepath.Join(data, "advisories", "debian-tracker", "vunnel-fixture-debian-tracker-excerpt.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A cvelistV5-main.zip with one real record in the repository's layout.
+	zr, err := zip.OpenReader(filepath.Join(data, "advisories", "cve-json5-vulnrichment-debian12-overlap.zip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range zr.File {
+		if path.Base(f.Name) != "CVE-2023-38545.json" {
+			continue
+		}
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := zw.Create("cvelistV5-main/cves/2023/38xxx/CVE-2023-38545.json")
+		if _, err := io.Copy(w, rc); err != nil {
+			t.Fatal(err)
+		}
+		rc.Close()
+	}
+	for name, body := range map[string]string{
+		"cvelistV5-main/cves/delta.json":              `{"fetchTime":"2026-12-03T00:00:00Z","numberOfChanges":0,"new":[],"updated":[]}`,
+		"cvelistV5-main/.github/workflows/update.yml": "on: push\n",
+		"cvelistV5-main/README.md":                    "# cvelistV5\n",
+	} {
+		w, _ := zw.Create(name)
+		io.WriteString(w, body)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	trackerURL, _ := url.Parse(DebianTrackerURL)
+	cveURL, _ := url.Parse(CVEListV5URL)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case trackerURL.Path:
+			w.Write(tracker)
+		case cveURL.Path:
+			w.Write(buf.Bytes())
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	st := testenv.CHDBStore(t)
+	ctx := context.Background()
+	if _, err := schemas.Migrate(ctx, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	f := &Fetcher{Client: srv.Client(), CacheDir: t.TempDir()}
+	l := &Loader{Store: st, Lookup: feedtest.Lookup, Log: slog.New(slog.DiscardHandler)}
+	for _, u := range []*url.URL{trackerURL, cveURL} {
+		p, _, err := f.Fetch(ctx, srv.URL+u.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Load(ctx, p); err != nil {
+			t.Fatalf("load %s: %v", u, err)
+		}
+	}
+	if got := query[string](t, st, "SELECT concat(severity, ' ', toString(cvss_score)) FROM advisories FINAL WHERE source = 'cve'"); len(got) != 1 || got[0] != "high 8.8" {
+		t.Errorf("cvelistV5 records: %v", got)
+	}
+	if n := query[uint64](t, st, "SELECT count() FROM advisories FINAL WHERE source = 'debian-tracker' AND severity != 'unknown'"); len(n) != 1 || n[0] == 0 {
+		t.Errorf("tracker records with an urgency: %v", n)
+	}
 }

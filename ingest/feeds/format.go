@@ -11,6 +11,7 @@ import (
 
 	"github.com/patchgrid/patchgrid/ingest/feeds/alpine"
 	"github.com/patchgrid/patchgrid/ingest/feeds/csaf"
+	"github.com/patchgrid/patchgrid/ingest/feeds/cve5"
 	"github.com/patchgrid/patchgrid/ingest/feeds/debian"
 	"github.com/patchgrid/patchgrid/ingest/feeds/epss"
 	"github.com/patchgrid/patchgrid/ingest/feeds/feed"
@@ -29,6 +30,7 @@ const (
 	FormatDebianList    Format = "debian-list"
 	FormatDebianTracker Format = "debian-tracker-json"
 	FormatCSAF          Format = "csaf"
+	FormatCVE5          Format = "cve-json5"
 	FormatNodeWG        Format = "nodejs-wg"
 	FormatKEV           Format = "kev"
 	FormatEPSS          Format = "epss"
@@ -45,7 +47,7 @@ const (
 var defaultSource = map[Format]string{
 	FormatOSVJSON: osv.Source, FormatOSVYAML: osv.Source, FormatAlpineSecDB: "alpine-secdb",
 	FormatDebianList: debian.Source, FormatDebianTracker: debian.Source, FormatCSAF: csaf.SourceAdvisory,
-	FormatNodeWG: nodewg.Source, FormatKEV: SourceKEV, FormatEPSS: SourceEPSS,
+	FormatNodeWG: nodewg.Source, FormatKEV: SourceKEV, FormatEPSS: SourceEPSS, FormatCVE5: cve5.Source,
 }
 
 // Rejection is a document the loader does not load, with the reason.
@@ -59,6 +61,10 @@ type Rejection struct {
 // READMEs, schemas): rejected, but not counted as skipped records.
 var errNotFeed = errors.New("not a feed document")
 
+// cveRecordRE is a CVE record's file name (lower case): the only documents
+// of a cvelistV5 archive that are feed data.
+var cveRecordRE = regexp.MustCompile(`^cve-\d{4}-\d+\.json$`)
+
 var debianListRE = regexp.MustCompile(`^\[\d{1,2} \w{3} \d{4}\] (DSA|DLA|DTSA)-`)
 
 // detect decides a document's format from its member path and content.
@@ -66,6 +72,8 @@ func detect(d document) (Format, error) {
 	base := strings.ToLower(path.Base(d.inner))
 	ext := path.Ext(base)
 	switch {
+	case strings.HasPrefix(d.inner, "cvelistV5-") && !cveRecordRE.MatchString(base):
+		return "", fmt.Errorf("%w: cvelistV5 file that is not a CVE record", errNotFeed)
 	case strings.HasPrefix(base, "license") || strings.HasPrefix(base, "readme") || strings.HasPrefix(base, "sha256sums"):
 		return "", fmt.Errorf("%w: licence or readme", errNotFeed)
 	case ext == ".md" || ext == ".tsv" || ext == ".txt" && !debianListRE.Match(d.data):
@@ -103,6 +111,8 @@ func detectJSON(data []byte) (Format, error) {
 		return FormatKEV, nil
 	case has("document") && has("product_tree"):
 		return FormatCSAF, nil
+	case has("dataType") && has("cveMetadata"):
+		return FormatCVE5, nil
 	case has("id") && (has("modified") || has("affected")):
 		return FormatOSVJSON, nil
 	case has("module_name") || has("vulnerable") && has("patched") || has("reason") && has("ref") && has("cve"):
@@ -162,6 +172,12 @@ func parseDocument(d document, emitEPSS func(epss.Score) error) (parsed, error) 
 		p.advisories, p.problems, err = debian.ParseTrackerJSON(d.data, d.name)
 	case FormatCSAF:
 		a, probs, err := csaf.Parse(d.data, d.name)
+		if err != nil {
+			return p, err
+		}
+		p.advisories, p.problems = []feed.Advisory{a}, probs
+	case FormatCVE5:
+		a, probs, err := cve5.Parse(d.data, d.name)
 		if err != nil {
 			return p, err
 		}

@@ -21,10 +21,10 @@ type DocumentResult struct {
 	NotFeed    bool           // rejected as no feed data (licence, README, schema)
 }
 
-// Inspect parses and keys every document under location and reports each
-// to fn. Only cancellation stops it.
+// Inspect parses and keys every document under location, under the
+// default Limits, and reports each to fn. Only cancellation stops it.
 func Inspect(ctx context.Context, location string, lookup feed.LookupFunc, fn func(DocumentResult)) error {
-	return walkLocation(ctx, location, func(d document) error {
+	return walkLocation(ctx, location, Limits{}, func(d document) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -25,6 +25,12 @@
 //	nodejs-wg               NSWG-ECO-<id> npm advisories
 //	kev, epss               the risk tables (feed_loads only)
 //
+// Feeds are outside input: every input is bounded before it is parsed
+// (Limits: document size, total decompressed size and compression ratio
+// per archive; schemas/yamlsafe for YAML), and an input refused whole
+// makes Load return a *RejectedError after the rest is loaded (see Load
+// and SECURITY.md).
+//
 // Online feeds (fetch.go): OSV per-ecosystem exports at
 // https://osv-vulnerabilities.storage.googleapis.com/<Ecosystem>/all.zip,
 // the KEV catalog at
@@ -40,12 +46,14 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/patchgrid/patchgrid/ingest/feeds/epss"
 	"github.com/patchgrid/patchgrid/ingest/feeds/feed"
 	"github.com/patchgrid/patchgrid/ingest/feeds/kev"
 	"github.com/patchgrid/patchgrid/schemas/store"
+	"github.com/patchgrid/patchgrid/schemas/yamlsafe"
 )
 
 // Loader writes feeds into a store. Zero values of optional fields are
@@ -61,6 +69,8 @@ type Loader struct {
 	ProgressEvery time.Duration
 	// Now gives load timestamps. Default time.Now.
 	Now func() time.Time
+	// Limits bound each input's size and decompression (see Limits).
+	Limits Limits
 }
 
 // Summary counts one load of one source from one location. When the load
@@ -106,6 +116,8 @@ type loadRun struct {
 	epssLoad map[string]epss.Score
 	records  uint64
 	lastLog  time.Time
+	// rejected are the inputs refused whole (see Load).
+	rejected []Rejection
 }
 
 func (l *Loader) defaults() {
@@ -124,9 +136,15 @@ func (l *Loader) defaults() {
 }
 
 // Load loads every document under location (a file, a directory or an
-// archive) and returns one summary per source it found. Malformed records
-// and documents are logged and counted; only store failures and
-// cancellation return an error, after writing feed_loads rows that carry it.
+// archive) and returns one summary per source it found. A malformed record
+// is logged, counted as skipped and the load goes on. An input refused
+// whole is logged and the load goes on too, but Load then returns a
+// *RejectedError listing them (after writing everything else): a file or
+// archive that cannot be read or is over Limits, a document over the YAML
+// limits, a document holding many records (secdb, Debian lists, KEV, EPSS)
+// that does not parse, and a location that is a single file yielding
+// nothing. Store failures and cancellation return that error instead,
+// after writing feed_loads rows that carry it.
 func (l *Loader) Load(ctx context.Context, location string) ([]Summary, error) {
 	l.defaults()
 	if l.Store == nil || l.Lookup == nil {
@@ -135,9 +153,10 @@ func (l *Loader) Load(ctx context.Context, location string) ([]Summary, error) {
 	r := &loadRun{l: l, loc: location, started: l.Now(), sources: map[string]*sourceState{}}
 	r.now = r.started.UTC().Truncate(time.Second)
 	r.lastLog = r.started
-	err := walkLocation(ctx, location, func(d document) error { return r.document(ctx, d) },
+	err := walkLocation(ctx, location, l.Limits, func(d document) error { return r.document(ctx, d) },
 		func(name string, err error) {
-			l.Log.Warn("feeds: unreadable input skipped", "file", name, "err", err)
+			l.Log.Warn("feeds: input rejected", "file", name, "reason", err)
+			r.rejected = append(r.rejected, Rejection{Name: name, Reason: err.Error()})
 		})
 	if err == nil {
 		err = r.flush(ctx)
@@ -148,7 +167,38 @@ func (l *Loader) Load(ctx context.Context, location string) ([]Summary, error) {
 	if err == nil {
 		err = r.writeEPSS(ctx)
 	}
-	return r.finish(ctx, err)
+	sums, err := r.finish(ctx, err)
+	if err == nil && len(r.rejected) > 0 {
+		err = &RejectedError{Location: location, Inputs: r.rejected}
+	}
+	return sums, err
+}
+
+// RejectedError lists the inputs of a load that were refused whole; the
+// rest of the location was loaded. Retrying does not help: the inputs must
+// be replaced.
+type RejectedError struct {
+	Location string
+	Inputs   []Rejection
+}
+
+func (e *RejectedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "feeds: %d input(s) of %s rejected", len(e.Inputs), e.Location)
+	for i, in := range e.Inputs {
+		if i == 3 {
+			fmt.Fprintf(&b, "; and %d more", len(e.Inputs)-i)
+			break
+		}
+		fmt.Fprintf(&b, "; %s: %s", in.Name, in.Reason)
+	}
+	return b.String()
+}
+
+// wholeFormats hold many records per document: such a document failing to
+// parse loses all of them, so it is a rejected input, not a skipped record.
+var wholeFormats = map[Format]bool{
+	FormatAlpineSecDB: true, FormatDebianList: true, FormatDebianTracker: true, FormatKEV: true, FormatEPSS: true,
 }
 
 func (r *loadRun) source(name string) *sourceState {
@@ -170,11 +220,22 @@ func (r *loadRun) document(ctx context.Context, d document) error {
 		r.l.Log.Warn("feeds: skipped input", "file", pr.File, "id", pr.ID, "reason", pr.Reason)
 	}
 	if err != nil {
-		if errors.Is(err, errNotFeed) {
+		// A location that is one plain file is the input itself.
+		single := d.name == r.loc
+		if errors.Is(err, errNotFeed) && !single {
 			r.l.Log.Debug("feeds: not a feed document", "file", d.name, "reason", err)
 			return nil
 		}
 		f, _ := detect(d)
+		if single || wholeFormats[f] || errors.Is(err, yamlsafe.ErrLimit) {
+			r.l.Log.Warn("feeds: input rejected", "file", d.name, "format", string(f), "reason", err)
+			r.rejected = append(r.rejected, Rejection{Name: d.name, Format: f, Reason: err.Error()})
+			if errors.Is(err, errNotFeed) {
+				return nil
+			}
+		} else {
+			r.l.Log.Warn("feeds: document skipped", "file", d.name, "format", string(f), "reason", err)
+		}
 		src := defaultSource[f]
 		if src == "" {
 			src = "unknown"
@@ -182,7 +243,6 @@ func (r *loadRun) document(ctx context.Context, d document) error {
 		s := r.source(src)
 		s.sum.Records++
 		s.sum.Skipped++
-		r.l.Log.Warn("feeds: document skipped", "file", d.name, "format", string(f), "reason", err)
 		return nil
 	}
 	if len(p.kev) > 0 {

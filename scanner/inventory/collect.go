@@ -50,7 +50,11 @@ type Config struct {
 	// Hostname overrides the host name (default: the kernel's for "/",
 	// <root>/etc/hostname otherwise).
 	Hostname string
-	Meta     schema.Meta
+	// OS, when set, is the OS release the packages come from, as `scan
+	// --os` takes it ("Debian:12", case-insensitive; osrelease.FromFlag). It
+	// wins over what the root's os-release or the SBOM's metadata say.
+	OS   string
+	Meta schema.Meta
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -81,17 +85,36 @@ func Collect(ctx context.Context, cfg Config) (*schema.Scan, error) {
 	s.ScanID = id
 
 	var (
-		pkgs   []schema.Package
-		osInfo schema.OS
+		pkgs    []schema.Package
+		osInfo  schema.OS
+		flagged *extract.Distro // from cfg.OS
 	)
+	if cfg.OS != "" {
+		fields, eco, err := osrelease.FromFlag(cfg.OS)
+		if err != nil {
+			return nil, fmt.Errorf("--os: %w", err)
+		}
+		flagged = &extract.Distro{ID: fields["ID"], VersionID: fields["VERSION_ID"], Ecosystem: eco}
+	}
 	if cfg.SBOM != "" {
-		res, err := readSBOM(ctx, cfg.SBOM, extract.Distro{})
+		d := extract.Distro{}
+		if flagged != nil {
+			d = *flagged
+		}
+		res, err := readSBOM(ctx, cfg.SBOM, d)
 		s.Warnings = append(s.Warnings, capWarnings(cfg.SBOM, res.Warnings)...)
 		if err != nil {
 			return nil, err
 		}
 		pkgs = res.Packages
-		osInfo = guessOS(pkgs, cfg.SBOM)
+		switch {
+		case flagged != nil:
+			osInfo = schema.OS{ID: flagged.ID, VersionID: flagged.VersionID, Ecosystem: flagged.Ecosystem}
+		case res.OS != nil && res.OS.Ecosystem != "":
+			osInfo = schema.OS{ID: res.OS.ID, VersionID: res.OS.VersionID, Ecosystem: res.OS.Ecosystem}
+		default:
+			osInfo = guessOS(pkgs, cfg.SBOM)
+		}
 		if cfg.HostID == "" {
 			cfg.HostID = "sbom:" + filepath.Base(cfg.SBOM)
 		}
@@ -104,9 +127,21 @@ func Collect(ctx context.Context, cfg Config) (*schema.Scan, error) {
 			warn   []string
 		)
 		osInfo, distro, warn = readOS(cfg.Root)
+		if flagged != nil {
+			if osInfo.Ecosystem != "" && osInfo.Ecosystem != flagged.Ecosystem {
+				warn = append(warn, fmt.Sprintf("--os %s overrides the root's os-release (%s)", flagged.Ecosystem, osInfo.Ecosystem))
+			} else {
+				warn = nil // the os-release problem --os answers
+			}
+			distro = *flagged
+			osInfo = schema.OS{ID: flagged.ID, VersionID: flagged.VersionID, PrettyName: osInfo.PrettyName, Ecosystem: flagged.Ecosystem}
+		}
 		s.Warnings = append(s.Warnings, warn...)
-		pkgs, warn = collectOS(ctx, cfg.Root, distro)
+		pkgs, warn, err = collectOS(ctx, cfg.Root, distro)
 		s.Warnings = append(s.Warnings, warn...)
+		if err != nil {
+			return nil, err
+		}
 		s.KernelRunning = runningKernel(cfg.Root)
 	}
 	if err := ctx.Err(); err != nil {
@@ -174,8 +209,13 @@ func readOS(root string) (schema.OS, extract.Distro, []string) {
 	return schema.OS{}, extract.Distro{}, []string{filepath.Join(root, "etc/os-release") + ": not found"}
 }
 
-// collectOS offers the files of candidateDirs to every OS extractor.
-func collectOS(ctx context.Context, root string, d extract.Distro) ([]schema.Package, []string) {
+// collectOS offers the files of candidateDirs to every OS extractor. A
+// database that cannot be read to its end (a dpkg status line over the
+// reader's limit, a truncated rpmdb) is an error naming it: publishing what
+// was read before the failure would be a partial inventory passed off as a
+// full scan, closing exposures on packages that are still installed.
+// Records skipped inside a readable file stay warnings.
+func collectOS(ctx context.Context, root string, d extract.Distro) ([]schema.Package, []string, error) {
 	var (
 		pkgs []schema.Package
 		warn []string
@@ -209,13 +249,14 @@ func collectOS(ctx context.Context, root string, d extract.Distro) ([]schema.Pac
 				res, err := extractFile(ctx, ex, filepath.Join(root, rel), "/"+rel, d)
 				warn = append(warn, capWarnings("/"+rel, res.Warnings)...)
 				if err != nil {
-					warn = append(warn, fmt.Sprintf("/%s: %s: %v (kept %d packages read before the failure)", rel, ex.Name(), err, len(res.Packages)))
+					return nil, warn, fmt.Errorf("scan incomplete: %s (%s, under root %s) could not be read to its end; no scan is published from a partial inventory: %w",
+						"/"+rel, ex.Name(), root, err)
 				}
 				pkgs = append(pkgs, res.Packages...)
 			}
 		}
 	}
-	return pkgs, warn
+	return pkgs, warn, nil
 }
 
 func extractFile(ctx context.Context, ex extract.Extractor, file, location string, d extract.Distro) (extract.Result, error) {
@@ -227,10 +268,19 @@ func extractFile(ctx context.Context, ex extract.Extractor, file, location strin
 	return ex.Extract(ctx, &extract.Input{Path: location, Reader: f, File: file, Distro: d})
 }
 
+// readSBOM reads an SBOM's packages. One that yields none is an error: an
+// empty scan would close every exposure of its subject.
 func readSBOM(ctx context.Context, file string, d extract.Distro) (extract.Result, error) {
 	res, err := extractFile(ctx, sbom.Extractor{}, file, file, d)
 	if err != nil {
 		return res, fmt.Errorf("SBOM %s: %w", file, err)
+	}
+	if len(res.Packages) == 0 {
+		why := "it lists no component with a package URL"
+		if len(res.Warnings) > 0 {
+			why = strings.Join(res.Warnings, "; ")
+		}
+		return res, fmt.Errorf("SBOM %s: no package could be read from it (%s); an empty scan is not published", file, why)
 	}
 	return res, nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchgrid/patchgrid/scanner/inventory/dpkg"
 	schema "github.com/patchgrid/patchgrid/schemas/inventory"
 	"github.com/patchgrid/patchgrid/schemas/testenv"
 )
@@ -185,8 +186,9 @@ func TestReadFileShared(t *testing.T) {
 }
 
 // TestCollectRHELRootWithCorruptDatabase: a real Berkeley DB rpm database
-// from go-rpmdb's corpus next to a corrupt sqlite one. The corrupt one is a
-// warning naming it; the good one's packages still go out.
+// from go-rpmdb's corpus next to a truncated sqlite one. Which of the two is
+// the live database cannot be told, so the scan is an error naming the
+// truncated one, not the other's packages passed off as the host's.
 func TestCollectRHELRootWithCorruptDatabase(t *testing.T) {
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/erikvarga/go-rpmdb").Output()
 	if err != nil {
@@ -205,20 +207,108 @@ func TestCollectRHELRootWithCorruptDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := Collect(context.Background(), Config{Root: root})
-	if err != nil {
+	if err == nil || !strings.Contains(err.Error(), "/usr/lib/sysimage/rpm/rpmdb.sqlite") || s != nil {
+		t.Fatalf("truncated rpmdb: scan %v, err %v; want an error naming the database", s != nil, err)
+	}
+	// Alone, the good database scans.
+	if err := os.Remove(filepath.Join(root, "usr/lib/sysimage/rpm/rpmdb.sqlite")); err != nil {
 		t.Fatal(err)
 	}
-	if s.OS.Ecosystem != "Red Hat:enterprise_linux:9" || len(s.Packages) < 100 {
-		t.Fatalf("OS %+v, %d packages", s.OS, len(s.Packages))
-	}
-	var warned bool
-	for _, w := range s.Warnings {
-		warned = warned || strings.HasPrefix(w, "/usr/lib/sysimage/rpm/rpmdb.sqlite:")
-	}
-	if !warned {
-		t.Fatalf("no warning names the corrupt database: %q", s.Warnings)
+	s, err = Collect(context.Background(), Config{Root: root})
+	if err != nil || s.OS.Ecosystem != "Red Hat:enterprise_linux:9" || len(s.Packages) < 100 {
+		t.Fatalf("good database: %v", err)
 	}
 	if _, err := schema.Encode(s); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPartialInventoriesAreErrors: the examples of a scan that could
+// not read its whole inventory. Each is an error naming the input, never a
+// scan with the packages read before the failure.
+func TestPartialInventoriesAreErrors(t *testing.T) {
+	status := readShared(t, "inventories/dpkg/debian12-bookworm-host.status")
+	// A Description line over dpkg.MaxLineLen half-way through the file:
+	// the reader used to stop there and publish the packages before it.
+	half := strings.Index(status[len(status)/2:], "\nDescription: ") + len(status)/2 + len("\nDescription: ")
+	long := status[:half] + strings.Repeat("x", dpkg.MaxLineLen+1) + status[half:]
+	root := fakeRoot(t, map[string]string{
+		"etc/os-release":      debianOSRelease,
+		"etc/machine-id":      "4c4c4544004d3510804ab4c04f4e4e32\n",
+		"var/lib/dpkg/status": long,
+	})
+	if s, err := Collect(context.Background(), Config{Root: root}); err == nil || !strings.Contains(err.Error(), "/var/lib/dpkg/status") {
+		n := 0
+		if s != nil {
+			n = len(s.Packages)
+		}
+		t.Errorf("dpkg line over the limit: %d packages, err %v; want an error naming the file", n, err)
+	}
+	if _, err := ReadFile(context.Background(), filepath.Join(root, "var/lib/dpkg/status")); err == nil {
+		t.Error("ReadFile: dpkg line over the limit accepted")
+	}
+
+	empty := filepath.Join(testenv.SharedData(t), "inventories", "sbom", "claircore-ubi8-micro.spdx.json")
+	if _, err := Collect(context.Background(), Config{Root: t.TempDir(), SBOM: empty}); err == nil || !strings.Contains(err.Error(), empty) {
+		t.Errorf("SBOM with 0 packages: err %v, want an error naming it", err)
+	}
+	if _, err := ReadFile(context.Background(), empty); err == nil || !strings.Contains(err.Error(), empty) {
+		t.Errorf("ReadFile: SBOM with 0 packages: err %v", err)
+	}
+}
+
+// TestOfflineInventoryOS: offline inventories keep their OS, from the SBOM's
+// metadata, an os-release beside the file, or --os.
+func TestOfflineInventoryOS(t *testing.T) {
+	ctx := context.Background()
+	inv := filepath.Join(testenv.SharedData(t), "inventories")
+	// syft JSON whose purls carry no distro qualifier: its "distro" says Alpine 3.14.2.
+	f, err := ReadFile(ctx, filepath.Join(inv, "sbom", "syft-alpine.syft.json"))
+	if err != nil || f.OS.Ecosystem != "Alpine:v3.14" || f.Packages[0].Ecosystem != "Alpine:v3.14" {
+		t.Errorf("syft distro: %+v %v", f, err)
+	}
+	s, err := Collect(ctx, Config{Root: t.TempDir(), SBOM: filepath.Join(inv, "sbom", "syft-alpine.syft.json")})
+	if err != nil || s.OS.Ecosystem != "Alpine:v3.14" {
+		t.Errorf("Collect, syft distro: %v %v", s, err)
+	}
+
+	// An apk database whose name and packages say no release (trivy's):
+	// unknown alone, Alpine 3.4 with an os-release beside it, 3.18 with --os.
+	dir := t.TempDir()
+	apkFile := filepath.Join(dir, "installed")
+	if err := os.WriteFile(apkFile, []byte(readShared(t, "inventories/apk/trivy-alpine.installed")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := ReadFile(ctx, apkFile); err != nil || f.OS.Ecosystem != "" {
+		t.Fatalf("no OS information: %+v %v", f.OS, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "os-release"), []byte("ID=alpine\nVERSION_ID=3.4.6\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err = ReadFile(ctx, apkFile)
+	if err != nil || f.OS.Ecosystem != "Alpine:v3.4" || f.Packages[0].Ecosystem != "Alpine:v3.4" {
+		t.Fatalf("os-release beside: %+v %v", f.OS, err)
+	}
+	f, err = ReadFileWith(ctx, apkFile, ReadOptions{OS: "ALPINE:v3.18"})
+	if err != nil || f.OS.Ecosystem != "Alpine:v3.18" || f.Packages[0].Ecosystem != "Alpine:v3.18" {
+		t.Fatalf("--os: %+v %v", f.OS, err)
+	}
+	if _, err := ReadFileWith(ctx, apkFile, ReadOptions{OS: "Gentoo:1"}); err == nil {
+		t.Error("bad --os accepted")
+	}
+
+	// A root without os-release, given --os.
+	root := fakeRoot(t, map[string]string{
+		"etc/machine-id":      "4c4c4544004d3510804ab4c04f4e4e32\n",
+		"var/lib/dpkg/status": readShared(t, "inventories/dpkg/debian12-bookworm-host-b.status"),
+	})
+	s, err = Collect(ctx, Config{Root: root, OS: "debian:12"})
+	if err != nil || s.OS.Ecosystem != "Debian:12" || s.Packages[0].Ecosystem != "Debian:12" {
+		t.Fatalf("root with --os: %v %v", s, err)
+	}
+	for _, w := range s.Warnings {
+		if strings.Contains(w, "os-release") {
+			t.Errorf("--os answered the missing os-release, still warned: %q", w)
+		}
 	}
 }

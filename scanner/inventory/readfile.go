@@ -43,13 +43,41 @@ type File struct {
 	Warnings []string
 }
 
-// ReadFile detects the format of one inventory file (a dpkg status file, an
-// apk installed database, an rpm database, rpm -qa output, an rpm-manifest
-// JSON, an SBOM or a language lockfile), reads its packages and guesses the OS they come from:
-// from base-files (Debian/Ubuntu), redhat-release and .elN releases (RHEL),
-// SBOM distro qualifiers, or distro names in the file name (alpine3.18).
-// Packages are labelled with that OS's ecosystem and Location is path.
+// ReadOptions shapes ReadFileWith.
+type ReadOptions struct {
+	// OS is the release the packages come from, as `scan --os` takes it
+	// ("Debian:12", case-insensitive; osrelease.FromFlag). It wins over
+	// what the file, its SBOM metadata or an os-release beside it say.
+	OS string
+}
+
+// ReadFile is ReadFileWith without options.
 func ReadFile(ctx context.Context, path string) (*File, error) {
+	return ReadFileWith(ctx, path, ReadOptions{})
+}
+
+// ReadFileWith detects the format of one inventory file (a dpkg status
+// file, an apk installed database, an rpm database, rpm -qa output, an
+// rpm-manifest JSON, an SBOM or a language lockfile), reads its packages and
+// finds the OS they come from, first found wins: opt.OS; an SBOM's metadata
+// (syft distro, CycloneDX/SPDX operating-system component); a file named
+// os-release beside the inventory file; then guesses from the packages
+// themselves (base-files, redhat-release and .elN releases, SBOM distro
+// qualifiers) and distro names in the file name (alpine3.18). Packages are
+// labelled with that OS's ecosystem and Location is path.
+//
+// A file that cannot be read to its end, or a package database or SBOM
+// that yields no package, is an error naming it: it is never a (partial)
+// scan.
+func ReadFileWith(ctx context.Context, path string, opt ReadOptions) (*File, error) {
+	var flagged *schema.OS
+	if opt.OS != "" {
+		fields, eco, err := osrelease.FromFlag(opt.OS)
+		if err != nil {
+			return nil, fmt.Errorf("--os: %w", err)
+		}
+		flagged = &schema.OS{ID: fields["ID"], VersionID: fields["VERSION_ID"], Ecosystem: eco}
+	}
 	format, err := detect(path)
 	if err != nil {
 		return nil, err
@@ -60,7 +88,11 @@ func ReadFile(ctx context.Context, path string) (*File, error) {
 			return nil, err
 		}
 		sortPackages(res.Packages)
-		return &File{Format: format, Packages: res.Packages, Warnings: res.Warnings}, nil
+		f := &File{Format: format, Packages: res.Packages, Warnings: res.Warnings}
+		if flagged != nil {
+			f.OS = *flagged
+		}
+		return f, nil
 	}
 	var ex extract.Extractor
 	switch format {
@@ -78,21 +110,59 @@ func ReadFile(ctx context.Context, path string) (*File, error) {
 		ex = sbom.Extractor{}
 	}
 	// Packages are labelled with the distro during extraction, so read once
-	// to guess the OS and again with it.
+	// to find the OS and again with it.
 	first, err := extractFile(ctx, ex, path, path, extract.Distro{})
 	if err != nil {
-		return nil, fmt.Errorf("read %s as %s: %w", path, format, err)
+		return nil, fmt.Errorf("read %s as %s (no packages are kept from it): %w", path, format, err)
 	}
-	guess := guessOS(first.Packages, path)
+	if len(first.Packages) == 0 {
+		return nil, fmt.Errorf("read %s as %s: no package could be read from it (%d warnings: %s); an empty inventory is not a scan",
+			path, format, len(first.Warnings), strings.Join(capWarnings(path, first.Warnings), "; "))
+	}
+	var warn []string
+	var found schema.OS
+	switch {
+	case flagged != nil:
+		found = *flagged
+	case first.OS != nil && first.OS.Ecosystem != "":
+		found = schema.OS{ID: first.OS.ID, VersionID: first.OS.VersionID, Ecosystem: first.OS.Ecosystem}
+	default:
+		var ok bool
+		if found, ok, warn = osReleaseBeside(path); !ok {
+			found = guessOS(first.Packages, path)
+		}
+	}
 	res := first
-	if format != FormatSBOM && guess.Ecosystem != "" {
-		res, err = extractFile(ctx, ex, path, path, extract.Distro{ID: guess.ID, VersionID: guess.VersionID, Ecosystem: guess.Ecosystem})
+	if found.Ecosystem != "" && (format != FormatSBOM || flagged != nil) {
+		res, err = extractFile(ctx, ex, path, path, extract.Distro{ID: found.ID, VersionID: found.VersionID, Ecosystem: found.Ecosystem})
 		if err != nil {
 			return nil, fmt.Errorf("read %s as %s: %w", path, format, err)
 		}
 	}
 	sortPackages(res.Packages)
-	return &File{Format: format, OS: guess, Packages: res.Packages, Warnings: res.Warnings}, nil
+	return &File{Format: format, OS: found, Packages: res.Packages, Warnings: append(warn, res.Warnings...)}, nil
+}
+
+// osReleaseBeside reads a file named os-release in the inventory file's
+// directory, the way an exported dpkg status, apk database or rpm list is
+// usually shipped with the host's /etc/os-release. ok is false when there
+// is none or it names no release patchgrid maps.
+func osReleaseBeside(path string) (o schema.OS, ok bool, warn []string) {
+	p := filepath.Join(filepath.Dir(path), "os-release")
+	f, err := os.Open(p)
+	if err != nil {
+		return schema.OS{}, false, nil
+	}
+	defer f.Close()
+	fields, err := osrelease.Parse(f)
+	if err != nil {
+		return schema.OS{}, false, []string{p + ": " + err.Error()}
+	}
+	o = schema.OS{ID: fields["ID"], VersionID: fields["VERSION_ID"], PrettyName: fields["PRETTY_NAME"], Ecosystem: osrelease.Ecosystem(fields)}
+	if o.Ecosystem == "" {
+		return schema.OS{}, false, []string{fmt.Sprintf("%s: no OSV ecosystem for ID=%q VERSION_ID=%q", p, o.ID, o.VersionID)}
+	}
+	return o, true, nil
 }
 
 var lockfileNames = map[string]bool{

@@ -11,6 +11,8 @@
 //   - Memory is bounded: at most MaxBufferedBytes of message values are
 //     waiting in the producer at once; callers beyond that block (or give up
 //     when their context ends).
+//   - Connections are secured by Config.Conn (TLS, SASL): see
+//     schemas/kafkaconn. The same settings create topics (EnsureTopicWith).
 package publish
 
 import (
@@ -25,6 +27,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/patchgrid/patchgrid/schemas/inventory"
+	"github.com/patchgrid/patchgrid/schemas/kafkaconn"
 )
 
 // Default topic names. The project creates its own topics (EnsureTopic).
@@ -42,6 +45,8 @@ const DefaultBatchBytes = 900 << 10
 type Config struct {
 	Brokers []string // host:port of at least one broker (required)
 	Topic   string   // default DefaultTopic
+	// Conn secures the connections (TLS, SASL); the zero value is plaintext.
+	Conn kafkaconn.Config
 
 	// MaxMessageBytes refuses larger messages before they reach the broker.
 	// Default DefaultBatchBytes.
@@ -122,6 +127,9 @@ func (c *Config) Validate() error {
 	case d.WriteTimeout < 0:
 		return errors.New("publish: negative WriteTimeout")
 	}
+	if err := d.Conn.Validate(); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
 	for _, b := range d.Brokers {
 		if _, _, err := net.SplitHostPort(b); err != nil {
 			return fmt.Errorf("publish: broker %q: %w", b, err)
@@ -148,6 +156,10 @@ func New(cfg Config) (*Producer, error) {
 		return nil, err
 	}
 	c := cfg.withDefaults()
+	conn, err := c.Conn.Open()
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
 	w := &kafka.Writer{
 		Addr:                   kafka.TCP(c.Brokers...),
 		Topic:                  c.Topic,
@@ -161,7 +173,7 @@ func New(cfg Config) (*Producer, error) {
 		WriteTimeout:           c.WriteTimeout,
 		RequiredAcks:           kafka.RequireAll,
 		AllowAutoTopicCreation: false,
-		Transport:              &kafka.Transport{DialTimeout: 10 * time.Second, ClientID: "patchgrid-scanner"},
+		Transport:              conn.Transport("patchgrid-scanner"),
 	}
 	return &Producer{cfg: c, w: w, sem: semaphore.NewWeighted(c.MaxBufferedBytes)}, nil
 }
@@ -240,18 +252,30 @@ func (p *Producer) Close() error {
 	return nil
 }
 
-// EnsureTopic creates topic with the given partition count unless it exists.
-// The replication factor is the broker's default (-1), so a single-node
-// development broker and a production cluster both work. An existing topic
-// is left as it is, whatever its partition count.
+// EnsureTopic creates topic with the given partition count unless it exists,
+// over a plaintext connection. The replication factor is the broker's
+// default (-1), so a single-node development broker and a production
+// cluster both work. An existing topic is left as it is, whatever its
+// partition count.
 func EnsureTopic(ctx context.Context, brokers []string, topic string, partitions int) error {
+	return EnsureTopicWith(ctx, kafkaconn.Config{}, brokers, topic, partitions)
+}
+
+// EnsureTopicWith is EnsureTopic over connections secured by sec.
+func EnsureTopicWith(ctx context.Context, sec kafkaconn.Config, brokers []string, topic string, partitions int) error {
 	if len(brokers) == 0 {
 		return errors.New("ensure topic: no brokers")
 	}
 	if partitions < 1 {
 		return fmt.Errorf("ensure topic %s: %d partitions", topic, partitions)
 	}
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
+	conn, err := sec.Open()
+	if err != nil {
+		return fmt.Errorf("ensure topic %s: %w", topic, err)
+	}
+	tr := conn.Transport("patchgrid-admin")
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second, Transport: tr}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err == nil {
 		for _, t := range meta.Topics {

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/patchgrid/patchgrid/schemas/inventory"
+	"github.com/patchgrid/patchgrid/schemas/kafkaconn"
 	"github.com/patchgrid/patchgrid/schemas/testenv"
 )
 
@@ -26,12 +27,13 @@ func scan(host string, n int) *inventory.Scan {
 
 func TestValidate(t *testing.T) {
 	for name, c := range map[string]Config{
-		"no brokers":       {},
-		"bad broker":       {Brokers: []string{"localhost"}},
-		"buffer too small": {Brokers: []string{"a:1"}, MaxBufferedBytes: 10},
-		"batch too small":  {Brokers: []string{"a:1"}, BatchBytes: 10},
-		"attempts":         {Brokers: []string{"a:1"}, MaxAttempts: -1},
-		"backoff":          {Brokers: []string{"a:1"}, BackoffMin: time.Second, BackoffMax: time.Millisecond},
+		"no brokers":        {},
+		"bad broker":        {Brokers: []string{"localhost"}},
+		"buffer too small":  {Brokers: []string{"a:1"}, MaxBufferedBytes: 10},
+		"batch too small":   {Brokers: []string{"a:1"}, BatchBytes: 10},
+		"attempts":          {Brokers: []string{"a:1"}, MaxAttempts: -1},
+		"backoff":           {Brokers: []string{"a:1"}, BackoffMin: time.Second, BackoffMax: time.Millisecond},
+		"PLAIN without TLS": {Brokers: []string{"a:1"}, Conn: kafkaconn.Config{SASL: kafkaconn.SASL{Mechanism: "PLAIN", Username: "u", Password: "p"}}},
 	} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)

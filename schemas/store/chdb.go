@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/patchgrid/patchgrid/schemas/store/internal/libchdb"
 )
@@ -99,11 +100,21 @@ func releaseEngine(e *engine) {
 
 // chdbStore runs statements in the embedded engine. A chDB connection runs
 // one statement at a time, so each statement (and each open Rows) holds a
-// connection of its own from a small pool; connections are cheap once the
-// engine is up, and nested queries cannot deadlock.
+// connection of its own from a pool. The pool is bounded (Config.MaxConns):
+// an unbounded one let 40 concurrent API requests open 40 connections, each
+// running a statement with its own memory (issue 15: 3.5 GB RSS). A
+// statement waits for a free connection up to its context's deadline or
+// Config.AcquireTimeout, whichever comes first, so nested queries beyond
+// the bound fail with a retryable error rather than deadlock.
 type chdbStore struct {
 	eng *engine
 	db  string
+	// settings run on every new connection: the memory budget.
+	settings string
+	// slots holds one token per connection in use; its capacity is the
+	// pool's bound.
+	slots          chan struct{}
+	acquireTimeout time.Duration
 
 	mu     sync.Mutex
 	idle   []*libchdb.Conn
@@ -125,7 +136,15 @@ func openCHDB(ctx context.Context, cfg Config) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &chdbStore{eng: eng, db: cfg.Database}
+	maxConns, wait := cfg.MaxConns, cfg.AcquireTimeout
+	if maxConns <= 0 {
+		maxConns = DefaultCHDBMaxConns
+	}
+	if wait <= 0 {
+		wait = 60 * time.Second
+	}
+	s := &chdbStore{eng: eng, db: cfg.Database, settings: memorySettings(cfg.MemoryBudget),
+		slots: make(chan struct{}, maxConns), acquireTimeout: wait}
 	// The first connection boots the engine; create the database before any
 	// connection tries to USE it.
 	c, err := s.connect("")
@@ -149,10 +168,30 @@ func openCHDB(ctx context.Context, cfg Config) (Store, error) {
 	return s, ctx.Err()
 }
 
+// memorySettings is the SET statement that enforces a memory budget on a
+// connection ("" without one). The engine counts every statement against
+// max_memory_usage_for_user (all run as the same user), so the budget holds
+// however many connections are busy; one statement gets half of it, and
+// sorts and GROUP BYs spill to disk past a quarter instead of failing.
+func memorySettings(budget int64) string {
+	if budget <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("SET max_memory_usage_for_user = %d, max_memory_usage = %d, "+
+		"max_bytes_before_external_sort = %d, max_bytes_before_external_group_by = %d",
+		budget, budget/2, budget/4, budget/4)
+}
+
 func (s *chdbStore) connect(db string) (*libchdb.Conn, error) {
 	c, err := s.eng.lib.Connect("--path=" + s.eng.path)
 	if err != nil {
 		return nil, fmt.Errorf("chdb at %s: %w", s.eng.path, err)
+	}
+	if s.settings != "" {
+		if err := chdbExec(c, s.settings); err != nil {
+			c.Close()
+			return nil, stmtErr("chdb", s.settings, err)
+		}
 	}
 	if db != "" {
 		if err := chdbExec(c, "USE "+db); err != nil {
@@ -174,10 +213,42 @@ func chdbExec(c *libchdb.Conn, stmt string) error {
 
 var errClosed = errors.New("store is closed")
 
-func (s *chdbStore) acquire() (*libchdb.Conn, error) {
+// PoolExhaustedError is returned when no connection of a bounded pool
+// became free in time. Retrying later can help.
+type PoolExhaustedError struct {
+	Conns  int
+	Waited time.Duration
+}
+
+func (e *PoolExhaustedError) Error() string {
+	return fmt.Sprintf("all %d connections of the embedded store stayed busy for %v (retry later, or raise the pool bound)", e.Conns, e.Waited.Round(time.Millisecond))
+}
+
+// Temporary reports that a retry can succeed.
+func (e *PoolExhaustedError) Temporary() bool { return true }
+
+// acquire takes a connection, waiting for a free slot of the pool up to
+// ctx's end or s.acquireTimeout.
+func (s *chdbStore) acquire(ctx context.Context) (*libchdb.Conn, error) {
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		t0 := time.Now()
+		timer := time.NewTimer(s.acquireTimeout)
+		select {
+		case s.slots <- struct{}{}:
+			timer.Stop()
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, ctx.Err()
+		case <-timer.C:
+			return nil, &PoolExhaustedError{Conns: cap(s.slots), Waited: time.Since(t0)}
+		}
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		<-s.slots
 		return nil, errClosed
 	}
 	if n := len(s.idle); n > 0 {
@@ -193,11 +264,13 @@ func (s *chdbStore) acquire() (*libchdb.Conn, error) {
 		s.mu.Lock()
 		s.open--
 		s.mu.Unlock()
+		<-s.slots
 	}
 	return c, err
 }
 
 func (s *chdbStore) release(c *libchdb.Conn) {
+	defer func() { <-s.slots }()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -207,6 +280,29 @@ func (s *chdbStore) release(c *libchdb.Conn) {
 		return
 	}
 	s.idle = append(s.idle, c)
+}
+
+// PoolStats reports the embedded store's connections: open (idle or busy)
+// and busy. Tests and /metrics use it to show the pool's bound holds.
+func (s *chdbStore) PoolStats() (open, busy, max int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.open, len(s.slots), cap(s.slots)
+}
+
+// discard closes a connection instead of pooling it. A statement that failed
+// while streaming leaves the rest of its result queued on the connection
+// (chDB 26.7: the next query on it read the failed query's leftover chunk
+// as its own header), so such a connection is never reused.
+func (s *chdbStore) discard(c *libchdb.Conn) {
+	defer func() { <-s.slots }()
+	c.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.open--
+	if s.closed {
+		s.finishClose()
+	}
 }
 
 func (s *chdbStore) Backend() string { return "chdb" }
@@ -249,7 +345,7 @@ func (s *chdbStore) Exec(ctx context.Context, query string, args ...any) error {
 	if err := ctx.Err(); err != nil {
 		return stmtErr("chdb", q, err)
 	}
-	c, err := s.acquire()
+	c, err := s.acquire(ctx)
 	if err != nil {
 		return stmtErr("chdb", q, err)
 	}
@@ -270,7 +366,7 @@ func (s *chdbStore) Query(ctx context.Context, query string, args ...any) (Rows,
 	if err := ctx.Err(); err != nil {
 		return nil, stmtErr("chdb", q, err)
 	}
-	c, err := s.acquire()
+	c, err := s.acquire(ctx)
 	if err != nil {
 		return nil, stmtErr("chdb", q, err)
 	}
@@ -288,6 +384,7 @@ func (s *chdbStore) Query(ctx context.Context, query string, args ...any) (Rows,
 	}
 	// Fetch the first chunk now: errors and the column list belong to Query.
 	if err := r.fetch(); err != nil {
+		r.err = err
 		r.Close()
 		return nil, err
 	}
@@ -467,13 +564,18 @@ func (r *chdbRows) Close() error {
 	if r.whole != nil {
 		r.whole.Free()
 	}
+	failed := r.err != nil
 	if r.stream != nil {
 		if !r.done {
 			r.stream.Cancel()
 		}
 		r.stream.Free()
 	}
-	r.s.release(r.conn)
+	if failed {
+		r.s.discard(r.conn)
+	} else {
+		r.s.release(r.conn)
+	}
 	r.conn = nil
 	return nil
 }
@@ -518,7 +620,7 @@ func (s *chdbStore) Insert(ctx context.Context, table string, columns []string, 
 		}
 	}
 	bounds = append(bounds, len(buf))
-	c, err := s.acquire()
+	c, err := s.acquire(ctx)
 	if err != nil {
 		return stmtErr("chdb", stmt, err)
 	}

@@ -69,3 +69,35 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestCHDBFailedStreamNotReused: a SELECT that fails while streaming leaves
+// the rest of its result on its connection; the next statement must not read
+// it as its own (it did: "decode column count(): truncated row-binary data").
+func TestCHDBFailedStreamNotReused(t *testing.T) {
+	st := testenv.CHDBStore(t)
+	ctx := context.Background()
+	for _, q := range []string{
+		"SELECT count() FROM system.numbers SETTINGS max_execution_time = 1",
+		"SELECT length(groupArray(number)) FROM numbers(50000000) SETTINGS max_memory_usage = 50000000",
+	} {
+		if rows, err := st.Query(ctx, q); err == nil {
+			for rows.Next() {
+			}
+			if rows.Err() == nil {
+				t.Fatalf("%s: did not fail", q)
+			}
+			rows.Close()
+		}
+		for i := 0; i < 3; i++ {
+			rows, err := st.Query(ctx, "SELECT 42 AS answer")
+			if err != nil {
+				t.Fatalf("after %q: %v", q, err)
+			}
+			var n uint8
+			if !rows.Next() || rows.Scan(&n) != nil || n != 42 {
+				t.Fatalf("after %q: got %d, %v", q, n, rows.Err())
+			}
+			rows.Close()
+		}
+	}
+}

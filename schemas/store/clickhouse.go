@@ -30,6 +30,9 @@ func serverOptions(cfg Config, database string) *clickhouse.Options {
 		Addr:        []string{cfg.Addr},
 		Auth:        clickhouse.Auth{Database: database, Username: cfg.User, Password: cfg.Password},
 		DialTimeout: cfg.DialTimeout,
+		// nil: plaintext. With TLS, Addr is the server's secure native
+		// port (tcp_port_secure, 9440 by default).
+		TLS: cfg.TLS,
 		// Compression would be nice for exports, but LZ4 negotiation with
 		// the 2018 server is one more thing to break; loopback needs none.
 	}
@@ -132,7 +135,7 @@ func (s *serverStore) insert(ctx context.Context, stmt string, types []*chType, 
 			return err
 		}
 		if err := batch.Append(vals...); err != nil {
-			return fmt.Errorf("row %d: %w", i, err)
+			return &RowError{Row: i, Err: err}
 		}
 	}
 	return batch.Send()

@@ -204,7 +204,7 @@ func (tc *typeCache) types(ctx context.Context, s Store, table string, columns [
 		ct, ok := byName[strings.Trim(c, "`")]
 		if !ok {
 			tc.forget(table) // perhaps added since it was described
-			return nil, fmt.Errorf("table %s has no column %s", table, c)
+			return nil, fmt.Errorf("table %s has no column %s: %w", table, c, ErrUnknownColumn)
 		}
 		if ct.err != nil {
 			return nil, fmt.Errorf("column %s: %w", c, ct.err)
@@ -256,16 +256,40 @@ func describe(ctx context.Context, s Store, table string) (map[string]colType, e
 	return byName, nil
 }
 
+// ErrUnknownColumn is wrapped by an Insert that names a column the table
+// does not have (a migration dropped or renamed it): no row of that insert
+// can succeed, whatever its values.
+var ErrUnknownColumn = errors.New("unknown column")
+
+// RowError is an Insert's row that the table's column types reject before
+// anything is sent: a value the column cannot hold (out of range, not an
+// enum value, too long, wrong Go type). Only that row is at fault; callers
+// may drop it and insert the others.
+type RowError struct {
+	Row    int    // index into the rows given to Insert
+	Column string // empty when the row has the wrong number of values
+	Err    error
+}
+
+func (e *RowError) Error() string {
+	if e.Column == "" {
+		return fmt.Sprintf("row %d: %v", e.Row, e.Err)
+	}
+	return fmt.Sprintf("row %d column %s: %v", e.Row, e.Column, e.Err)
+}
+
+func (e *RowError) Unwrap() error { return e.Err }
+
 // normalizeRow converts row to the canonical types of the columns into dst,
 // leaving the caller's row untouched.
 func normalizeRow(dst []any, types []*chType, columns []string, row []any, rowIdx int) error {
 	if len(row) != len(types) {
-		return fmt.Errorf("row %d has %d values for %d columns", rowIdx, len(row), len(types))
+		return &RowError{Row: rowIdx, Err: fmt.Errorf("%d values for %d columns", len(row), len(types))}
 	}
 	for j, t := range types {
 		v, err := normalize(t, row[j])
 		if err != nil {
-			return fmt.Errorf("row %d column %s: %w", rowIdx, columns[j], err)
+			return &RowError{Row: rowIdx, Column: columns[j], Err: err}
 		}
 		dst[j] = v
 	}

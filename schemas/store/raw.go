@@ -168,7 +168,7 @@ func (s *chdbStore) QueryRaw(ctx context.Context, w io.Writer, format, query str
 	if err := ctx.Err(); err != nil {
 		return 0, stmtErr("chdb", q, err)
 	}
-	c, err := s.acquire()
+	c, err := s.acquire(ctx)
 	if err != nil {
 		return 0, stmtErr("chdb", q, err)
 	}

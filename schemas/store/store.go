@@ -7,6 +7,7 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"time"
 )
 
@@ -73,4 +74,28 @@ type Config struct {
 	Password string
 	// DialTimeout bounds connecting to a server. Default 10s.
 	DialTimeout time.Duration
+	// TLS, when set, encrypts and authenticates the connection to the
+	// server (backend clickhouse); build it with schemas/tlsconf.
+	TLS *tls.Config
+
+	// MaxConns bounds the embedded engine's connections (chdb): each runs
+	// one statement, so it is also the most statements running at once.
+	// A statement waits up to AcquireTimeout (or its context) for a free
+	// one. Default DefaultCHDBMaxConns.
+	MaxConns int
+	// AcquireTimeout bounds the wait for a free connection (chdb), so
+	// that a caller without a deadline fails with a retryable error
+	// instead of hanging. Default 60s.
+	AcquireTimeout time.Duration
+	// MemoryBudget is the most memory the embedded engine's statements
+	// may use together, in bytes (chdb: the setting
+	// max_memory_usage_for_user, every statement runs as one user); one
+	// statement may use at most half of it (max_memory_usage), and sorts
+	// and aggregations spill to disk past a quarter of it. 0: no limit
+	// beyond the engine's own. SECURITY.md explains how to size it.
+	MemoryBudget int64
 }
+
+// DefaultCHDBMaxConns is the default bound of the embedded engine's
+// connection pool.
+const DefaultCHDBMaxConns = 16

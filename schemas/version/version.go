@@ -3,6 +3,7 @@ package version
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"unsafe"
 )
@@ -97,14 +98,71 @@ func Lookup(ecosystem string) (Comparator, error) {
 }
 
 // lookup returns the concrete comparator: Key and Compare use it so that
-// no interface value is allocated per call.
+// no interface value is allocated per call. Names match exactly: stored
+// data and feeds carry OSV's spelling, and a "debian:12" that got this far
+// would never join with advisories for "Debian:12", so it fails here,
+// loudly, instead. Input typed by people goes through Canonical first.
 func lookup(ecosystem string) (comparator, error) {
 	base, _, _ := strings.Cut(ecosystem, ":")
 	s, ok := ecosystems[base]
 	if !ok {
-		return comparator{}, fmt.Errorf("version: unknown ecosystem %q", ecosystem)
+		if canon, found := canonicalBase(base); found {
+			return comparator{}, fmt.Errorf("version: unknown ecosystem %q (OSV spells it %q)", ecosystem, canon)
+		}
+		return comparator{}, fmt.Errorf("version: unknown ecosystem %q (known: %s)", ecosystem, strings.Join(Ecosystems(), ", "))
 	}
 	return comparator{ecosystem: ecosystem, s: s}, nil
+}
+
+// canonicalBase is OSV's spelling of an ecosystem name given in any case.
+func canonicalBase(base string) (string, bool) {
+	if _, ok := ecosystems[base]; ok {
+		return base, true
+	}
+	for name := range ecosystems {
+		if strings.EqualFold(name, base) {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// Canonical returns ecosystem with its name spelled as OSV spells it
+// ("debian:12" → "Debian:12", "pypi" → "PyPI"); the release suffix is kept
+// as given. Stored data and feeds use OSV's spelling, so every place that
+// takes an ecosystem typed by a person should pass it through Canonical
+// before it is compared with stored values.
+func Canonical(ecosystem string) (string, error) {
+	base, release, hasRelease := strings.Cut(ecosystem, ":")
+	canon, ok := canonicalBase(strings.TrimSpace(base))
+	if !ok {
+		return "", fmt.Errorf("version: unknown ecosystem %q (known: %s)", ecosystem, strings.Join(Ecosystems(), ", "))
+	}
+	if hasRelease {
+		return canon + ":" + release, nil
+	}
+	return canon, nil
+}
+
+// Ecosystems lists the ecosystem names Lookup knows (without releases),
+// sorted.
+func Ecosystems() []string {
+	out := make([]string, 0, len(ecosystems))
+	for name := range ecosystems {
+		out = append(out, name)
+	}
+	slices.SortFunc(out, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	return out
+}
+
+// Scheme is the name of the versioning scheme of ecosystem ("dpkg", "rpm",
+// ...), for listings.
+func Scheme(ecosystem string) (string, error) {
+	c, err := lookup(ecosystem)
+	if err != nil {
+		return "", err
+	}
+	return c.s.name, nil
 }
 
 // Key returns the byte-comparable key of v in ecosystem.

@@ -159,3 +159,27 @@ func TestCompare(t *testing.T) {
 		t.Error("Compare with an unknown ecosystem: no error")
 	}
 }
+
+func TestEcosystemNamesAnyCase(t *testing.T) {
+	for in, want := range map[string]string{
+		"debian:12": "Debian:12", "DEBIAN": "Debian", "pypi": "PyPI", "red hat:9": "Red Hat:9",
+		"Alpine:v3.18": "Alpine:v3.18", "crates.IO": "crates.io",
+	} {
+		got, err := Canonical(in)
+		if err != nil || got != want {
+			t.Errorf("Canonical(%q) = %q, %v; want %q", in, got, err, want)
+		}
+		// Lookup itself stays exact (stored data uses OSV's spelling), and
+		// says how OSV spells a name given in another case.
+		if _, err := Lookup(in); in != want && (err == nil || !strings.Contains(err.Error(), want[:strings.IndexByte(want+":", ':')])) {
+			t.Errorf("Lookup(%q): %v, want an error naming %q", in, err, want)
+		}
+	}
+	if _, err := Canonical("debain:12"); err == nil || !strings.Contains(err.Error(), "Debian") {
+		t.Errorf("a typo must be refused with the known names: %v", err)
+	}
+	eco := Ecosystems()
+	if len(eco) != len(ecosystems) || eco[0] != "AlmaLinux" {
+		t.Errorf("Ecosystems() = %v", eco)
+	}
+}

@@ -34,6 +34,8 @@ var stepFuncs = map[string]stepFunc{
 	"match":      stepMatch,
 	"kpi":        stepKPI,
 	"export":     stepExport,
+	"api":        stepAPI,
+	"plan":       stepPlan,
 	"peer_osv":   stepPeerOSV,
 }
 

@@ -58,7 +58,8 @@ func run() int {
 		quick     = flag.Bool("quick", false, "smoke run (under 2 minutes): tiny fleets, Debian feed only, few repetitions; asserts nothing about speed")
 		endpoints = flag.String("endpoints", "", "comma-separated fleet sizes for the matching steps (default 10000,100000; quick 200)")
 		out       = flag.String("out", "bench/results", "directory of the JSON results")
-		md        = flag.String("md", "bench/RESULTS.md", "markdown file the results table is appended to")
+		md        = flag.String("md", "bench/RESULTS.md", "markdown file that opens with the current table (latest figure per step)")
+		regen     = flag.Bool("regen", false, "only rewrite -md's current table from the results in -out, running nothing")
 		shared    = flag.String("shared", "../shared/data", "the shared test corpus")
 		only      = flag.String("only", "", "comma-separated step names (prefixes) to run; default all")
 		e2eHosts  = flag.Int("e2e-hosts", 0, "endpoints of the ingest_e2e step (default 5000; quick 100)")
@@ -80,6 +81,18 @@ func run() int {
 			return 2
 		}
 		return runChild(ctx, *step, cfg, log.With("step", *step))
+	}
+
+	if *regen {
+		table, err := currentTable(*out)
+		if err == nil {
+			err = writeResultsMD(*md, table)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "pgbench -regen: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 
 	sizes, err := parseSizes(*endpoints, *quick)

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 )
 
-// markdown renders one run as a section to append to RESULTS.md.
+// markdown renders one run as a section: the run's own record, printed
+// when it ends (RESULTS.md itself holds the current table, see currentTable).
 func markdown(res *Results, jsonPath string) string {
 	var b strings.Builder
 	kind := "full"
@@ -109,4 +115,149 @@ func ratioCell(m Metric) string {
 		s += " (" + m.Better + " is better)"
 	}
 	return s
+}
+
+// The current table of RESULTS.md sits between these markers; everything
+// else in the file is written by hand and kept.
+const (
+	currentStart = "<!-- pgbench: current table (generated from bench/results/*.json; do not edit) -->"
+	currentEnd   = "<!-- pgbench: end of current table -->"
+)
+
+// stepOrder ranks step names the way a run executes them.
+func stepOrder(name string) int {
+	for i, p := range []string{"version", "feeds", "scanner", "ingest_e2e", "match", "kpi", "export", "plan", "api", "peer_osv"} {
+		if stepKind(name) == p {
+			return i
+		}
+	}
+	return 100
+}
+
+type currentEntry struct {
+	step    string
+	metric  Metric
+	date    string
+	file    string
+	failure string // the step's latest run failed: its error
+	order   int
+}
+
+// currentTable is, for every step, the figures of its latest full (not
+// quick) run that produced any, with that run's date, and the step's
+// latest failure when a later run failed.
+func currentTable(dir string) (string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return "", err
+	}
+	var runs []struct {
+		res  Results
+		file string
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		var r Results
+		if err := json.Unmarshal(b, &r); err != nil {
+			return "", fmt.Errorf("%s: %w", f, err)
+		}
+		if r.Quick {
+			continue
+		}
+		runs = append(runs, struct {
+			res  Results
+			file string
+		}{r, filepath.Base(f)})
+	}
+	sort.SliceStable(runs, func(i, j int) bool { return runs[i].res.Started.Before(runs[j].res.Started) })
+	entries := map[string]*currentEntry{}
+	failures := map[string]*currentEntry{}
+	for _, run := range runs {
+		date := run.res.Started.Format("2006-01-02 15:04")
+		for _, s := range run.res.Steps {
+			if s.Status == "skipped" {
+				continue
+			}
+			if s.Status == "failed" {
+				failures[s.Name] = &currentEntry{step: s.Name, date: date, file: run.file, failure: s.Error}
+			} else {
+				delete(failures, s.Name)
+			}
+			if len(s.Metrics) == 0 {
+				continue
+			}
+			// A step's figures all come from its latest run that produced
+			// any: a figure an older run had and the latest does not is
+			// stale, never shown beside newer ones.
+			for k, e := range entries {
+				if e.step == s.Name {
+					delete(entries, k)
+				}
+			}
+			for i, m := range s.Metrics {
+				entries[s.Name+"\x00"+m.Name] = &currentEntry{step: s.Name, metric: m, date: date, file: run.file, order: i}
+			}
+		}
+	}
+	var list []*currentEntry
+	for _, e := range entries {
+		list = append(list, e)
+	}
+	for _, e := range failures {
+		e.order = -1
+		list = append(list, e)
+	}
+	sort.Slice(list, func(i, j int) bool {
+		a, b := list[i], list[j]
+		if stepOrder(a.step) != stepOrder(b.step) {
+			return stepOrder(a.step) < stepOrder(b.step)
+		}
+		if a.step != b.step {
+			return a.step < b.step
+		}
+		return a.order < b.order
+	})
+	var b strings.Builder
+	b.WriteString(currentStart + "\n\n## Current figures\n\n")
+	b.WriteString("The latest figure of every step and figure over the full runs in `bench/results/*.json` (the history),\n")
+	b.WriteString("each with the date of the run it comes from; a step whose latest run failed says so first.\n\n")
+	b.WriteString("| step | figure | value | ceiling / peer | ref value | ratio | run (UTC) |\n|---|---|---:|---|---:|---:|---|\n")
+	for _, e := range list {
+		if e.failure != "" {
+			fmt.Fprintf(&b, "| %s | **latest run failed**: %s | | | | | %s `%s` |\n", e.step, cell(e.failure), e.date, e.file)
+			continue
+		}
+		m := e.metric
+		fmt.Fprintf(&b, "| %s | %s | %s %s | %s | %s | %s | %s `%s` |\n", e.step, cell(m.Name), num(m.Value), m.Unit,
+			cell(m.Ref), refNum(m), ratioCell(m), e.date, e.file)
+	}
+	b.WriteString("\n" + currentEnd + "\n")
+	return b.String(), nil
+}
+
+// writeResultsMD puts the current table at the top of the RESULTS.md at
+// path (after its title), replacing the previous one and keeping the rest.
+func writeResultsMD(path, table string) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	text := string(old)
+	if text == "" {
+		text = "# patchgrid benchmark results\n"
+	}
+	if i, j := strings.Index(text, currentStart), strings.Index(text, currentEnd); i >= 0 && j > i {
+		text = text[:i] + table + text[j+len(currentEnd)+1:]
+	} else {
+		title, rest, _ := strings.Cut(text, "\n")
+		text = title + "\n\n" + table + rest
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -131,7 +133,9 @@ func (o *orchestrator) run(ctx context.Context) error {
 		}
 	}
 
-	if o.wants("peer") {
+	// The peer is installed for whichever selected step needs it (-only
+	// peer_osv too), not for one step name.
+	if o.needs(cfg, "osv-scanner") {
 		bin, err := installOSVScanner(ctx)
 		if err != nil {
 			o.log.Warn("osv-scanner unavailable; the peer step will fail", "err", err)
@@ -171,9 +175,19 @@ func (o *orchestrator) steps(cfg Config) []stepSpec {
 	for _, n := range cfg.Endpoints {
 		steps = append(steps, stepSpec{name: fmt.Sprintf("match:%d", n), arg: fmt.Sprint(n)})
 	}
-	steps = append(steps, stepSpec{name: "kpi"}, stepSpec{name: "export"},
+	steps = append(steps, stepSpec{name: "kpi"}, stepSpec{name: "export"}, stepSpec{name: "plan"}, stepSpec{name: "api"},
 		stepSpec{name: "peer_osv", needs: []string{"osv-scanner"}})
 	return steps
+}
+
+// needs reports whether a selected step needs the named service or tool.
+func (o *orchestrator) needs(cfg Config, what string) bool {
+	for _, s := range o.steps(cfg) {
+		if o.wants(s.name) && slices.Contains(s.needs, what) {
+			return true
+		}
+	}
+	return false
 }
 
 func (o *orchestrator) wants(name string) bool {
@@ -216,8 +230,11 @@ func (o *orchestrator) runStep(ctx context.Context, s stepSpec, cfg Config) Step
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(sctx, self, "-step", stepKind(s.name), "-config", string(body))
-	var stdout bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
+	var (
+		stdout   bytes.Buffer
+		progress lastProgress
+	)
+	cmd.Stdout, cmd.Stderr = &stdout, io.MultiWriter(os.Stderr, &progress)
 	// The child's children (osv-scanner) go with it when it is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -243,9 +260,9 @@ func (o *orchestrator) runStep(ctx context.Context, s stepSpec, cfg Config) Step
 	}
 	switch {
 	case overRSS.Load():
-		r.Status, r.Error = "failed", fmt.Sprintf("killed: RSS over -step-max-rss %d MB (the machine is shared)", o.maxRSSMB)
+		r.Status, r.Error = "failed", fmt.Sprintf("killed: RSS over -step-max-rss %d MB (the machine is shared) %s", o.maxRSSMB, progress.phase())
 	case sctx.Err() == context.DeadlineExceeded:
-		r.Status, r.Error = "failed", fmt.Sprintf("timed out after %s", timeout)
+		r.Status, r.Error = "failed", fmt.Sprintf("timed out after %s %s", timeout, progress.phase())
 	case err != nil:
 		r.Status = "failed"
 		r.Error = err.Error()
@@ -333,12 +350,14 @@ func (o *orchestrator) write(res *Results) error {
 	if err := os.WriteFile(path, append(body, '\n'), 0o644); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(o.mdPath, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	// The run's own section goes to stderr; RESULTS.md opens with the
+	// latest figure of every step over all full runs.
+	fmt.Fprint(os.Stderr, markdown(res, path))
+	table, err := currentTable(o.outDir)
 	if err != nil {
-		return err
+		return fmt.Errorf("current table of %s: %w", o.outDir, err)
 	}
-	defer f.Close()
-	if _, err := f.WriteString(markdown(res, path)); err != nil {
+	if err := writeResultsMD(o.mdPath, table); err != nil {
 		return err
 	}
 	o.log.Info("results written", "json", path, "markdown", o.mdPath)
@@ -447,4 +466,43 @@ func ratio(m Metric, ref string, refValue float64) Metric {
 		m.Ratio = m.Value / refValue
 	}
 	return m
+}
+
+// lastProgress keeps the last progress line a step logged (slog text: a
+// line with msg=...). Steps log as each phase ends, so a step that is
+// killed was in the phase after that line: its error says so.
+type lastProgress struct {
+	mu      sync.Mutex
+	partial []byte
+	last    string
+}
+
+func (p *lastProgress) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.partial = append(p.partial, b...)
+	for {
+		i := bytes.IndexByte(p.partial, '\n')
+		if i < 0 {
+			break
+		}
+		if line := string(p.partial[:i]); strings.Contains(line, " msg=") && strings.Contains(line, "level=INFO") {
+			p.last = line[strings.Index(line, " msg=")+1:]
+		}
+		p.partial = p.partial[i+1:]
+	}
+	if len(p.partial) > 64<<10 {
+		p.partial = p.partial[:0] // a line that long is not a progress line
+	}
+	return len(b), nil
+}
+
+// phase describes where the step was: after its last progress line.
+func (p *lastProgress) phase() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.last == "" {
+		return "before its first progress line"
+	}
+	return "in the phase after: " + p.last
 }

@@ -11,6 +11,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
@@ -33,16 +36,19 @@ const ID = "patchgrid-datasource"
 // plugin: the SDK's instance manager only disposes an instance it replaces,
 // and chDB must be closed before the process exits.
 type Instances struct {
-	log  *slog.Logger
-	open func(context.Context, store.Config) (store.Store, error)
+	log     *slog.Logger
+	open    func(context.Context, store.Config) (store.Store, error)
+	chdbLib string // from the process environment: see CHDBLibFromEnv
 
 	mu  sync.Mutex
 	all map[*Datasource]struct{}
 }
 
-// NewInstances returns an empty set that opens stores with store.Open.
-func NewInstances(log *slog.Logger) *Instances {
-	return &Instances{log: log, open: store.Open, all: map[*Datasource]struct{}{}}
+// NewInstances returns an empty set that opens stores with store.Open,
+// loading chDB (for chdb data sources) from chdbLib, the administrator's
+// choice (CHDBLibFromEnv).
+func NewInstances(log *slog.Logger, chdbLib string) *Instances {
+	return &Instances{log: log, open: store.Open, chdbLib: chdbLib, all: map[*Datasource]struct{}{}}
 }
 
 // New is the SDK's instance factory. It never fails: bad settings or an
@@ -51,7 +57,7 @@ func NewInstances(log *slog.Logger) *Instances {
 // again after a failure), so a ClickHouse server that starts after Grafana
 // is picked up.
 func (in *Instances) New(_ context.Context, s backend.DataSourceInstanceSettings) (instancemgmt.Instance, error) {
-	settings, err := LoadSettings(s)
+	settings, err := LoadSettings(s, in.chdbLib)
 	d := &Datasource{
 		settings:    settings,
 		settingsErr: err,
@@ -66,6 +72,9 @@ func (in *Instances) New(_ context.Context, s backend.DataSourceInstanceSettings
 	in.mu.Unlock()
 	if err != nil {
 		d.log.Warn("invalid data source settings", "err", err)
+	}
+	if settings.IgnoredCHDBLib != "" {
+		d.log.Warn("jsonData.chdbLib is ignored: the library path is set by Grafana's administrator (GF_PLUGIN_CHDB_LIB or PATCHGRID_CHDB_LIB)", "chdbLib", settings.IgnoredCHDBLib)
 	}
 	return d, nil
 }
@@ -184,7 +193,7 @@ func (d *Datasource) query(ctx context.Context, dq backend.DataQuery) backend.Da
 	if err != nil {
 		return errorResponse(err)
 	}
-	frame, err := d.run(ctx, st, q, dq.TimeRange)
+	frame, err := d.run(ctx, st, q, dq.JSON, dq.TimeRange)
 	if err != nil {
 		d.log.Error("query failed", "refId", dq.RefID, "queryType", q.Type, "err", err)
 		return errorResponse(fmt.Errorf("query %s (%s): %w", dq.RefID, q.Type, err))
@@ -203,55 +212,78 @@ func errorResponse(err error) backend.DataResponse {
 	return r
 }
 
-// run executes a parsed query. Errors of the store calls are tagged as
-// downstream errors: the store (or its data) failed, not the plugin.
-func (d *Datasource) run(ctx context.Context, st store.Store, q Query, tr backend.TimeRange) (*data.Frame, error) {
-	switch q.Type {
-	case TypeKPI:
-		k, _ := kpi.Lookup(q.KPI)
-		sql, _, _ := k.SQL(q.kpiQuery())
-		t, err := kpi.Run(ctx, st, q.KPI, q.kpiQuery())
-		if err != nil {
-			return nil, backend.DownstreamError(err)
-		}
-		f, err := tableFrame(q.KPI, t)
-		if err != nil {
-			return nil, err
-		}
-		f.Meta.ExecutedQueryString = sql
-		return f, nil
-	case TypeTrend:
-		t, err := kpi.Run(ctx, st, "daily_trend", q.kpiQuery())
-		if err != nil {
-			return nil, backend.DownstreamError(err)
-		}
-		return trendFrame(t, q.Metric, tr)
-	case TypeFindings:
-		f, _ := q.findingsFilter()
-		page := &risk.Page{Limit: q.Limit}
-		sql, _, _ := risk.FindingsSQL(f, page)
-		rows, err := risk.Findings(ctx, st, f, page)
-		if err != nil {
-			return nil, backend.DownstreamError(err)
-		}
-		t, err := export.ReadTable(rows, 0)
-		if err != nil {
-			return nil, backend.DownstreamError(fmt.Errorf("findings: %w", err))
-		}
-		fr, err := tableFrame("findings", t)
-		if err != nil {
-			return nil, err
-		}
-		fr.Meta.ExecutedQueryString = sql
-		return fr, nil
-	case TypeHosts:
-		t, err := risk.Hosts(ctx, st, q.hostFilter(), risk.Page{Limit: q.Limit})
-		if err != nil {
-			return nil, backend.DownstreamError(err)
-		}
-		return tableFrame("hosts", t)
+// run executes a parsed query with its type's handler.
+func (d *Datasource) run(ctx context.Context, st store.Store, q Query, raw []byte, tr backend.TimeRange) (*data.Frame, error) {
+	h, ok := handlers[q.Type]
+	if !ok {
+		return nil, fmt.Errorf("unknown query type %q", q.Type) // ParseQuery let it through: a bug here
 	}
-	return nil, fmt.Errorf("unknown query type %q", q.Type) // ParseQuery let it through: a bug here
+	return h.run(ctx, st, q, raw, tr)
+}
+
+func runKPI(ctx context.Context, st store.Store, q Query, _ []byte, _ backend.TimeRange) (*data.Frame, error) {
+	k, _ := kpi.Lookup(q.KPI)
+	sql, _, _ := k.SQL(q.kpiQuery())
+	t, err := kpi.Run(ctx, st, q.KPI, q.kpiQuery())
+	if err != nil {
+		return nil, backend.DownstreamError(err)
+	}
+	f, err := tableFrame(q.KPI, t)
+	if err != nil {
+		return nil, err
+	}
+	f.Meta.ExecutedQueryString = sql
+	return f, nil
+}
+
+func runTrend(ctx context.Context, st store.Store, q Query, _ []byte, tr backend.TimeRange) (*data.Frame, error) {
+	t, err := kpi.Run(ctx, st, "daily_trend", q.kpiQuery())
+	if err != nil {
+		return nil, backend.DownstreamError(err)
+	}
+	return trendFrame(t, q.Metric, tr)
+}
+
+func runFindings(ctx context.Context, st store.Store, q Query, _ []byte, _ backend.TimeRange) (*data.Frame, error) {
+	f, _ := q.findingsFilter()
+	page := &risk.Page{Limit: q.Limit}
+	sql, _, _ := risk.FindingsSQL(f, page)
+	rows, err := risk.Findings(ctx, st, f, page)
+	if err != nil {
+		return nil, backend.DownstreamError(err)
+	}
+	t, err := export.ReadTable(rows, 0)
+	if err != nil {
+		return nil, backend.DownstreamError(fmt.Errorf("findings: %w", err))
+	}
+	fr, err := tableFrame("findings", t)
+	if err != nil {
+		return nil, err
+	}
+	fr.Meta.ExecutedQueryString = sql
+	return fr, nil
+}
+
+// runCount answers one number, the open findings the filters select: a
+// frame alert rules reduce and compare (the provisioned rule: overdue KEV
+// exposures > 0).
+func runCount(ctx context.Context, st store.Store, q Query, _ []byte, _ backend.TimeRange) (*data.Frame, error) {
+	f, _ := q.findingsFilter()
+	n, err := risk.CountFindings(ctx, st, f, q.SLAState)
+	if err != nil {
+		return nil, backend.DownstreamError(err)
+	}
+	fr := data.NewFrame("count", data.NewField("findings", nil, []int64{int64(n)}))
+	fr.Meta = &data.FrameMeta{Type: data.FrameTypeNumericWide, TypeVersion: data.FrameTypeVersion{0, 1}}
+	return fr, nil
+}
+
+func runHosts(ctx context.Context, st store.Store, q Query, _ []byte, _ backend.TimeRange) (*data.Frame, error) {
+	t, err := risk.Hosts(ctx, st, q.hostFilter(), risk.Page{Limit: q.Limit})
+	if err != nil {
+		return nil, backend.DownstreamError(err)
+	}
+	return tableFrame("hosts", t)
 }
 
 // CheckHealth is Grafana's "Save & test": the settings, a round trip to
@@ -286,9 +318,13 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 		}
 	}
 	details, _ := json.Marshal(map[string]any{"backend": st.Backend(), "version": ver.Text})
+	msg := fmt.Sprintf("patchgrid on %s %s: schema present, %.0f open exposures", st.Backend(), ver.Text, open)
+	if d.settings.IgnoredCHDBLib != "" {
+		msg += "; jsonData.chdbLib is ignored (Grafana's administrator sets the library: GF_PLUGIN_CHDB_LIB or PATCHGRID_CHDB_LIB)"
+	}
 	return &backend.CheckHealthResult{
 		Status:      backend.HealthStatusOk,
-		Message:     fmt.Sprintf("patchgrid on %s %s: schema present, %.0f open exposures", st.Backend(), ver.Text, open),
+		Message:     msg,
 		JSONDetails: details,
 	}, nil
 }
@@ -330,6 +366,45 @@ func (d *Datasource) routes() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		if err := json.NewEncoder(w).Encode(c); err != nil {
 			d.log.Error("write /kpis", "err", err)
+		}
+	})
+	// Template variable values (the frontend's metricFindQuery):
+	// ?field=ring|owner|os|severity|advisory, &prefix= for advisories,
+	// &limit= (default and most risk.MaxValues). Answers a JSON array of
+	// strings.
+	mux.HandleFunc("GET /values", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		limit := risk.MaxValues
+		if l := q.Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil {
+				http.Error(w, fmt.Sprintf("limit %q is not a number", l), http.StatusBadRequest)
+				return
+			}
+			limit = n
+		}
+		field := q.Get("field")
+		if !slices.Contains(risk.ValueFields, field) {
+			http.Error(w, fmt.Sprintf("unknown field %q (want one of %s)", field, strings.Join(risk.ValueFields, ", ")), http.StatusBadRequest)
+			return
+		}
+		st, err := d.store(r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		vals, err := risk.Values(r.Context(), st, field, q.Get("prefix"), limit)
+		if err != nil {
+			d.log.Error("template variable values", "field", field, "err", err)
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if vals == nil {
+			vals = []string{}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewEncoder(w).Encode(vals); err != nil {
+			d.log.Error("write /values", "err", err)
 		}
 	})
 	return mux

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 
 	"github.com/patchgrid/patchgrid/analytics/kpi/kpitest"
+	"github.com/patchgrid/patchgrid/analytics/risk"
 	"github.com/patchgrid/patchgrid/schemas/store"
 	"github.com/patchgrid/patchgrid/schemas/testenv"
 )
@@ -141,6 +143,20 @@ func TestQueryTypes(t *testing.T) {
 		if all.Rows() != 2 {
 			t.Fatalf("limit 2: %d rows", all.Rows())
 		}
+		// The frame has every column of the findings API and export, in
+		// order: new columns (severity_source, ...) reach panels by
+		// themselves.
+		var names []string
+		for _, fl := range all.Fields {
+			names = append(names, fl.Name)
+		}
+		var want []string
+		for _, c := range risk.FindingColumns {
+			want = append(want, c.Name)
+		}
+		if !slices.Equal(names, want) || !slices.Contains(names, "severity_source") {
+			t.Errorf("findings frame fields %v, want risk.FindingColumns %v", names, want)
+		}
 		r0, _ := all.Fields[fieldIndex(all, "risk_score")].FloatAt(0)
 		r1, _ := all.Fields[fieldIndex(all, "risk_score")].FloatAt(1)
 		if r0 < r1 {
@@ -210,13 +226,41 @@ func TestQueryTypes(t *testing.T) {
 			t.Fatalf("catalog %s: %v", got.Body, err)
 		}
 	})
+
+	// Template variable values (metricFindQuery): what the fleet holds.
+	t.Run("resource values", func(t *testing.T) {
+		for _, tt := range []struct{ url, want string }{
+			{"values?field=ring", `["pilot","prod","test"]`},
+			{"values?field=owner", `["alice","bob"]`},
+			{"values?field=os", `["Alpine:v3.18","Debian:12"]`},
+			{"values?field=severity", `["critical","high","low"]`},
+			{"values?field=advisory", `["A1","A2","A4"]`},
+			{"values?field=advisory&prefix=A2", `["A2"]`},
+			{"values?field=ring&limit=1", `["pilot"]`},
+		} {
+			var got backend.CallResourceResponse
+			err := d.CallResource(context.Background(), &backend.CallResourceRequest{Method: "GET", Path: "values", URL: tt.url},
+				backend.CallResourceResponseSenderFunc(func(r *backend.CallResourceResponse) error { got = *r; return nil }))
+			if err != nil || got.Status != 200 || strings.TrimSpace(string(got.Body)) != tt.want {
+				t.Errorf("%s: %v %d %s, want %s", tt.url, err, got.Status, got.Body, tt.want)
+			}
+		}
+		for _, url := range []string{"values?field=hostname", "values?field=ring&limit=0", "values?field=ring&prefix=x", "values?field=os&limit=x"} {
+			var got backend.CallResourceResponse
+			_ = d.CallResource(context.Background(), &backend.CallResourceRequest{Method: "GET", Path: "values", URL: url},
+				backend.CallResourceResponseSenderFunc(func(r *backend.CallResourceResponse) error { got = *r; return nil }))
+			if got.Status != 400 {
+				t.Errorf("%s: status %d %s, want 400", url, got.Status, got.Body)
+			}
+		}
+	})
 }
 
 // TestStoreErrorsAreDownstream: a store that cannot be opened fails the
 // query and the health check with an error tagged downstream, and the next
 // request tries to open it again.
 func TestStoreErrorsAreDownstream(t *testing.T) {
-	in := NewInstances(quiet)
+	in := NewInstances(quiet, "")
 	opens := 0
 	in.open = func(context.Context, store.Config) (store.Store, error) {
 		opens++
@@ -245,7 +289,7 @@ func TestStoreErrorsAreDownstream(t *testing.T) {
 }
 
 func TestInvalidSettingsReported(t *testing.T) {
-	inst, err := NewInstances(quiet).New(context.Background(), backend.DataSourceInstanceSettings{Name: "pg", JSONData: []byte(`{"backend":"mysql"}`)})
+	inst, err := NewInstances(quiet, "").New(context.Background(), backend.DataSourceInstanceSettings{Name: "pg", JSONData: []byte(`{"backend":"mysql"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,19 @@
 package plugin
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/grafana/grafana-plugin-sdk-go/backend"
+	"github.com/grafana/grafana-plugin-sdk-go/data"
+
 	"github.com/patchgrid/patchgrid/analytics/kpi"
 	"github.com/patchgrid/patchgrid/analytics/risk"
+	"github.com/patchgrid/patchgrid/schemas/store"
 )
 
 // Query types (DataQuery.QueryType, "queryType" in the panel's JSON).
@@ -17,10 +22,41 @@ const (
 	TypeFindings = "findings"
 	TypeHosts    = "hosts"
 	TypeTrend    = "trend"
+	TypeCount    = "count"
 )
 
-// QueryTypes lists the query types, in the order the editor shows them.
-var QueryTypes = []string{TypeKPI, TypeFindings, TypeHosts, TypeTrend}
+// QueryTypes lists the query types, in the order the editor shows them;
+// each has its handler in handlers.
+var QueryTypes = []string{TypeKPI, TypeFindings, TypeHosts, TypeTrend, TypeCount}
+
+// queryHandler is one query type. check validates the parsed query (and
+// fills its defaults) without the store; run executes it. Both get the
+// query's raw JSON too, so a type can read fields of its own. Errors of
+// store calls in run are tagged backend.DownstreamError.
+type queryHandler struct {
+	check func(q *Query, raw []byte) error
+	run   func(ctx context.Context, st store.Store, q Query, raw []byte, tr backend.TimeRange) (*data.Frame, error)
+}
+
+// handlers maps each of QueryTypes to its handler. A new query type lives
+// in a file of its own that calls registerQueryType from an init function.
+var handlers = map[string]queryHandler{
+	TypeKPI:      {check: checkKPI, run: runKPI},
+	TypeFindings: {check: checkFindings, run: runFindings},
+	TypeHosts:    {check: checkHosts, run: runHosts},
+	TypeTrend:    {check: checkTrend, run: runTrend},
+	TypeCount:    {check: checkCount, run: runCount},
+}
+
+// registerQueryType adds a query type (at init time only: the tables are
+// read without locks afterwards).
+func registerQueryType(name string, h queryHandler) {
+	if _, dup := handlers[name]; dup {
+		panic("plugin: query type " + name + " registered twice")
+	}
+	handlers[name] = h
+	QueryTypes = append(QueryTypes, name)
+}
 
 // Trend metrics: the numeric columns of kpi_daily_trend.
 var TrendMetrics = []string{"open_at_end", "opened", "resolved"}
@@ -57,6 +93,10 @@ type Query struct {
 
 	// trend: which series (default open_at_end)
 	Metric string `json:"metric"`
+
+	// count: the findings filters above plus the SLA state ("" = any,
+	// open, overdue)
+	SLAState string `json:"slaState"`
 }
 
 // ParseQuery reads a query's JSON; queryType is the DataQuery's QueryType,
@@ -75,36 +115,12 @@ func ParseQuery(queryType string, raw []byte) (Query, error) {
 	if q.Type == "" {
 		q.Type = TypeKPI
 	}
-	switch q.Type {
-	case TypeKPI:
-		k, err := kpi.Lookup(q.KPI)
-		if err != nil {
-			return q, err
-		}
-		if _, _, err := k.SQL(q.kpiQuery()); err != nil {
-			return q, err
-		}
-	case TypeTrend:
-		if q.Metric == "" {
-			q.Metric = TrendMetrics[0]
-		}
-		if !slices.Contains(TrendMetrics, q.Metric) {
-			return q, fmt.Errorf("unknown trend metric %q (want one of %s)", q.Metric, strings.Join(TrendMetrics, ", "))
-		}
-		k, _ := kpi.Lookup("daily_trend")
-		if _, _, err := k.SQL(q.kpiQuery()); err != nil {
-			return q, err
-		}
-	case TypeFindings:
-		if _, err := q.findingsFilter(); err != nil {
-			return q, err
-		}
-	case TypeHosts:
-		if !(q.MinRisk >= 0 && q.MinRisk <= 100) {
-			return q, fmt.Errorf("min risk %v out of range 0..100", q.MinRisk)
-		}
-	default:
+	h, ok := handlers[q.Type]
+	if !ok {
 		return q, fmt.Errorf("unknown query type %q (want one of %s)", q.Type, strings.Join(QueryTypes, ", "))
+	}
+	if err := h.check(&q, raw); err != nil {
+		return q, err
 	}
 	if q.Type == TypeFindings || q.Type == TypeHosts {
 		if q.Limit == 0 {
@@ -115,6 +131,47 @@ func ParseQuery(queryType string, raw []byte) (Query, error) {
 		}
 	}
 	return q, nil
+}
+
+func checkKPI(q *Query, _ []byte) error {
+	k, err := kpi.Lookup(q.KPI)
+	if err != nil {
+		return err
+	}
+	_, _, err = k.SQL(q.kpiQuery())
+	return err
+}
+
+func checkTrend(q *Query, _ []byte) error {
+	if q.Metric == "" {
+		q.Metric = TrendMetrics[0]
+	}
+	if !slices.Contains(TrendMetrics, q.Metric) {
+		return fmt.Errorf("unknown trend metric %q (want one of %s)", q.Metric, strings.Join(TrendMetrics, ", "))
+	}
+	k, _ := kpi.Lookup("daily_trend")
+	_, _, err := k.SQL(q.kpiQuery())
+	return err
+}
+
+func checkFindings(q *Query, _ []byte) error {
+	_, err := q.findingsFilter()
+	return err
+}
+
+func checkCount(q *Query, _ []byte) error {
+	if q.SLAState != "" && !slices.Contains(risk.SLAStates, q.SLAState) {
+		return fmt.Errorf("unknown SLA state %q (want %s)", q.SLAState, strings.Join(risk.SLAStates, " or "))
+	}
+	_, err := q.findingsFilter()
+	return err
+}
+
+func checkHosts(q *Query, _ []byte) error {
+	if !(q.MinRisk >= 0 && q.MinRisk <= 100) {
+		return fmt.Errorf("min risk %v out of range 0..100", q.MinRisk)
+	}
+	return nil
 }
 
 func (q Query) kpiQuery() kpi.Query {

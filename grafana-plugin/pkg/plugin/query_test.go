@@ -109,21 +109,25 @@ func TestLoadSettings(t *testing.T) {
 		want       Settings
 		err        string
 	}{
-		{name: "chdb default backend", json: `{"dataDir":"/var/lib/patchgrid"}`, want: Settings{Backend: "chdb", DataDir: "/var/lib/patchgrid"}},
+		{name: "chdb default backend", json: `{"dataDir":"/var/lib/patchgrid"}`, want: Settings{Backend: "chdb", DataDir: "/var/lib/patchgrid", CHDBLib: "/admin/libchdb.so"}},
 		{name: "clickhouse with password", json: `{"backend":"clickhouse","addr":"ch:9000","database":"pg","user":"grafana","dialTimeoutSeconds":3}`,
 			secure: map[string]string{"password": "s3cret"},
-			want:   Settings{Backend: "clickhouse", Addr: "ch:9000", Database: "pg", User: "grafana", DialTimeoutSeconds: 3, Password: "s3cret"}},
+			want:   Settings{Backend: "clickhouse", Addr: "ch:9000", Database: "pg", User: "grafana", DialTimeoutSeconds: 3, Password: "s3cret", CHDBLib: "/admin/libchdb.so"}},
 		{name: "password never read from jsonData", json: `{"backend":"clickhouse","addr":"ch:9000","password":"leak"}`,
-			want: Settings{Backend: "clickhouse", Addr: "ch:9000"}},
+			want: Settings{Backend: "clickhouse", Addr: "ch:9000", CHDBLib: "/admin/libchdb.so"}},
 		{name: "chdb needs dir", json: `{}`, err: "needs a data directory"},
 		{name: "clickhouse needs addr", json: `{"backend":"clickhouse"}`, err: "needs a server address"},
 		{name: "unknown backend", json: `{"backend":"postgres"}`, err: `unknown backend "postgres"`},
 		{name: "negative timeout", json: `{"dataDir":"d","dialTimeoutSeconds":-1}`, err: "negative"},
 		{name: "bad JSON", json: `{"backend":1}`, err: "jsonData"},
+		// An editor of the data source must not choose the library the
+		// plugin dlopens: jsonData's chdbLib is noted, never used.
+		{name: "chdbLib never read from jsonData", json: `{"dataDir":"d","chdbLib":"/tmp/evil.so"}`,
+			want: Settings{Backend: "chdb", DataDir: "d", CHDBLib: "/admin/libchdb.so", IgnoredCHDBLib: "/tmp/evil.so"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := LoadSettings(backend.DataSourceInstanceSettings{Name: "pg", JSONData: []byte(tt.json), DecryptedSecureJSONData: tt.secure})
+			got, err := LoadSettings(backend.DataSourceInstanceSettings{Name: "pg", JSONData: []byte(tt.json), DecryptedSecureJSONData: tt.secure}, "/admin/libchdb.so")
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)
@@ -137,9 +141,22 @@ func TestLoadSettings(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}
 			cfg := got.StoreConfig()
-			if cfg.Backend != got.Backend || cfg.Password != got.Password || cfg.DialTimeout.Seconds() != float64(got.DialTimeoutSeconds) {
+			if cfg.Backend != got.Backend || cfg.Password != got.Password || cfg.CHDBLib != "/admin/libchdb.so" || cfg.DialTimeout.Seconds() != float64(got.DialTimeoutSeconds) {
 				t.Fatalf("store config %+v from %+v", cfg, got)
 			}
 		})
+	}
+}
+
+func TestCHDBLibFromEnv(t *testing.T) {
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	if got := CHDBLibFromEnv(env(map[string]string{"GF_PLUGIN_CHDB_LIB": "/a.so", "PATCHGRID_CHDB_LIB": "/b.so"})); got != "/a.so" {
+		t.Errorf("grafana.ini's [plugin.%s] chdb_lib must win: %q", ID, got)
+	}
+	if got := CHDBLibFromEnv(env(map[string]string{"PATCHGRID_CHDB_LIB": "/b.so"})); got != "/b.so" {
+		t.Errorf("PATCHGRID_CHDB_LIB: %q", got)
+	}
+	if got := CHDBLibFromEnv(env(map[string]string{"PATCHGRID_CACHE": "/c"})); got != "/c/chdb/lib/libchdb.so" {
+		t.Errorf("default: %q", got)
 	}
 }

@@ -20,9 +20,14 @@ type Settings struct {
 	// directory, so while Grafana runs the plugin no other patchgrid process
 	// can open it (see README.md).
 	DataDir string `json:"dataDir"`
-	// CHDBLib is the path of libchdb.so. Default: patchgrid's cache
-	// location (store.DefaultCHDBLib).
-	CHDBLib string `json:"chdbLib"`
+	// CHDBLib is the path of libchdb.so. It is never read from jsonData:
+	// whoever may edit a data source could otherwise make the plugin dlopen
+	// any shared library. It comes from the plugin process's environment,
+	// which only Grafana's administrator sets (CHDBLibFromEnv).
+	CHDBLib string `json:"-"`
+	// IgnoredCHDBLib is a chdbLib found in jsonData (older provisioning
+	// files wrote one): ignored, and reported by the health check.
+	IgnoredCHDBLib string `json:"-"`
 	// Addr is host:port of a ClickHouse server's native protocol.
 	Addr string `json:"addr"`
 	// Database defaults to "patchgrid", User to "default".
@@ -34,12 +39,38 @@ type Settings struct {
 	Password string `json:"-"`
 }
 
-// LoadSettings reads and checks s's jsonData and secureJsonData.
-func LoadSettings(s backend.DataSourceInstanceSettings) (Settings, error) {
-	var out Settings
+// Environment variables the plugin reads libchdb.so's path from, first
+// set wins. GF_PLUGIN_CHDB_LIB is what Grafana makes of grafana.ini's
+// [plugin.patchgrid-datasource] chdb_lib; PATCHGRID_CHDB_LIB is the CLI's
+// variable, set in Grafana's own environment (Grafana passes its
+// environment to plugin processes).
+var chdbLibEnv = []string{"GF_PLUGIN_CHDB_LIB", "PATCHGRID_CHDB_LIB"}
+
+// CHDBLibFromEnv is the libchdb.so path the administrator configured in the
+// plugin's environment, else patchgrid's cache location
+// (store.DefaultCHDBLib).
+func CHDBLibFromEnv(getenv func(string) string) string {
+	for _, k := range chdbLibEnv {
+		if v := getenv(k); v != "" {
+			return v
+		}
+	}
+	return store.DefaultCHDBLib(getenv)
+}
+
+// LoadSettings reads and checks s's jsonData and secureJsonData; chdbLib is
+// the administrator's libchdb.so path (CHDBLibFromEnv), never jsonData's.
+func LoadSettings(s backend.DataSourceInstanceSettings, chdbLib string) (Settings, error) {
+	out := Settings{CHDBLib: chdbLib}
 	if len(s.JSONData) > 0 {
 		if err := json.Unmarshal(s.JSONData, &out); err != nil {
 			return out, fmt.Errorf("data source %q settings (jsonData): %w", s.Name, err)
+		}
+		var legacy struct {
+			CHDBLib string `json:"chdbLib"`
+		}
+		if json.Unmarshal(s.JSONData, &legacy) == nil {
+			out.IgnoredCHDBLib = legacy.CHDBLib
 		}
 	}
 	out.Password = s.DecryptedSecureJSONData["password"]

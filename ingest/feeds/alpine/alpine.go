@@ -23,9 +23,8 @@ import (
 	"slices"
 	"strings"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/patchgrid/patchgrid/ingest/feeds/feed"
+	"github.com/patchgrid/patchgrid/schemas/yamlsafe"
 )
 
 type document struct {
@@ -53,7 +52,7 @@ type secfixes map[string][]string
 // document itself does not name it.
 func Parse(data []byte, file, dirRelease string) ([]feed.Advisory, []feed.Problem, error) {
 	var d document
-	if err := yaml.Unmarshal(data, &d); err != nil {
+	if err := yamlsafe.Unmarshal(data, &d); err != nil {
 		return nil, nil, fmt.Errorf("%s: secdb: %w", file, err)
 	}
 	eco, source, err := scope(&d, dirRelease)

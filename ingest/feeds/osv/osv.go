@@ -14,6 +14,7 @@ import (
 
 	"github.com/patchgrid/patchgrid/ingest/feeds/cvss"
 	"github.com/patchgrid/patchgrid/ingest/feeds/feed"
+	"github.com/patchgrid/patchgrid/schemas/yamlsafe"
 )
 
 // Source is the advisories.source of every OSV-schema record. OSV ids are
@@ -85,8 +86,13 @@ func ParseJSON(data []byte, file string) (feed.Advisory, []feed.Problem, error) 
 // The *_specific objects are decoded as yaml.Node and re-encoded with every
 // scalar kept as its text.
 func ParseYAML(data []byte, file string) (feed.Advisory, []feed.Problem, error) {
+	// yamlsafe bounds alias expansion: nodeValue below follows aliases too.
+	doc, err := yamlsafe.Parse(data)
+	if err != nil {
+		return feed.Advisory{}, nil, fmt.Errorf("%s: osv yaml: %w", file, err)
+	}
 	var r Record
-	if err := yaml.Unmarshal(data, &r); err != nil {
+	if err := doc.Decode(&r); err != nil && doc.Kind != 0 {
 		return feed.Advisory{}, nil, fmt.Errorf("%s: osv yaml: %w", file, err)
 	}
 	var raw struct {
@@ -96,7 +102,7 @@ func ParseYAML(data []byte, file string) (feed.Advisory, []feed.Problem, error) 
 			DatabaseSpecific  yaml.Node `yaml:"database_specific"`
 		} `yaml:"affected"`
 	}
-	if err := yaml.Unmarshal(data, &raw); err != nil {
+	if err := doc.Decode(&raw); err != nil && doc.Kind != 0 {
 		return feed.Advisory{}, nil, fmt.Errorf("%s: osv yaml: %w", file, err)
 	}
 	r.DatabaseSpecific = nodeValue(&raw.DatabaseSpecific)
@@ -317,8 +323,10 @@ func summary(r *Record) string {
 
 // severity picks the record's CVSS: the first 3.x vector, else the first
 // 4.0 vector (3.x is what most feeds and KEV-era tooling rank by; 4.0 alone
-// still gives a score). Without a vector, the qualitative severity of the
-// Ubuntu severity entry or database_specific.severity (GHSA) is used.
+// still gives a score). The severity is Ubuntu's priority when the record
+// has an Ubuntu entry (the distribution's own rating comes first, see
+// 0006_findings.sql), else the vector's, else database_specific.severity
+// (GHSA).
 func severity(sevs []Severity, dbSpecific any, prob func(string, ...any)) (feed.CVSS, string) {
 	var best feed.CVSS
 	word := ""
@@ -336,6 +344,9 @@ func severity(sevs []Severity, dbSpecific any, prob func(string, ...any)) (feed.
 		case "Ubuntu":
 			word = s.Score
 		}
+	}
+	if w := feed.NormalizeSeverity(word); w != "unknown" {
+		return best, w
 	}
 	if best.Vector != "" {
 		return best, feed.SeverityFromScore(best.Score)

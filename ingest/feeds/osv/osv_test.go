@@ -225,3 +225,13 @@ func FuzzParseYAML(f *testing.F) {
 		}
 	})
 }
+
+// An Ubuntu record rates by Ubuntu's priority (the distribution's own
+// rating) and keeps its CVSS vector's score: UBUNTU-CVE-2022-24823 is
+// priority low with a CVSS 3.1 vector of 5.5.
+func TestUbuntuPriority(t *testing.T) {
+	a := parseFile(t, filepath.Join(testenv.SharedData(t), "advisories", "ubuntu-osv", "UBUNTU-CVE-2022-24823.json"))
+	if a.Severity != "low" || a.CVSS.Version != "3.1" || a.CVSS.Score != 5.5 {
+		t.Errorf("severity %s, cvss %s %v; want low, 3.1 5.5", a.Severity, a.CVSS.Version, a.CVSS.Score)
+	}
+}

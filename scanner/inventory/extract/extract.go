@@ -38,6 +38,9 @@ type Input struct {
 type Result struct {
 	Packages []inventory.Package
 	Warnings []string
+	// OS is the operating system the file itself names (an SBOM's
+	// metadata), nil when it names none.
+	OS *Distro
 }
 
 // Warnf records a skipped record, naming the file. The collector logs

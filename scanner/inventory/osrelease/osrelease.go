@@ -93,3 +93,50 @@ func isUbuntuLTS(versionID, version string) bool {
 	yy, err := strconv.Atoi(y)
 	return ok && err == nil && m == "04" && yy%2 == 0
 }
+
+// osNames maps the distro part of an --os value, lower-cased, to its
+// os-release ID: both the OSV ecosystem name and the os-release ID work.
+var osNames = map[string]string{
+	"debian": "debian", "ubuntu": "ubuntu", "alpine": "alpine",
+	"red hat": "rhel", "rhel": "rhel", "almalinux": "almalinux", "rocky linux": "rocky", "rocky": "rocky",
+}
+
+// FromFlag reads an OS release given by hand (`scan --os`), such as
+// "Debian:12", "debian:12", "Ubuntu:22.04", "Alpine:v3.18", "alpine:3.18",
+// "Red Hat:enterprise_linux:9" or "rhel:9", case-insensitively, and returns
+// the os-release fields it stands for (ID, VERSION_ID) with its OSV
+// ecosystem. An unknown distro or a missing release is an error.
+func FromFlag(s string) (fields map[string]string, ecosystem string, err error) {
+	name, rel, ok := strings.Cut(strings.TrimSpace(s), ":")
+	id := osNames[strings.ToLower(strings.TrimSpace(name))]
+	rel = strings.TrimSpace(rel)
+	if id == "rhel" {
+		if r, ok := cutPrefixFold(rel, "enterprise_linux:"); ok {
+			rel = r
+		}
+	}
+	if id == "ubuntu" {
+		rel, _, _ = strings.Cut(rel, ":") // Ubuntu:22.04:LTS
+	}
+	if id == "alpine" {
+		if r, ok := cutPrefixFold(rel, "v"); ok {
+			rel = r
+		}
+	}
+	if !ok || id == "" || rel == "" {
+		return nil, "", fmt.Errorf("OS %q: want DISTRO:RELEASE with DISTRO one of Debian, Ubuntu, Alpine, Red Hat (rhel), AlmaLinux, Rocky Linux (e.g. Debian:12, Alpine:v3.18, rhel:9)", s)
+	}
+	fields = map[string]string{"ID": id, "VERSION_ID": rel}
+	eco := Ecosystem(fields)
+	if eco == "" {
+		return nil, "", fmt.Errorf("OS %q: release %q of %s has no OSV ecosystem", s, rel, id)
+	}
+	return fields, eco, nil
+}
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return s, false
+}

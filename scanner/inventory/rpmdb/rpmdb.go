@@ -48,16 +48,9 @@ func (Extractor) Extract(ctx context.Context, in *extract.Input) (extract.Result
 	if in.File == "" {
 		return res, errors.New("rpmdb: needs a file path, not a stream")
 	}
-	db, err := rpmdb.Open(in.File)
+	pkgs, err := listPackages(ctx, in.File)
 	if err != nil {
-		return res, fmt.Errorf("open rpm database %s: %w", in.Path, err)
-	}
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(ctx, Timeout)
-	defer cancel()
-	pkgs, err := db.ListPackagesWithContext(ctx)
-	if err != nil {
-		return res, fmt.Errorf("read rpm database %s: %w", in.Path, err)
+		return res, fmt.Errorf("read rpm database %s (truncated or corrupt? no packages are kept from it): %w", in.Path, err)
 	}
 	for _, p := range pkgs {
 		n := rpm.NEVRA{Name: p.Name, Version: p.Version, Release: p.Release, Arch: p.Arch}
@@ -85,4 +78,24 @@ func (Extractor) Extract(ctx context.Context, in *extract.Input) (extract.Result
 		res.Packages = append(res.Packages, pkg)
 	}
 	return res, nil
+}
+
+// listPackages reads every package of the database at file. go-rpmdb
+// panics on some truncated databases (an NDB Packages.db cut short slices
+// out of range): a corrupt file is an error of this input, never a crash
+// of the scanner.
+func listPackages(ctx context.Context, file string) (_ []*rpmdb.PackageInfo, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("rpm database reader failed: %v", r)
+		}
+	}()
+	db, err := rpmdb.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	return db.ListPackagesWithContext(ctx)
 }

@@ -86,3 +86,26 @@ func TestFileRequired(t *testing.T) {
 		}
 	}
 }
+
+// TestTruncatedDatabase: a database cut short (BDB, sqlite, NDB) is an
+// error naming the file, never a shorter package list and never a panic
+// (go-rpmdb panics on truncated NDB files).
+func TestTruncatedDatabase(t *testing.T) {
+	dir := testdataDir(t)
+	for _, f := range []string{"centos7-plain/Packages", "cbl-mariner-2.0/rpmdb.sqlite", "sle15-bci/Packages.db"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fifths := range []int{1, 2, 4} {
+			p := filepath.Join(t.TempDir(), filepath.Base(f))
+			if err := os.WriteFile(p, b[:len(b)*fifths/5], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			res, err := Extractor{}.Extract(context.Background(), &extract.Input{Path: p, File: p})
+			if err == nil || !strings.Contains(err.Error(), p) || len(res.Packages) != 0 {
+				t.Errorf("%s cut to %d/5: %d packages, err %v; want an error naming the file and no packages", f, fifths, len(res.Packages), err)
+			}
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/patchgrid/patchgrid/scanner/inventory/extract"
+	"github.com/patchgrid/patchgrid/scanner/inventory/osrelease"
 	"github.com/patchgrid/patchgrid/schemas/inventory"
 )
 
@@ -37,17 +38,32 @@ type component struct {
 	Properties map[string]string
 }
 
+// docOS is the operating system an SBOM document names in its metadata:
+// syft's "distro", a CycloneDX component of type operating-system, an SPDX
+// package whose primaryPackagePurpose is OPERATING-SYSTEM.
+type docOS struct{ ID, VersionID string }
+
 // Extract implements extract.Extractor. in.Distro labels distro packages
-// whose purl has no distro qualifier.
+// whose purl has no distro qualifier; without it, the OS the document's
+// metadata names does (and is returned as Result.OS).
 func (Extractor) Extract(ctx context.Context, in *extract.Input) (extract.Result, error) {
 	var res extract.Result
 	data, err := readAll(in.Reader)
 	if err != nil {
 		return res, fmt.Errorf("read SBOM %s: %w", in.Path, err)
 	}
-	comps, format, err := parse(data)
+	comps, format, dos, err := parse(data)
 	if err != nil {
 		return res, fmt.Errorf("parse SBOM %s: %w", in.Path, err)
+	}
+	distro := in.Distro
+	if dos.ID != "" {
+		d := extract.Distro{ID: dos.ID, VersionID: dos.VersionID,
+			Ecosystem: osrelease.Ecosystem(map[string]string{"ID": dos.ID, "VERSION_ID": dos.VersionID})}
+		res.OS = &d
+		if distro.Ecosystem == "" {
+			distro = d
+		}
 	}
 	seen := make(map[inventory.Package]bool, len(comps))
 	var noPURL, unsupported int
@@ -59,7 +75,7 @@ func (Extractor) Extract(ctx context.Context, in *extract.Input) (extract.Result
 			noPURL++
 			continue
 		}
-		p, err := FromPURL(c.PURL, in.Distro)
+		p, err := FromPURL(c.PURL, distro)
 		if errors.Is(err, errUnsupported) {
 			unsupported++
 			continue
@@ -151,25 +167,28 @@ func Detect(data []byte) string {
 	return ""
 }
 
-func parse(data []byte) ([]component, string, error) {
+func parse(data []byte) ([]component, string, docOS, error) {
 	format := Detect(data)
 	var (
 		comps []component
+		os    docOS
 		err   error
 	)
 	switch format {
 	case "cyclonedx-json":
-		comps, err = parseCycloneDXJSON(data)
+		comps, os, err = parseCycloneDXJSON(data)
 	case "cyclonedx-xml":
-		comps, err = parseCycloneDXXML(data)
+		comps, os, err = parseCycloneDXXML(data)
 	case "spdx-json":
-		comps, err = parseSPDXJSON(data)
+		comps, os, err = parseSPDXJSON(data)
 	case "syft-json":
-		comps, err = parseSyftJSON(data)
+		comps, os, err = parseSyftJSON(data)
 	default:
-		return nil, "", errors.New("not a CycloneDX, SPDX JSON or syft JSON document")
+		return nil, "", docOS{}, errors.New("not a CycloneDX, SPDX JSON or syft JSON document")
 	}
-	return comps, format, err
+	os.ID = strings.ToLower(strings.TrimSpace(os.ID))
+	os.VersionID = strings.TrimSpace(os.VersionID)
+	return comps, format, os, err
 }
 
 type cdxProperty struct {
@@ -178,16 +197,22 @@ type cdxProperty struct {
 }
 
 type cdxComponent struct {
+	Type       string         `json:"type" xml:"type,attr"`
+	Name       string         `json:"name" xml:"name"`
+	Version    string         `json:"version" xml:"version"`
 	PURL       string         `json:"purl" xml:"purl"`
 	Properties []cdxProperty  `json:"properties" xml:"properties>property"`
 	Components []cdxComponent `json:"components" xml:"components>component"`
 }
 
-func flattenCDX(cs []cdxComponent, out []component, depth int) ([]component, error) {
+func flattenCDX(cs []cdxComponent, out []component, os *docOS, depth int) ([]component, error) {
 	if depth > 64 {
 		return out, errors.New("components nested deeper than 64 levels")
 	}
 	for _, c := range cs {
+		if c.Type == "operating-system" && os.ID == "" {
+			*os = docOS{ID: c.Name, VersionID: c.Version}
+		}
 		var props map[string]string
 		if len(c.Properties) > 0 {
 			props = make(map[string]string, len(c.Properties))
@@ -197,36 +222,55 @@ func flattenCDX(cs []cdxComponent, out []component, depth int) ([]component, err
 		}
 		out = append(out, component{PURL: strings.TrimSpace(c.PURL), Properties: props})
 		var err error
-		if out, err = flattenCDX(c.Components, out, depth+1); err != nil {
+		if out, err = flattenCDX(c.Components, out, os, depth+1); err != nil {
 			return out, err
 		}
 	}
 	return out, nil
 }
 
-func parseCycloneDXJSON(data []byte) ([]component, error) {
+func parseCycloneDXJSON(data []byte) ([]component, docOS, error) {
 	var doc struct {
+		Metadata struct {
+			Component *cdxComponent `json:"component"`
+		} `json:"metadata"`
 		Components []cdxComponent `json:"components"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return nil, err
+		return nil, docOS{}, err
 	}
-	return flattenCDX(doc.Components, nil, 0)
+	var os docOS
+	if m := doc.Metadata.Component; m != nil && m.Type == "operating-system" {
+		os = docOS{ID: m.Name, VersionID: m.Version}
+	}
+	comps, err := flattenCDX(doc.Components, nil, &os, 0)
+	return comps, os, err
 }
 
-func parseCycloneDXXML(data []byte) ([]component, error) {
+func parseCycloneDXXML(data []byte) ([]component, docOS, error) {
 	var doc struct {
+		Metadata struct {
+			Component *cdxComponent `xml:"component"`
+		} `xml:"metadata"`
 		Components []cdxComponent `xml:"components>component"`
 	}
 	if err := xml.Unmarshal(data, &doc); err != nil {
-		return nil, err
+		return nil, docOS{}, err
 	}
-	return flattenCDX(doc.Components, nil, 0)
+	var os docOS
+	if m := doc.Metadata.Component; m != nil && m.Type == "operating-system" {
+		os = docOS{ID: m.Name, VersionID: m.Version}
+	}
+	comps, err := flattenCDX(doc.Components, nil, &os, 0)
+	return comps, os, err
 }
 
-func parseSPDXJSON(data []byte) ([]component, error) {
+func parseSPDXJSON(data []byte) ([]component, docOS, error) {
 	var doc struct {
 		Packages []struct {
+			Name         string `json:"name"`
+			VersionInfo  string `json:"versionInfo"`
+			Purpose      string `json:"primaryPackagePurpose"`
 			ExternalRefs []struct {
 				Type    string `json:"referenceType"`
 				Locator string `json:"referenceLocator"`
@@ -234,10 +278,14 @@ func parseSPDXJSON(data []byte) ([]component, error) {
 		} `json:"packages"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return nil, err
+		return nil, docOS{}, err
 	}
+	var os docOS
 	out := make([]component, 0, len(doc.Packages))
 	for _, p := range doc.Packages {
+		if os.ID == "" && strings.EqualFold(strings.ReplaceAll(p.Purpose, "_", "-"), "OPERATING-SYSTEM") {
+			os = docOS{ID: p.Name, VersionID: p.VersionInfo}
+		}
 		var c component
 		for _, r := range p.ExternalRefs {
 			if r.Type == "purl" {
@@ -247,23 +295,37 @@ func parseSPDXJSON(data []byte) ([]component, error) {
 		}
 		out = append(out, c)
 	}
-	return out, nil
+	return out, os, nil
 }
 
-func parseSyftJSON(data []byte) ([]component, error) {
+func parseSyftJSON(data []byte) ([]component, docOS, error) {
 	var doc struct {
 		Artifacts []struct {
 			PURL string `json:"purl"`
 		} `json:"artifacts"`
+		// Older syft writes {name, version}, newer os-release style {id, versionID}.
+		Distro struct {
+			ID        string `json:"id"`
+			VersionID string `json:"versionID"`
+			Name      string `json:"name"`
+			Version   string `json:"version"`
+		} `json:"distro"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return nil, err
+		return nil, docOS{}, err
 	}
 	out := make([]component, 0, len(doc.Artifacts))
 	for _, a := range doc.Artifacts {
 		out = append(out, component{PURL: strings.TrimSpace(a.PURL)})
 	}
-	return out, nil
+	os := docOS{ID: doc.Distro.ID, VersionID: doc.Distro.VersionID}
+	if os.ID == "" {
+		os.ID = doc.Distro.Name
+	}
+	if os.VersionID == "" {
+		os.VersionID = doc.Distro.Version
+	}
+	return out, os, nil
 }
 
 // inheritRelease labels distro packages whose purl lacked a distro qualifier

@@ -21,14 +21,16 @@ func TestSharedSBOMs(t *testing.T) {
 		want         int
 		ecosystems   map[string]int
 		golden       bool
+		os           string // the OS ecosystem the document's metadata names
 	}{
-		{"osv-scanner-alpine.cdx.xml", "cyclonedx-xml", 14, map[string]int{"Alpine:v3.17": 14}, true},
-		{"osv-scanner-postgres-stretch.cdx.xml", "cyclonedx-xml", 135, map[string]int{"Debian:9": 132, "Go": 3}, false},
-		{"trivy-fluentd-multiple-lockfiles.cdx.json", "cyclonedx-json", 160, map[string]int{"Debian:10": 105, "RubyGems": 55}, true},
-		{"claircore-ubi_latest.spdx.json.gz", "spdx-json", 1525, map[string]int{"Red Hat:enterprise_linux:9": 1507, "PyPI": 18}, false},
-		{"claircore-konflux-syft+hermeto.spdx.json.gz", "spdx-json", 1529, map[string]int{"Red Hat:enterprise_linux:9": 1511, "PyPI": 18}, false},
-		{"claircore-ubi8-micro.spdx.json", "spdx-json", 0, map[string]int{}, false},
-		{"syft-alpine.syft.json", "syft-json", 14, map[string]int{"Alpine": 14}, false},
+		{"osv-scanner-alpine.cdx.xml", "cyclonedx-xml", 14, map[string]int{"Alpine:v3.17": 14}, true, "Alpine:v3.17"},
+		{"osv-scanner-postgres-stretch.cdx.xml", "cyclonedx-xml", 135, map[string]int{"Debian:9": 132, "Go": 3}, false, "Debian:9"},
+		{"trivy-fluentd-multiple-lockfiles.cdx.json", "cyclonedx-json", 160, map[string]int{"Debian:10": 105, "RubyGems": 55}, true, "Debian:10"},
+		{"claircore-ubi_latest.spdx.json.gz", "spdx-json", 1525, map[string]int{"Red Hat:enterprise_linux:9": 1507, "PyPI": 18}, false, ""},
+		{"claircore-konflux-syft+hermeto.spdx.json.gz", "spdx-json", 1529, map[string]int{"Red Hat:enterprise_linux:9": 1511, "PyPI": 18}, false, ""},
+		{"claircore-ubi8-micro.spdx.json", "spdx-json", 0, map[string]int{}, false, ""},
+		// The purls carry no distro qualifier; syft's "distro" names Alpine 3.14.2.
+		{"syft-alpine.syft.json", "syft-json", 14, map[string]int{"Alpine:v3.14": 14}, false, "Alpine:v3.14"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			f, err := os.Open(filepath.Join(dir, tc.file))
@@ -39,6 +41,13 @@ func TestSharedSBOMs(t *testing.T) {
 			res, err := Extractor{}.Extract(context.Background(), &extract.Input{Path: tc.file, Reader: f})
 			if err != nil {
 				t.Fatal(err)
+			}
+			gotOS := ""
+			if res.OS != nil {
+				gotOS = res.OS.Ecosystem
+			}
+			if gotOS != tc.os {
+				t.Errorf("document OS %q, want %q", gotOS, tc.os)
 			}
 			got := map[string]int{}
 			for _, p := range res.Packages {

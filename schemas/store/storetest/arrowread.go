@@ -19,6 +19,22 @@ import (
 // formats and of the exports decode their output with it.
 func EachArrowRecord(t testing.TB, b []byte, parquet bool, fn func(arrow.Record)) *arrow.Schema {
 	t.Helper()
+	if !parquet && bytes.HasPrefix(b, []byte("ARROW1")) {
+		// An Arrow IPC file (export format arrow).
+		r, err := ipc.NewFileReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		for i := 0; i < r.NumRecords(); i++ {
+			rec, err := r.Record(i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fn(rec)
+		}
+		return r.Schema()
+	}
 	if !parquet {
 		r, err := ipc.NewReader(bytes.NewReader(b))
 		if err != nil {

@@ -12,8 +12,6 @@ import (
 	"runtime"
 	"sync"
 	"unsafe"
-
-	"github.com/ebitengine/purego"
 )
 
 // Lib is a loaded libchdb.so.
@@ -54,7 +52,7 @@ func Load(path string) (*Lib, error) {
 	if l, ok := loaded[path]; ok {
 		return l, nil
 	}
-	h, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+	h, err := dlopen(path)
 	if err != nil {
 		return nil, fmt.Errorf("load chDB library %s: %w", path, err)
 	}
@@ -83,11 +81,9 @@ func Load(path string) (*Lib, error) {
 		{&l.version, "chdb_version"},
 	}
 	for _, s := range syms {
-		sym, err := purego.Dlsym(h, s.name)
-		if err != nil {
+		if err := bind(h, s.name, s.fn); err != nil {
 			return nil, fmt.Errorf("load chDB library %s: symbol %s missing (chDB too old?): %w", path, s.name, err)
 		}
-		purego.RegisterFunc(s.fn, sym)
 	}
 	l.Version = cString(l.version())
 	// ClickHouse installs handlers for SIGSEGV, SIGINT and more; in a Go

@@ -1,0 +1,48 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/patchgrid/patchgrid/analytics/auth"
+)
+
+// Route is one endpoint: its pattern (method and path, as http.ServeMux
+// reads them), the least role a token needs to call it, and its handler.
+// A handler returns an error instead of writing one: guard turns it into
+// the client's message and request id, and logs the detail.
+type Route struct {
+	Pattern string
+	Role    auth.Role
+	Handler func(http.ResponseWriter, *http.Request) error
+	// Public routes need no token (/healthz, /metrics when so configured).
+	Public bool
+	// NoStore marks a route that runs no store query: it bypasses the
+	// concurrency cap.
+	NoStore bool
+}
+
+// routes is every endpoint of the API and the role it needs: reads need a
+// viewer; writes (outcomes, exception requests, plan runs) an analyst;
+// decisions (approving exceptions or plans) an approver; policy and tokens
+// an admin. A new endpoint is one line here (SECURITY.md has the table).
+func (s *server) routes() []Route {
+	return append([]Route{
+		{Pattern: "GET /healthz", Role: auth.Viewer, Handler: s.healthz, Public: s.cfg.PublicHealthz, NoStore: true},
+		{Pattern: "GET /metrics", Role: auth.Viewer, Handler: s.metrics, Public: s.cfg.PublicMetrics, NoStore: true},
+		{Pattern: "GET /api/v1/kpis", Role: auth.Viewer, Handler: s.kpiList, NoStore: true},
+		{Pattern: "GET /api/v1/kpis/{name}", Role: auth.Viewer, Handler: s.kpi},
+		{Pattern: "GET /api/v1/findings", Role: auth.Viewer, Handler: s.findings},
+		{Pattern: "GET /api/v1/hosts", Role: auth.Viewer, Handler: s.hosts},
+		{Pattern: "GET /api/v1/hosts/{id}", Role: auth.Viewer, Handler: s.host},
+		{Pattern: "GET /api/v1/risk", Role: auth.Viewer, Handler: s.risk},
+		{Pattern: "GET /api/v1/export", Role: auth.Viewer, Handler: s.export},
+		{Pattern: "GET /api/v1/verdicts", Role: auth.Viewer, Handler: s.verdicts},
+		{Pattern: "GET /api/v1/plans", Role: auth.Viewer, Handler: s.planList},
+		{Pattern: "GET /api/v1/plans/{id}", Role: auth.Viewer, Handler: s.planGet},
+		{Pattern: "GET /api/v1/plans/{id}/actions", Role: auth.Viewer, Handler: s.planActions},
+		{Pattern: "GET /api/v1/whoami", Role: auth.Viewer, Handler: s.whoami, NoStore: true},
+		{Pattern: "GET /api/v1/tokens", Role: auth.Admin, Handler: s.tokenList},
+		{Pattern: "POST /api/v1/tokens", Role: auth.Admin, Handler: s.tokenCreate},
+		{Pattern: "DELETE /api/v1/tokens/{id}", Role: auth.Admin, Handler: s.tokenRevoke},
+	}, s.governanceRoutes()...)
+}
