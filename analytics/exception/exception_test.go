@@ -239,3 +239,24 @@ func TestFindingExceptions(t *testing.T) {
 		t.Fatalf("finding_exceptions:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// FuzzParseSelector: a selector string comes from a person or an API body;
+// whatever it is, ParseSelector returns a selector whose labels are in range
+// or an error, and never panics.
+func FuzzParseSelector(f *testing.F) {
+	for _, s := range []string{"ring=prod", "ring=prod,owner=web,os=Debian:12,criticality=4,internet_facing=true,hostname=web-*", "", "=", "hostname=[", "criticality=-1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sel, err := exception.ParseSelector(s)
+		if err != nil {
+			return
+		}
+		if sel.Criticality < -1 || sel.Criticality > 4 || sel.InternetFacing < -1 || sel.InternetFacing > 1 {
+			t.Fatalf("%q parsed out of range: %+v", s, sel)
+		}
+		if sel == (exception.Selector{Criticality: -1, InternetFacing: -1}) {
+			t.Fatalf("%q parsed to a selector that selects everything", s)
+		}
+	})
+}
