@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/patchgrid/patchgrid/analytics/exception"
+	"github.com/patchgrid/patchgrid/schemas/severity"
 )
 
 // severityColour is each severity's colour in the charts (colour-blind-safe
@@ -29,7 +30,7 @@ func WriteHTML(w io.Writer, d *Data) error {
 		"date":       func(t time.Time) string { return t.UTC().Format(time.DateOnly) },
 		"datetime":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 		"figure":     figure,
-		"sevs":       func() []string { return severities },
+		"sevs":       func() []string { return severity.All },
 		"colour":     func(s string) template.CSS { return template.CSS(severityColour[s]) },
 		"open":       func(s string) uint64 { return d.OpenBySeverity[s] },
 		"status":     func(s string) int { return d.ExceptionsByStatus[exception.Status(s)] },
@@ -175,7 +176,7 @@ func trendSVG(points []TrendPoint) template.HTML {
 	fmt.Fprintf(&b, `<text x="%d" y="%d" class="axis">%s</text><text x="%d" y="%d" class="axis" text-anchor="end">%s</text>`,
 		padL, chartH-10, first.Format(time.DateOnly), chartW-padR, chartH-10, last.Format(time.DateOnly))
 	ly := padT + 4
-	for _, sev := range severities {
+	for _, sev := range severity.All {
 		var pts []string
 		for _, p := range points {
 			if p.Severity == sev {
@@ -241,7 +242,7 @@ func mixSVG(open map[string]uint64, total uint64) template.HTML {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="chart" id="chart-mix" role="img" aria-label="Open exposures by severity" viewBox="0 0 %d %d" width="%d" height="%d" xmlns="http://www.w3.org/2000/svg">`, w, h, w, h)
 	x := 0.0
-	for _, sev := range severities {
+	for _, sev := range severity.All {
 		n := open[sev]
 		if n == 0 {
 			continue

@@ -23,6 +23,7 @@ import (
 	"github.com/patchgrid/patchgrid/analytics/export"
 	"github.com/patchgrid/patchgrid/analytics/kpi"
 	"github.com/patchgrid/patchgrid/analytics/risk"
+	"github.com/patchgrid/patchgrid/schemas/severity"
 	"github.com/patchgrid/patchgrid/schemas/store"
 )
 
@@ -63,9 +64,6 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
-
-// Severities in report order; the vocabulary is the views'.
-var severities = []string{"critical", "high", "medium", "low", "none", "unknown"}
 
 // Data is everything the report shows, gathered before rendering.
 type Data struct {
@@ -285,7 +283,7 @@ func trend(t *export.Table, now time.Time, period time.Duration) []TrendPoint {
 	}
 	first := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).Add(-period)
 	var out []TrendPoint
-	for _, sev := range severities {
+	for _, sev := range severity.All {
 		ds := days[sev]
 		if len(ds) == 0 {
 			continue
@@ -308,13 +306,13 @@ func trend(t *export.Table, now time.Time, period time.Duration) []TrendPoint {
 
 func sortBySeverity[T any](rows []T, sev func(T) string) {
 	rank := func(s string) int {
-		if i := slices.Index(severities, s); i >= 0 {
-			return i
+		if severity.Valid(s) {
+			return severity.Index(s)
 		}
 		if s == "all" {
-			return len(severities)
+			return len(severity.All)
 		}
-		return len(severities) + 1
+		return len(severity.All) + 1
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rank(sev(rows[i])) < rank(sev(rows[j])) })
 }

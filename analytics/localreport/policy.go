@@ -3,6 +3,7 @@ package localreport
 import (
 	"errors"
 	"fmt"
+	"github.com/patchgrid/patchgrid/schemas/severity"
 	"github.com/patchgrid/patchgrid/schemas/yamlsafe"
 	"io"
 	"os"
@@ -28,13 +29,7 @@ const (
 
 // NormalizeSeverity maps a stored severity word to the vocabulary; an empty
 // or unrecognised word is unknown.
-func NormalizeSeverity(s string) Severity {
-	switch v := Severity(strings.ToLower(strings.TrimSpace(s))); v {
-	case SeverityCritical, SeverityHigh, SeverityMedium, SeverityLow, SeverityNone:
-		return v
-	}
-	return SeverityUnknown
-}
+func NormalizeSeverity(s string) Severity { return Severity(severity.Normalize(s)) }
 
 // Rank orders severities for sorting. Unknown ranks above critical, so
 // unrated findings come first and are not lost below rated ones; gates use

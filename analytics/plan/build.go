@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/patchgrid/patchgrid/analytics/policy"
+	"github.com/patchgrid/patchgrid/schemas/severity"
 	"github.com/patchgrid/patchgrid/schemas/version"
 )
 
@@ -269,14 +270,9 @@ func (a *Action) dedupe() {
 	a.KEVAdvisories = uint32(len(a.KEVIDs))
 }
 
-// sevRank is a severity's position in policy.Severities (0 = critical);
+// sevRank is a severity's position in the vocabulary (0 = critical);
 // anything else ranks as unknown.
-func sevRank(s string) int {
-	if i := slices.Index(policy.Severities, s); i >= 0 {
-		return i
-	}
-	return len(policy.Severities) - 1
-}
+func sevRank(s string) int { return severity.Index(s) }
 
 // higher reports whether version v sorts above cur by the ecosystem's
 // comparator (cur "" is lowest). A version the comparator refuses marks

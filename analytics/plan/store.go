@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/patchgrid/patchgrid/analytics/audit"
@@ -64,51 +63,20 @@ func ReadFindings(ctx context.Context, st store.Store, f risk.Filter, fn func(*F
 	return nil
 }
 
-// filterWhere turns the findings filter into a WHERE clause over
-// finding_risk (actions=false) or plan_actions (actions=true), where
-// severity is the highest of the action's advisories, kev means "closes a
-// KEV advisory" and min-risk applies to the risk the action removes.
+// filterWhere is the findings filter (risk.Filter.WhereOn) over
+// finding_risk (actions=false) or plan_actions (actions=true), where kev
+// means "closes a KEV advisory" and min-risk applies to the risk the
+// action removes (severity there is the highest of its advisories).
 func filterWhere(f risk.Filter, actions bool) (string, []any) {
-	var conds []string
-	var args []any
-	add := func(c string, a any) { conds, args = append(conds, c), append(args, a) }
-	if len(f.Severity) > 0 {
-		add("has(?, severity)", f.Severity)
+	if !actions {
+		return f.Where()
 	}
-	if f.KEV != nil {
-		if actions {
-			if *f.KEV {
-				conds = append(conds, "kev_advisories > 0")
-			} else {
-				conds = append(conds, "kev_advisories = 0")
-			}
-		} else {
-			add("kev = ?", *f.KEV)
+	return f.WhereOn(func(v bool) string {
+		if v {
+			return "kev_advisories > 0"
 		}
-	}
-	if f.Ring != "" {
-		add("ring = ?", f.Ring)
-	}
-	if f.Owner != "" {
-		add("owner = ?", f.Owner)
-	}
-	if f.OS != "" {
-		add("os = ?", f.OS)
-	}
-	if f.HostID != "" {
-		add("host_id = ?", f.HostID)
-	}
-	if f.MinRisk > 0 {
-		if actions {
-			add("risk_reduction >= ?", f.MinRisk)
-		} else {
-			add("risk_score >= ?", f.MinRisk)
-		}
-	}
-	if len(conds) == 0 {
-		return "", nil
-	}
-	return " WHERE " + strings.Join(conds, " AND "), args
+		return "kev_advisories = 0"
+	}, "risk_reduction")
 }
 
 // CreateOptions configure Create.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/patchgrid/patchgrid/schemas/severity"
 )
 
 // decoder walks the YAML node tree by hand rather than decoding into
@@ -240,7 +242,7 @@ func (d *decoder) sla(n *yaml.Node, field string) SLA {
 		switch k {
 		case "days":
 			daysNode = v
-			d.fields(v, kf, Severities, func(sev string, dv *yaml.Node, sf string) {
+			d.fields(v, kf, severity.All, func(sev string, dv *yaml.Node, sf string) {
 				s.Days[sev] = uint32(d.uint(dv, sf, 1, 3650))
 			})
 		case "kev_due_date":

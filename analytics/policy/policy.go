@@ -30,10 +30,6 @@ import (
 	"github.com/patchgrid/patchgrid/schemas/yamlsafe"
 )
 
-// Severities are the SLA severities, in rank order: the values of
-// sla_policy.severity and of the severity column of every finding view.
-var Severities = []string{"critical", "high", "medium", "low", "none", "unknown"}
-
 // defaultSLADays holds the days of the two severities a policy may leave
 // out (advisories without a rating): the migration's defaults.
 var defaultSLADays = map[string]uint32{"none": 365}
@@ -59,7 +55,7 @@ type Policy struct {
 
 // SLA is the remediation clock.
 type SLA struct {
-	// Days per severity, every severity of Severities present.
+	// Days per severity, every severity of severity.All present.
 	Days map[string]uint32 `json:"days"`
 	// KEVDueDate: for an advisory in CISA KEV, its dueDate is the deadline
 	// when it is sooner than the severity's.

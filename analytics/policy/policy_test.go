@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/patchgrid/patchgrid/schemas/severity"
 )
 
 func mustParse(t *testing.T, src string) *Policy {
@@ -254,7 +256,7 @@ func FuzzParse(f *testing.F) {
 		}
 		// A valid policy survives its canonical round trip... of meaning:
 		// its SLA is complete.
-		for _, s := range Severities {
+		for _, s := range severity.All {
 			if p.SLA.Days[s] == 0 {
 				t.Fatalf("accepted policy without SLA days for %s", s)
 			}

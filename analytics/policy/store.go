@@ -11,6 +11,7 @@ import (
 
 	"github.com/patchgrid/patchgrid/analytics/audit"
 	"github.com/patchgrid/patchgrid/schemas"
+	"github.com/patchgrid/patchgrid/schemas/severity"
 	"github.com/patchgrid/patchgrid/schemas/store"
 )
 
@@ -154,8 +155,8 @@ func writeSLA(ctx context.Context, st store.Store, p *Policy, now time.Time) (bo
 	if p.SLA.KEVDueDate {
 		kev = 1
 	}
-	rows := make([][]any, 0, len(Severities))
-	for _, s := range Severities {
+	rows := make([][]any, 0, len(severity.All))
+	for _, s := range severity.All {
 		rows = append(rows, []any{"default", s, p.SLA.Days[s], kev, now})
 	}
 	return true, st.Insert(ctx, "sla_policy", []string{"policy", "severity", "sla_days", "kev_due_date", "updated_at"}, rows)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/patchgrid/patchgrid/analytics/match"
+	"github.com/patchgrid/patchgrid/schemas/severity"
 	"github.com/patchgrid/patchgrid/schemas/store"
 )
 
@@ -79,8 +80,6 @@ type HostSummary struct {
 	BySeverity           []SeverityCount
 	Top                  []TopRisk
 }
-
-var severities = []string{"critical", "high", "medium", "low", "none", "unknown"}
 
 const (
 	// latestSQL is each host's latest scan (ties broken by scan_id, as in
@@ -198,8 +197,8 @@ func bySeverityWhere(ctx context.Context, st store.Store, where string, args []a
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("report: findings by severity: %w", err)
 	}
-	out := make([]SeverityCount, 0, len(severities))
-	for _, sev := range severities {
+	out := make([]SeverityCount, 0, len(severity.All))
+	for _, sev := range severity.All {
 		c := got[sev]
 		c.Severity = sev
 		out = append(out, c)

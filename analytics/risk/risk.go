@@ -9,11 +9,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/patchgrid/patchgrid/analytics/export"
+	"github.com/patchgrid/patchgrid/schemas/severity"
 	"github.com/patchgrid/patchgrid/schemas/store"
 )
 
@@ -85,7 +85,7 @@ type Filter struct {
 // Validate rejects severities the schema does not know.
 func (f Filter) Validate() error {
 	for _, s := range f.Severity {
-		if !slices.Contains([]string{"critical", "high", "medium", "low", "none", "unknown"}, s) {
+		if !severity.Valid(s) {
 			return fmt.Errorf("unknown severity %q (want critical, high, medium, low, none or unknown)", s)
 		}
 	}
@@ -95,7 +95,22 @@ func (f Filter) Validate() error {
 	return nil
 }
 
-func (f Filter) where() (string, []any) {
+// Where is the filter as a WHERE clause over finding_risk.
+func (f Filter) Where() (string, []any) {
+	return f.WhereOn(func(v bool) string {
+		if v {
+			return "kev = 1"
+		}
+		return "kev = 0"
+	}, "risk_score")
+}
+
+// WhereOn is the filter as a WHERE clause (" WHERE ...", or "" when it
+// selects everything) over any table with finding_risk's severity, ring,
+// owner, os and host_id columns, so other readers (plan actions) filter
+// exactly as the findings do. kev gives the condition for "in KEV = v"
+// there and riskCol the column MinRisk compares with.
+func (f Filter) WhereOn(kev func(v bool) string, riskCol string) (string, []any) {
 	var conds []string
 	var args []any
 	add := func(cond string, arg any) { conds, args = append(conds, cond), append(args, arg) }
@@ -103,7 +118,7 @@ func (f Filter) where() (string, []any) {
 		add("has(?, severity)", f.Severity)
 	}
 	if f.KEV != nil {
-		add("kev = ?", *f.KEV)
+		conds = append(conds, kev(*f.KEV))
 	}
 	if f.Ring != "" {
 		add("ring = ?", f.Ring)
@@ -118,7 +133,7 @@ func (f Filter) where() (string, []any) {
 		add("host_id = ?", f.HostID)
 	}
 	if f.MinRisk > 0 {
-		add("risk_score >= ?", f.MinRisk)
+		add(riskCol+" >= ?", f.MinRisk)
 	}
 	if len(conds) == 0 {
 		return "", nil
@@ -152,7 +167,7 @@ func FindingsSQL(f Filter, page *Page) (string, []any, error) {
 		}
 	}
 	b.WriteString(" FROM finding_risk")
-	where, args := f.where()
+	where, args := f.Where()
 	b.WriteString(where)
 	if page != nil {
 		b.WriteString(" ORDER BY risk_score DESC, host_id, source, advisory_id, ecosystem, package, installed_version LIMIT ? OFFSET ?")

@@ -75,7 +75,7 @@ func CountFindings(ctx context.Context, st store.Store, f Filter, slaState strin
 	if err := f.Validate(); err != nil {
 		return 0, err
 	}
-	where, args := f.where()
+	where, args := f.Where()
 	if slaState != "" {
 		if !slices.Contains(SLAStates, slaState) {
 			return 0, fmt.Errorf("unknown SLA state %q (want %s)", slaState, strings.Join(SLAStates, " or "))

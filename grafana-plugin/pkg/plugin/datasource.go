@@ -25,6 +25,7 @@ import (
 	"github.com/patchgrid/patchgrid/analytics/kpi"
 	"github.com/patchgrid/patchgrid/analytics/risk"
 	"github.com/patchgrid/patchgrid/schemas"
+	"github.com/patchgrid/patchgrid/schemas/severity"
 	"github.com/patchgrid/patchgrid/schemas/store"
 )
 
@@ -358,7 +359,7 @@ func (d *Datasource) routes() http.Handler {
 			Dimensions:   kpi.Dimensions,
 			QueryTypes:   QueryTypes,
 			TrendMetrics: TrendMetrics,
-			Severities:   []string{"critical", "high", "medium", "low", "none", "unknown"},
+			Severities:   severity.All,
 		}
 		for _, k := range kpi.All() {
 			c.KPIs = append(c.KPIs, KPIInfo{k.Name, k.Summary, k.Policy, k.OrderBy})
