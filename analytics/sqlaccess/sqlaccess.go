@@ -70,10 +70,7 @@ type Statement struct {
 	kind string // SELECT, WITH, SHOW, DESCRIBE, DESC, EXISTS, EXPLAIN
 }
 
-var (
-	settingsRE = regexp.MustCompile(`(?i)\bsettings\b`)
-	keywordRE  = regexp.MustCompile(`^[A-Za-z]+`)
-)
+var settingsRE = regexp.MustCompile(`(?i)\bsettings\b`)
 
 // Check accepts one read-only statement. It is deliberately stricter than
 // the engine: it looks at the raw text, strings included, so that no
@@ -90,7 +87,7 @@ func Check(query string) (Statement, error) {
 	if settingsRE.MatchString(q) {
 		return Statement{}, fmt.Errorf("%w: SETTINGS are set by patchgrid (read-only, row, time and memory limits); remove them from the query", ErrRefused)
 	}
-	kind := strings.ToUpper(keywordRE.FindString(skipLeading(q)))
+	kind := store.LeadingKeyword(q)
 	switch kind {
 	case "SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN":
 	default:
@@ -100,29 +97,6 @@ func Check(query string) (Statement, error) {
 		return Statement{}, fmt.Errorf("%w: only SELECT, WITH, SHOW, DESCRIBE, EXISTS and EXPLAIN are allowed, not %s", ErrRefused, kind)
 	}
 	return Statement{text: q, kind: kind}, nil
-}
-
-// skipLeading drops leading white space, comments and opening parentheses,
-// to find the statement's first keyword.
-func skipLeading(q string) string {
-	for {
-		q = strings.TrimLeft(q, " \t\r\n(")
-		switch {
-		case strings.HasPrefix(q, "--"):
-			if i := strings.IndexByte(q, '\n'); i >= 0 {
-				q = q[i+1:]
-				continue
-			}
-			return ""
-		case strings.HasPrefix(q, "/*"):
-			if i := strings.Index(q, "*/"); i >= 0 {
-				q = q[i+2:]
-				continue
-			}
-			return ""
-		}
-		return q
-	}
 }
 
 // SQL is the statement as sent to the engine, with the limits as settings.

@@ -393,6 +393,14 @@ func (s *chdbStore) Query(ctx context.Context, query string, args ...any) (Rows,
 
 // streamable reports whether q is a SELECT, which chDB can stream.
 func streamable(q string) bool {
+	kw := LeadingKeyword(q)
+	return kw == "SELECT" || kw == "WITH"
+}
+
+// LeadingKeyword is the first word of statement q in upper case, after
+// white space, comments and opening parentheses ("" when there is none):
+// what kind of statement q is.
+func LeadingKeyword(q string) string {
 	for {
 		q = strings.TrimLeft(q, " \t\r\n(")
 		switch {
@@ -401,9 +409,11 @@ func streamable(q string) bool {
 		case strings.HasPrefix(q, "/*"):
 			_, q, _ = strings.Cut(q, "*/")
 		default:
-			w := strings.ToUpper(q[:min(len(q), 7)])
-			return strings.HasPrefix(w, "SELECT") && (len(w) == 6 || !isIdentByte(w[6])) ||
-				strings.HasPrefix(w, "WITH") && len(w) > 4 && !isIdentByte(w[4])
+			n := 0
+			for n < len(q) && isIdentByte(q[n]) {
+				n++
+			}
+			return strings.ToUpper(q[:n])
 		}
 	}
 }
