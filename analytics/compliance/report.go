@@ -132,6 +132,11 @@ func Gather(ctx context.Context, st store.Store, opt Options) (*Data, error) {
 	if err := d.readAsOf(ctx, st); err != nil {
 		return nil, err
 	}
+	// A mistyped policy would give SLA figures of "n/a" that read as
+	// "nothing was due": an unknown policy is an error.
+	if err := checkPolicy(ctx, st, opt.Policy); err != nil {
+		return nil, err
+	}
 
 	t, err := run("open_exposure", kpi.Query{Dimension: "all"})
 	if err != nil {
@@ -249,6 +254,27 @@ func (d *Data) readAsOf(ctx context.Context, st store.Store) error {
 		d.AsOf = time.Time{}
 	}
 	return rows.Err()
+}
+
+func checkPolicy(ctx context.Context, st store.Store, policy string) error {
+	rows, err := st.Query(ctx, "SELECT count() FROM sla_policy FINAL WHERE policy = ?", policy)
+	if err != nil {
+		return fmt.Errorf("compliance report: SLA policy %q: %w", policy, err)
+	}
+	defer rows.Close()
+	var n uint64
+	if rows.Next() {
+		if err := rows.Scan(&n); err != nil {
+			return fmt.Errorf("compliance report: SLA policy %q: %w", policy, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("compliance report: SLA policy %q: %w", policy, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("compliance report: unknown SLA policy %q (table sla_policy names the policies; 'default' is the active one)", policy)
+	}
+	return nil
 }
 
 func slaRows(t *export.Table) []SLARow {

@@ -132,6 +132,17 @@ func TestReportFiguresEqualViews(t *testing.T) {
 	}
 }
 
+func TestGatherRefusesAnUnknownPolicy(t *testing.T) {
+	st := testenv.CHDBStore(t)
+	kpitest.Migrate(t, st)
+	kpitest.Seed(t, st)
+	kpitest.Refresh(t, st)
+	_, err := compliance.Gather(context.Background(), st, compliance.Options{Policy: "defualt"})
+	if err == nil || !strings.Contains(err.Error(), `unknown SLA policy "defualt"`) {
+		t.Fatalf("mistyped policy: %v", err)
+	}
+}
+
 func TestGatherRefusesAnEmptyStore(t *testing.T) {
 	st := testenv.CHDBStore(t)
 	kpitest.Migrate(t, st)
