@@ -186,7 +186,8 @@ func (s *server) kpi(w http.ResponseWriter, r *http.Request) error {
 		return &httpError{status: http.StatusNotFound, msg: err.Error()}
 	}
 	q := r.URL.Query()
-	query := kpi.Query{Dimension: q.Get("dimension"), Value: q.Get("value"), Policy: q.Get("policy"), Severity: q.Get("severity")}
+	query := kpi.Query{Dimension: q.Get("dimension"), Value: q.Get("value"), Policy: q.Get("policy"), Severity: q.Get("severity"),
+		Exceptions: q.Get("exceptions")}
 	if _, _, err := k.SQL(query); err != nil {
 		return badRequest(err)
 	}
@@ -194,7 +195,8 @@ func (s *server) kpi(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"kpi": name, "view": k.View, "rows": t.Records()})
+	exc, _ := risk.ParseExceptions(query.Exceptions) // checked by k.SQL
+	return writeJSON(w, http.StatusOK, map[string]any{"kpi": name, "view": k.View, "exceptions": exc, "rows": t.Records()})
 }
 
 // param reads a query parameter by its CLI spelling (min-risk) or with
@@ -239,6 +241,10 @@ func (s *server) findings(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return badRequest(err)
 	}
+	// Ranking only: exceptions never remove a finding from a page.
+	if f.Exceptions = r.URL.Query().Get("exceptions"); f.Validate() != nil {
+		return badRequest(f.Validate())
+	}
 	p, err := s.page(r)
 	if err != nil {
 		return err
@@ -253,7 +259,10 @@ const maxOffset = 1_000_000
 
 func (s *server) hosts(w http.ResponseWriter, r *http.Request) error {
 	get := param(r)
-	f := risk.HostFilter{Ring: get("ring"), Owner: get("owner"), OS: get("os")}
+	f := risk.HostFilter{Ring: get("ring"), Owner: get("owner"), OS: get("os"), Exceptions: get("exceptions")}
+	if _, err := risk.ParseExceptions(f.Exceptions); err != nil {
+		return badRequest(err)
+	}
 	if v := get("min-risk"); v != "" {
 		x, err := strconv.ParseFloat(v, 64)
 		if err != nil {
@@ -291,7 +300,11 @@ func (s *server) host(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.findingsPage(w, r, risk.Filter{HostID: id}, p, map[string]any{"host": t.Records()[0]})
+	f := risk.Filter{HostID: id, Exceptions: r.URL.Query().Get("exceptions")}
+	if err := f.Validate(); err != nil {
+		return badRequest(err)
+	}
+	return s.findingsPage(w, r, f, p, map[string]any{"host": t.Records()[0]})
 }
 
 func (s *server) risk(w http.ResponseWriter, r *http.Request) error {

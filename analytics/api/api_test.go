@@ -162,6 +162,21 @@ func TestAPI(t *testing.T) {
 		}
 		c.getJSON(t, "/api/v1/kpis/nope", 404)
 		c.getJSON(t, "/api/v1/kpis/mttr?dimension=team", 400)
+		// Exceptions: honoured unless asked otherwise, one reading per answer.
+		for q, want := range map[string]string{"": "honoured", "&exceptions=honoured": "honoured", "&exceptions=ignored": "ignored"} {
+			m := c.getJSON(t, "/api/v1/kpis/sla_compliance?severity=all"+q, 200)
+			rows := m["rows"].([]any)
+			if m["exceptions"] != want || len(rows) != 1 || rows[0].(map[string]any)["exceptions"] != want {
+				t.Errorf("exceptions %q: %v", q, m)
+			}
+		}
+		c.getJSON(t, "/api/v1/kpis/mttr?exceptions=some", 400)
+		c.getJSON(t, "/api/v1/findings?exceptions=some", 400)
+		c.getJSON(t, "/api/v1/hosts?exceptions=some", 400)
+		c.getJSON(t, "/api/v1/hosts/h1?exceptions=some", 400)
+		if m := c.getJSON(t, "/api/v1/findings?exceptions=ignored&limit=1", 200); len(m["findings"].([]any)) != 1 {
+			t.Errorf("findings exceptions=ignored: %v", m)
+		}
 	})
 
 	t.Run("findings", func(t *testing.T) {

@@ -1,12 +1,15 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/patchgrid/patchgrid/analytics/audit"
 	"github.com/patchgrid/patchgrid/analytics/auth"
 	"github.com/patchgrid/patchgrid/analytics/exception"
+	"github.com/patchgrid/patchgrid/analytics/policy"
 	"github.com/patchgrid/patchgrid/analytics/sqlaccess"
 )
 
@@ -22,7 +25,10 @@ func (s *server) governanceRoutes() []Route {
 	if log == nil {
 		log = audit.New(s.cfg.Store)
 	}
-	book := exception.New(s.cfg.Store, log, exception.Config{MaxDuration: s.cfg.ExceptionMaxDuration})
+	// The active policy's exceptions.max_duration, when set, wins over
+	// ExceptionMaxDuration (issue 14: the policy caps expiries).
+	book := exception.New(s.cfg.Store, log, exception.Config{MaxDuration: s.cfg.ExceptionMaxDuration,
+		Cap: func(ctx context.Context) (time.Duration, error) { return policy.ExceptionCap(ctx, s.cfg.Store) }})
 	actor := func(r *http.Request) string { return Caller(r).Name }
 	need := map[string]auth.Role{"read": auth.Viewer, "request": auth.Analyst, "decide": auth.Approver}
 	var out []Route

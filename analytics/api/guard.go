@@ -286,7 +286,9 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, sw *statusWriter, 
 	switch {
 	case errors.As(err, &he):
 		status, msg = he.status, he.msg
-	case errors.As(err, &pe):
+	case errors.As(err, &pe), store.IsOverloaded(err):
+		// The engine refused the query for lack of memory or query slots
+		// under the configured budget: back-pressure, like the queue cap.
 		status, msg = http.StatusServiceUnavailable, "the store is busy, retry later"
 	case errors.Is(err, context.DeadlineExceeded):
 		status, msg = http.StatusGatewayTimeout, "request timed out"

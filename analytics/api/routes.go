@@ -31,6 +31,9 @@ func (s *server) routes() []Route {
 		{Pattern: "GET /metrics", Role: auth.Viewer, Handler: s.metrics, Public: s.cfg.PublicMetrics, NoStore: true},
 		{Pattern: "GET /api/v1/kpis", Role: auth.Viewer, Handler: s.kpiList, NoStore: true},
 		{Pattern: "GET /api/v1/kpis/{name}", Role: auth.Viewer, Handler: s.kpi},
+		// Deployment KPIs (0015_deploy_kpis.sql, kpi_deploy.go).
+		{Pattern: "GET /api/v1/kpis/deployments", Role: auth.Viewer, Handler: s.deployKPIList, NoStore: true},
+		{Pattern: "GET /api/v1/kpis/deployments/{name}", Role: auth.Viewer, Handler: s.deployKPI},
 		{Pattern: "GET /api/v1/findings", Role: auth.Viewer, Handler: s.findings},
 		{Pattern: "GET /api/v1/hosts", Role: auth.Viewer, Handler: s.hosts},
 		{Pattern: "GET /api/v1/hosts/{id}", Role: auth.Viewer, Handler: s.host},
@@ -40,7 +43,12 @@ func (s *server) routes() []Route {
 		{Pattern: "GET /api/v1/plans", Role: auth.Viewer, Handler: s.planList},
 		{Pattern: "GET /api/v1/plans/{id}", Role: auth.Viewer, Handler: s.planGet},
 		{Pattern: "GET /api/v1/plans/{id}/actions", Role: auth.Viewer, Handler: s.planActions},
+		{Pattern: "GET /api/v1/plans/{id}/status", Role: auth.Viewer, Handler: s.planStatus}, // deploy.go (issue 13)
+		// deployment outcomes (issue 13): analysts and approvers report them
+		{Pattern: "POST /api/v1/outcomes", Role: auth.Analyst, Handler: s.outcomesPost()},
 		{Pattern: "GET /api/v1/whoami", Role: auth.Viewer, Handler: s.whoami, NoStore: true},
+		// Compliance posture per framework and group (analytics/compliance/frameworks).
+		{Pattern: "GET /api/v1/posture", Role: auth.Viewer, Handler: s.posture},
 		{Pattern: "GET /api/v1/tokens", Role: auth.Admin, Handler: s.tokenList},
 		{Pattern: "POST /api/v1/tokens", Role: auth.Admin, Handler: s.tokenCreate},
 		{Pattern: "DELETE /api/v1/tokens/{id}", Role: auth.Admin, Handler: s.tokenRevoke},

@@ -34,6 +34,7 @@ func TestSecurity(t *testing.T) {
 		{"concurrency_cap", testConcurrencyCap},
 		{"request_timeout", testRequestTimeout},
 		{"errors_hide_detail", testErrorsHideDetail},
+		{"engine_overload_is_503", testEngineOverload},
 		{"head_export", testHeadExport},
 		{"findings_page_streams", testFindingsPageStreams},
 		{"healthz_store_down", testHealthzStoreDown},
@@ -266,6 +267,29 @@ func testRequestTimeout(t *testing.T, fx *fixture) {
 	if m["error"] != "request timed out" {
 		t.Errorf("%v", m)
 	}
+}
+
+// overloadStore fails finding queries the way the engine does when a query
+// does not fit the memory budget.
+type overloadStore struct{ store.Store }
+
+func (o overloadStore) Query(ctx context.Context, q string, args ...any) (store.Rows, error) {
+	if strings.Contains(q, "finding_risk") {
+		return nil, &store.Error{Backend: "chdb", Statement: q,
+			Err: errors.New("Code: 241. DB::Exception: (total) memory limit exceeded: would use 621.00 MiB, maximum: 512.00 MiB")}
+	}
+	return o.Store.Query(ctx, q, args...)
+}
+
+// A query the engine refuses for lack of memory is back-pressure: 503 with
+// Retry-After, like the concurrency cap, never a 500.
+func testEngineOverload(t *testing.T, fx *fixture) {
+	c := client{fx.server(t, Config{Store: overloadStore{fx.st}, QueueWait: 2 * time.Second}), fx.secret[auth.Viewer]}
+	resp, body := c.get(t, "/api/v1/findings?limit=max")
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "2" || bytes.Contains(body, []byte("DB::Exception")) {
+		t.Errorf("memory limit: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	c.getJSON(t, "/api/v1/kpis", 200)
 }
 
 // failStore fails every query the way the engine does, with SQL and an

@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,47 @@ func WriteHTML(w io.Writer, d *Data) error {
 		"barsSVG":    func(rows []SLARow, id string) template.HTML { return barsSVG(rows, id) },
 		"mixSVG":     func() template.HTML { return mixSVG(d.OpenBySeverity, d.OpenTotal) },
 		"expiryDays": func() int { return int(d.Options.ExpiringWithin.Hours() / 24) },
+		"postureSVG": func() template.HTML { return postureSVG(d.PostureTrend, d.Posture) },
+		"key":        figureKey,
+		"inc":        func(i int) int { return i + 1 },
+		"scope": func(fw string) string {
+			for _, f := range d.Frameworks {
+				if f.ID == fw {
+					if f.Scope == "kev" {
+						return "CISA KEV advisories"
+					}
+					return "every exposure"
+				}
+			}
+			return ""
+		},
+		"slaDays": func(days map[string]uint32) string {
+			var parts []string
+			for _, s := range severity.All {
+				if v, ok := days[s]; ok {
+					parts = append(parts, fmt.Sprintf("%s %d", s, v))
+				}
+			}
+			return strings.Join(parts, ", ")
+		},
+		"ownerPosture": func(fw, owner string) *PostureRow {
+			for i := range d.PostureByOwner {
+				if r := &d.PostureByOwner[i]; r.Framework == fw && r.Group == owner {
+					return r
+				}
+			}
+			return nil
+		},
+		"owners": func() []string {
+			var out []string
+			for _, r := range d.PostureByOwner {
+				if !slices.Contains(out, r.Group) {
+					out = append(out, r.Group)
+				}
+			}
+			slices.Sort(out)
+			return out
+		},
 		"periodDays": func() int {
 			return int(d.Options.Period.Hours() / 24)
 		},
@@ -100,9 +142,15 @@ func figure(name string, v any) template.HTML {
 		if math.IsNaN(x) {
 			exact = "nan"
 		}
-		shown = pct(x)
-		if strings.HasSuffix(name, "_days") {
+		switch {
+		case strings.HasSuffix(name, "_days"):
 			shown = days(x)
+		case strings.HasSuffix(name, "_pct"):
+			shown = pct(x)
+		case math.IsNaN(x):
+			shown = "n/a"
+		default: // a score or a sum of scores
+			shown = strconv.FormatFloat(x, 'f', 1, 64)
 		}
 	default:
 		exact = fmt.Sprint(v)
@@ -147,17 +195,74 @@ func trendSVG(points []TrendPoint) template.HTML {
 	if len(points) == 0 {
 		return `<p class="empty">No exposure history in this period.</p>`
 	}
-	first, last := points[0].Day, points[0].Day
+	var series []lineSeries
+	for _, sev := range severity.All {
+		ls := lineSeries{name: sev, attr: "data-severity", colour: severityColour[sev]}
+		for _, p := range points {
+			if p.Severity == sev {
+				ls.points = append(ls.points, linePoint{p.Day, p.Open})
+			}
+		}
+		if len(ls.points) > 0 {
+			series = append(series, ls)
+		}
+	}
+	return lineChart("chart-trend", "Open exposures by severity, end of each day", series)
+}
+
+// frameworkColours tell the frameworks' lines apart (in the order of the
+// posture table; the legend names each).
+var frameworkColours = []string{"#1c7ed6", "#862e9c", "#0b7285", "#5f3dc4", "#495057"}
+
+// postureSVG draws the hosts out of compliance at the end of each day, one
+// line per framework.
+func postureSVG(points []PosturePoint, order []PostureRow) template.HTML {
+	var series []lineSeries
+	for i, fw := range order {
+		ls := lineSeries{name: fw.Framework, attr: "data-framework", colour: frameworkColours[min(i, len(frameworkColours)-1)]}
+		for _, p := range points {
+			if p.Framework == fw.Framework {
+				ls.points = append(ls.points, linePoint{p.Day, p.NonCompliantHosts})
+			}
+		}
+		if len(ls.points) > 0 {
+			series = append(series, ls)
+		}
+	}
+	if len(series) == 0 {
+		return `<p class="empty">No posture history in this period.</p>`
+	}
+	return lineChart("chart-posture", "Hosts out of compliance per framework, end of each day", series)
+}
+
+type linePoint struct {
+	day time.Time
+	v   int64
+}
+
+// lineSeries is one line of a lineChart: its legend name, the attribute
+// that names it on the polyline (data-severity, data-framework), colour and
+// points.
+type lineSeries struct {
+	name, attr, colour string
+	points             []linePoint
+}
+
+// lineChart draws daily series as lines over a shared time axis.
+func lineChart(id, label string, series []lineSeries) template.HTML {
+	first, last := series[0].points[0].day, series[0].points[0].day
 	var max int64 = 1
-	for _, p := range points {
-		if p.Day.Before(first) {
-			first = p.Day
-		}
-		if p.Day.After(last) {
-			last = p.Day
-		}
-		if p.Open > max {
-			max = p.Open
+	for _, s := range series {
+		for _, p := range s.points {
+			if p.day.Before(first) {
+				first = p.day
+			}
+			if p.day.After(last) {
+				last = p.day
+			}
+			if p.v > max {
+				max = p.v
+			}
 		}
 	}
 	span := last.Sub(first).Hours() / 24
@@ -167,7 +272,8 @@ func trendSVG(points []TrendPoint) template.HTML {
 	x := func(t time.Time) float64 { return padL + (t.Sub(first).Hours()/24)/span*float64(chartW-padL-padR) }
 	y := func(v int64) float64 { return padT + (1-float64(v)/float64(max))*float64(chartH-padT-padB) }
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart" id="chart-trend" role="img" aria-label="Open exposures by severity, end of each day" viewBox="0 0 %d %d" width="%d" height="%d" xmlns="http://www.w3.org/2000/svg">`, chartW, chartH, chartW, chartH)
+	fmt.Fprintf(&b, `<svg class="chart" id="%s" role="img" aria-label="%s" viewBox="0 0 %d %d" width="%d" height="%d" xmlns="http://www.w3.org/2000/svg">`,
+		html.EscapeString(id), html.EscapeString(label), chartW, chartH, chartW, chartH)
 	// Grid and axis labels: 0, max/2, max.
 	for _, v := range []int64{0, max / 2, max} {
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" class="grid"/><text x="%d" y="%.1f" class="axis" text-anchor="end">%s</text>`,
@@ -176,23 +282,18 @@ func trendSVG(points []TrendPoint) template.HTML {
 	fmt.Fprintf(&b, `<text x="%d" y="%d" class="axis">%s</text><text x="%d" y="%d" class="axis" text-anchor="end">%s</text>`,
 		padL, chartH-10, first.Format(time.DateOnly), chartW-padR, chartH-10, last.Format(time.DateOnly))
 	ly := padT + 4
-	for _, sev := range severity.All {
-		var pts []string
-		for _, p := range points {
-			if p.Severity == sev {
-				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(p.Day), y(p.Open)))
-			}
-		}
-		if len(pts) == 0 {
-			continue
+	for _, s := range series {
+		pts := make([]string, 0, len(s.points)+1)
+		for _, p := range s.points {
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(p.day), y(p.v)))
 		}
 		if len(pts) == 1 {
 			pts = append(pts, pts[0])
 		}
-		fmt.Fprintf(&b, `<polyline class="series" data-severity="%s" fill="none" stroke="%s" stroke-width="2.5" points="%s"/>`,
-			sev, severityColour[sev], strings.Join(pts, " "))
+		fmt.Fprintf(&b, `<polyline class="series" %s="%s" fill="none" stroke="%s" stroke-width="2.5" points="%s"/>`,
+			s.attr, html.EscapeString(s.name), s.colour, strings.Join(pts, " "))
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="12" fill="%s"/><text x="%d" y="%d" class="legend">%s</text>`,
-			chartW-padR+14, ly, severityColour[sev], chartW-padR+32, ly+11, sev)
+			chartW-padR+14, ly, s.colour, chartW-padR+32, ly+11, html.EscapeString(s.name))
 		ly += 20
 	}
 	b.WriteString(`</svg>`)
@@ -343,6 +444,38 @@ figures as of the last refresh: {{if .AsOf.IsZero}}never refreshed{{else}}{{date
 {{else}}<p class="empty">No approved exception expires within the window.</p>{{end}}
 </section>
 
+<section id="posture">
+<h2>Compliance posture by framework</h2>
+<p>A host complies with a framework when none of the exposures the framework judges is open past the framework's deadline, unless an approved, unexpired risk exception accepts it; the column "without exceptions" ignores exceptions. A stale host (not scanned within the stale limit) is never compliant. As of the last refresh.</p>
+{{if .Posture}}<table><tr><th>framework</th><th>judges</th><th class="n">hosts</th><th class="n">compliant</th><th class="n">compliant share</th><th class="n">without exceptions</th><th class="n">open in scope</th><th class="n">overdue</th><th class="n">overdue, accepted</th><th class="n">exceptions in force</th><th class="n">stale hosts</th></tr>
+{{range .Posture}}{{$k := key .Framework}}<tr><td>{{.Framework}}</td><td>{{scope .Framework}}</td><td class="n">{{figure (printf "posture_%s_hosts" $k) .Hosts}}</td><td class="n">{{figure (printf "posture_%s_compliant_hosts" $k) .Compliant}}</td><td class="n">{{figure (printf "posture_%s_compliant_pct" $k) .CompliantPct}}</td><td class="n">{{figure (printf "posture_%s_compliant_hosts_strict" $k) .CompliantStrict}}</td><td class="n">{{figure (printf "posture_%s_open_in_scope" $k) .OpenInScope}}</td><td class="n">{{figure (printf "posture_%s_overdue" $k) .Overdue}}</td><td class="n">{{figure (printf "posture_%s_overdue_accepted" $k) .OverdueAccepted}}</td><td class="n">{{figure (printf "posture_%s_open_exceptions" $k) .OpenExceptions}}</td><td class="n">{{figure (printf "posture_%s_stale_hosts" $k) .StaleHosts}}</td></tr>{{end}}</table>
+<h3>Hosts out of compliance over the period (exceptions not applied)</h3>
+{{postureSVG}}
+<h3>By group (owner): compliant hosts of all hosts</h3>
+<table><tr><th>owner</th>{{range .Posture}}<th class="n">{{.Framework}}</th>{{end}}</tr>
+{{range $o := owners}}<tr><td>{{if $o}}{{$o}}{{else}}(none){{end}}</td>{{range $.Posture}}<td class="n">{{with ownerPosture .Framework $o}}{{figure (printf "posture_%s_owner_%s_compliant_hosts" (key .Framework) (key $o)) .Compliant}} / {{num .Hosts}}{{end}}</td>{{end}}</tr>{{end}}</table>
+<h3>Frameworks and their sources</h3>
+<dl>{{range .Frameworks}}<dt>{{.Title}} (<code>{{.ID}}</code>)</dt><dd>Judges {{scope .ID}}; deadlines of SLA policy <code>{{.Policy}}</code>: {{slaDays .Days}} days{{if .KEVDueDate}}, or the CISA KEV due date{{end}}. Source: {{.Source}}.</dd>{{end}}</dl>
+{{else}}<p class="empty">No compliance framework is loaded in this store.</p>{{end}}
+</section>
+
+<section id="fixes">
+<h2>Top fixes (current plan)</h2>
+{{with .Plan}}<p>Plan <code>{{.ID}}</code>, created {{datetime .CreatedAt}} by {{.CreatedBy}}: {{figure "plan_actions" .Actions}} actions on {{figure "plan_hosts" .Hosts}} hosts. The fixes that remove the most risk:</p>
+{{if $.TopFixes}}<table><tr><th>package</th><th>target version</th><th>ecosystem</th><th class="n">hosts</th><th class="n">advisories</th><th class="n">KEV</th><th class="n">risk removed</th><th>first window</th></tr>
+{{range $i, $f := $.TopFixes}}<tr><td>{{.Package}}</td><td>{{.TargetVersion}}</td><td>{{.Ecosystem}}</td><td class="n">{{figure (printf "fix_%d_hosts" (inc $i)) .Hosts}}</td><td class="n">{{num .Advisories}}</td><td class="n">{{num .KEVAdvisories}}</td><td class="n">{{figure (printf "fix_%d_risk_reduction" (inc $i)) .RiskReduction}}</td><td>{{if .FirstWindow.IsZero}}unscheduled{{else}}{{datetime .FirstWindow}}{{end}}</td></tr>{{end}}</table>
+{{else}}<p class="empty">The current plan has no actions.</p>{{end}}
+{{else}}<p class="empty">No remediation plan yet (patchgrid plan create).</p>{{end}}
+</section>
+
+<section id="deployments">
+<h2>Deployment failures and rollbacks</h2>
+<p>Attempts reported by remediation automation in the weeks from {{figure "deploy_since" (date .Deploy.Since)}}: {{figure "deploy_deployments" .Deploy.Deployments}} deployments, of which {{figure "deploy_failed" .Deploy.Failed}} failed and {{figure "deploy_rolled_back" .Deploy.RolledBack}} were rolled back: a failure rate of {{figure "deploy_failure_rate_pct" .Deploy.FailureRatePct}} and a rollback rate of {{figure "deploy_rollback_rate_pct" .Deploy.RollbackRatePct}}.</p>
+{{if .Deploy.ByRing}}<table><tr><th>ring</th><th class="n">deployments</th><th class="n">failed</th><th class="n">rolled back</th><th class="n">failure rate</th><th class="n">rollback rate</th></tr>
+{{range .Deploy.ByRing}}<tr><td>{{if .Ring}}{{.Ring}}{{else}}(none){{end}}</td><td class="n">{{num .Deployments}}</td><td class="n">{{num .Failed}}</td><td class="n">{{num .RolledBack}}</td><td class="n">{{figure (printf "deploy_ring_%s_failure_rate_pct" .Ring) .FailureRatePct}}</td><td class="n">{{figure (printf "deploy_ring_%s_rollback_rate_pct" .Ring) .RollbackRatePct}}</td></tr>{{end}}</table>
+{{else}}<p class="empty">No deployment was reported in this period.</p>{{end}}
+</section>
+
 <section id="methodology">
 <h2>Methodology</h2>
 <p>Every figure comes from the views documented in <code>schemas/VIEWS.md</code>, read through the same code as the HTTP API, as of the last refresh shown above. Definitions:</p>
@@ -355,6 +488,10 @@ figures as of the last refresh: {{if .AsOf.IsZero}}never refreshed{{else}}{{date
 <dt>Time to patch</dt><dd>Mean days from advisory publication, and from the fix's release, to resolution (<code>kpi_time_to_patch</code>).</dd>
 <dt>Trend</dt><dd>Exposures open at the end of each day (<code>kpi_daily_trend</code>), carried over days without change.</dd>
 <dt>Risk</dt><dd>The 0–100 risk score of <code>exposure_risk</code>: CVSS, EPSS, KEV, asset criticality, internet exposure and time past SLA (<code>analytics/risk/README.md</code>).</dd>
+<dt>Compliance posture</dt><dd>Per framework and group (<code>compliance_posture</code>): hosts with no open exposure in the framework's scope past the framework's deadline that no approved exception covers (compliant), the same ignoring exceptions, the overdue exposures apart from those an exception accepts, and the approved, unexpired exceptions covering open exposures in scope. A host whose latest scan is older than the stale limit is stale: never compliant, its exposures neither overdue nor accepted (as in patch coverage). A framework is an SLA policy (rows of <code>sla_policy</code>) and a scope: CISA BOD 22-01 judges CISA KEV advisories only, by their KEV due date; PCI DSS 6.3.3 every exposure, 30 days from the fix's release for critical and high; the internal SLA every exposure under the active policy. The deadline and clock are those of SLA compliance above.</dd>
+<dt>Posture over time</dt><dd>Hosts with at least one exposure in scope past its deadline at the end of each day (<code>compliance_posture_trend</code>), carried over days without change; exceptions are not applied, as their past states are kept in the audit trail, not per day.</dd>
+<dt>Top fixes</dt><dd>The current plan (the latest <code>patchgrid plan create</code>) grouped by fix — one package upgraded to one target version across hosts (<code>plan_fixes_current</code>) — ordered by the risk it removes: the sum of the risk scores of the findings its actions close.</dd>
+<dt>Deployment failures and rollbacks</dt><dd>Attempts that remediation automation reported for plan actions (<code>kpi_deploy_failures</code>, from <code>outcomes</code>), summed over the weeks (Monday to Sunday, UTC, by the attempt's finish) from the one containing the period's first day. Deployments are attempts other than skipped; the failure rate is (failed + rolled back) / deployments, since a rollback is a failed deployment that had installed; the rollback rate is rolled back / deployments.</dd>
 <dt>Exceptions</dt><dd>Risk acceptances approved by someone other than the requester, until their expiry (<code>exceptions_current</code>); they mark findings accepted and never move an SLA deadline. Every decision is in the hash-chained audit trail (<code>patchgrid audit verify</code>).</dd>
 </dl>
 </section>

@@ -19,9 +19,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/patchgrid/patchgrid/analytics/compliance/frameworks"
 	"github.com/patchgrid/patchgrid/analytics/exception"
 	"github.com/patchgrid/patchgrid/analytics/export"
 	"github.com/patchgrid/patchgrid/analytics/kpi"
+	"github.com/patchgrid/patchgrid/analytics/plan"
 	"github.com/patchgrid/patchgrid/analytics/risk"
 	"github.com/patchgrid/patchgrid/schemas/severity"
 	"github.com/patchgrid/patchgrid/schemas/store"
@@ -88,6 +90,19 @@ type Data struct {
 
 	ExceptionsByStatus map[exception.Status]int
 	ExpiringSoon       []exception.Exception
+
+	// Compliance posture per framework (posture.go).
+	Frameworks     []frameworks.Loaded
+	Posture        []PostureRow   // per framework, whole fleet
+	PostureByOwner []PostureRow   // per framework and owner
+	PostureTrend   []PosturePoint // non-compliant hosts at the end of each day of the period
+
+	// Top fixes of the current plan (nil Plan: no plan yet).
+	Plan     *plan.Summary
+	TopFixes []plan.Fix
+
+	// Deployment failures and rollbacks over the period's weeks.
+	Deploy DeployFigures
 }
 
 // SLARow is one row of kpi_sla_compliance.
@@ -235,6 +250,16 @@ func Gather(ctx context.Context, st store.Store, opt Options) (*Data, error) {
 		}
 	}
 	sort.Slice(d.ExpiringSoon, func(i, j int) bool { return d.ExpiringSoon[i].ExpiresAt.Before(d.ExpiringSoon[j].ExpiresAt) })
+
+	if err := d.gatherPosture(ctx, st); err != nil {
+		return nil, err
+	}
+	if err := d.gatherFixes(ctx, st); err != nil {
+		return nil, err
+	}
+	if err := d.gatherDeploy(ctx, st); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 

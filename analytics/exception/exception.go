@@ -190,6 +190,10 @@ type Config struct {
 	// MaxDuration caps an exception's lifetime (from its request). Default
 	// 90 days; the active policy's exception cap when it sets one.
 	MaxDuration time.Duration
+	// Cap, when set, is read at each request: the active policy's cap
+	// (policy.ExceptionCap). A non-zero answer replaces MaxDuration, so the
+	// policy is the one place the cap is stated.
+	Cap func(context.Context) (time.Duration, error)
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -249,8 +253,19 @@ func (b *Book) Request(ctx context.Context, r Request) (Exception, error) {
 		return Exception{}, invalid("an exception needs a requester")
 	case r.ExpiresIn <= 0:
 		return Exception{}, invalid("an exception needs an expiry in the future (e.g. 30d)")
-	case r.ExpiresIn > b.cfg.MaxDuration:
-		return Exception{}, invalid("expiry %s is past the policy's cap of %d days", fmtDays(r.ExpiresIn), int(b.cfg.MaxDuration.Hours()/24))
+	}
+	maxDur := b.cfg.MaxDuration
+	if b.cfg.Cap != nil {
+		c, err := b.cfg.Cap(ctx)
+		if err != nil {
+			return Exception{}, fmt.Errorf("exception request: %w", err)
+		}
+		if c > 0 {
+			maxDur = c
+		}
+	}
+	if r.ExpiresIn > maxDur {
+		return Exception{}, invalid("expiry %s is past the policy's cap of %s", fmtDays(r.ExpiresIn), fmtDays(maxDur))
 	}
 	n := 0
 	for _, s := range []string{r.Host, r.Group, r.Package} {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/patchgrid/patchgrid/analytics/audit"
 	"github.com/patchgrid/patchgrid/analytics/exception"
+	"github.com/patchgrid/patchgrid/analytics/policy"
 	"github.com/patchgrid/patchgrid/schemas"
 	"github.com/patchgrid/patchgrid/schemas/store"
 	"github.com/patchgrid/patchgrid/schemas/testenv"
@@ -259,4 +260,37 @@ func FuzzParseSelector(f *testing.F) {
 			t.Fatalf("%q parsed to a selector that selects everything", s)
 		}
 	})
+}
+
+func TestPolicyCapCHDB(t *testing.T)       { testPolicyCap(t, testenv.CHDBStore(t)) }
+func TestPolicyCapClickHouse(t *testing.T) { testPolicyCap(t, testenv.ServerStore(t)) }
+
+// testPolicyCap: the active policy's exceptions.max_duration caps
+// expiries, read at each request; without it the book's default holds.
+func testPolicyCap(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	if _, err := schemas.Migrate(ctx, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	log := audit.New(st)
+	book := exception.New(st, log, exception.Config{Cap: func(ctx context.Context) (time.Duration, error) {
+		return policy.ExceptionCap(ctx, st)
+	}})
+	req := exception.Request{Advisory: "CVE-2023-38545", Package: "curl", Owner: "web team", Reason: "vendor build pending",
+		Requester: "alice", ExpiresIn: 45 * 24 * time.Hour}
+	if _, err := book.Request(ctx, req); err != nil {
+		t.Fatalf("45 days with no policy (default cap 90 days): %v", err)
+	}
+	src := "sla:\n  days: {critical: 15, high: 30, medium: 90, low: 180}\nexceptions:\n  max_duration: 30d\n"
+	if _, err := policy.Apply(ctx, st, log, "cap.yaml", []byte(src), "alice", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := book.Request(ctx, req)
+	if !errors.Is(err, exception.ErrInvalid) || !strings.Contains(err.Error(), "cap of 30 days") {
+		t.Fatalf("45 days under a 30-day policy cap: %v, want a refusal naming the cap", err)
+	}
+	req.ExpiresIn = 30 * 24 * time.Hour
+	if _, err := book.Request(ctx, req); err != nil {
+		t.Fatalf("30 days under a 30-day cap: %v", err)
+	}
 }

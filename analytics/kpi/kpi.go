@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/patchgrid/patchgrid/analytics/export"
+	"github.com/patchgrid/patchgrid/analytics/risk"
 	"github.com/patchgrid/patchgrid/schemas/store"
 )
 
@@ -55,12 +57,13 @@ func Lookup(name string) (KPI, error) {
 }
 
 // Query selects rows of a KPI. Zero values: dimension "all", every value,
-// policy "default" for SLA-based KPIs.
+// policy "default" for SLA-based KPIs, exceptions honoured.
 type Query struct {
-	Dimension string // all, ring, owner, os, criticality
-	Value     string // one ring / owner / os / criticality; "" = every one
-	Policy    string // SLA policy (sla_policy.policy)
-	Severity  string // one severity, or "all" for the rollup; "" = every row
+	Dimension  string // all, ring, owner, os, criticality
+	Value      string // one ring / owner / os / criticality; "" = every one
+	Policy     string // SLA policy (sla_policy.policy)
+	Severity   string // one severity, or "all" for the rollup; "" = every row
+	Exceptions string // risk.ExceptionsHonoured (default) or risk.ExceptionsIgnored
 }
 
 // SQL returns the statement Run executes for k and q, with its arguments.
@@ -82,6 +85,11 @@ func (k KPI) SQL(q Query) (string, []any, error) {
 		}
 		where, args = append(where, "policy = ?"), append(args, q.Policy)
 	}
+	exc, err := risk.ParseExceptions(q.Exceptions)
+	if err != nil {
+		return "", nil, err
+	}
+	where, args = append(where, "exceptions = ?"), append(args, exc)
 	if q.Severity != "" {
 		if !slices.Contains(k.OrderBy, "severity") {
 			return "", nil, fmt.Errorf("KPI %s has no severity breakdown", k.Name)
@@ -110,4 +118,24 @@ func Run(ctx context.Context, st store.Store, name string, q Query) (*export.Tab
 		return nil, fmt.Errorf("KPI %s: %w", name, err)
 	}
 	return t, nil
+}
+
+// DefaultStaleAfter is the stale limit of migration 0016's kpi_settings row:
+// a host whose latest scan is older than this at a refresh is stale in the
+// KPIs. It equals analytics/match.DefaultStaleAfter (the run summary's and
+// the API's default), which a test holds it to.
+const DefaultStaleAfter = 72 * time.Hour
+
+// SetStaleAfter records the stale limit the KPI and risk views apply from
+// the next refresh on (kpi_settings 'stale_after_hours'; the latest row
+// wins). after must be positive.
+func SetStaleAfter(ctx context.Context, st store.Store, after time.Duration, now time.Time) error {
+	if after <= 0 {
+		return fmt.Errorf("stale limit %s: want a positive duration", after)
+	}
+	if err := st.Insert(ctx, "kpi_settings", []string{"name", "value", "updated_at"},
+		[][]any{{"stale_after_hours", after.Hours(), now.UTC().Truncate(time.Second)}}); err != nil {
+		return fmt.Errorf("setting the KPI stale limit to %s: %w", after, err)
+	}
+	return nil
 }

@@ -248,11 +248,14 @@ func TestQueryValidation(t *testing.T) {
 	if _, _, err := cov.SQL(Query{Severity: "high"}); err == nil {
 		t.Error("patch_coverage has no severity column: want error")
 	}
+	if _, _, err := cov.SQL(Query{Exceptions: "some"}); err == nil || !strings.Contains(err.Error(), "some") {
+		t.Errorf("unknown exceptions reading: err = %v", err)
+	}
 	if _, err := Lookup("nope"); err == nil {
 		t.Error("unknown KPI: want error")
 	}
 	q, args, err := cov.SQL(Query{Dimension: "ring", Value: "prod"})
-	if err != nil || q != "SELECT * FROM kpi_patch_coverage WHERE dimension = ? AND dim_value = ? AND policy = ? ORDER BY policy, dim_value" || fmt.Sprint(args) != "[ring prod default]" {
+	if err != nil || q != "SELECT * FROM kpi_patch_coverage WHERE dimension = ? AND dim_value = ? AND policy = ? AND exceptions = ? ORDER BY policy, dim_value" || fmt.Sprint(args) != "[ring prod default honoured]" {
 		t.Errorf("SQL = %q %v %v", q, args, err)
 	}
 }

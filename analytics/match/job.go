@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/patchgrid/patchgrid/analytics/progress"
 	"github.com/patchgrid/patchgrid/schemas/store"
 )
 
@@ -41,6 +42,10 @@ type Job struct {
 	Log *slog.Logger
 	// Now stamps matched_at. Default: time.Now.
 	Now func() time.Time
+	// ProgressEvery is the interval of progress lines (the step running,
+	// steps done of all, ETA) while a run lasts longer. Default
+	// progress.DefaultEvery; negative: none.
+	ProgressEvery time.Duration
 }
 
 // Stats is what one run did.
@@ -71,7 +76,7 @@ func (j *Job) Run(ctx context.Context, mode Mode) (Stats, error) {
 		log = slog.Default()
 	}
 	st := Stats{RunID: newRunID(), Mode: mode, Started: now().UTC().Truncate(time.Second)}
-	err := j.run(ctx, &st)
+	err := j.run(ctx, &st, log)
 	st.Finished = now().UTC().Truncate(time.Second)
 	errText := ""
 	if err != nil {
@@ -99,7 +104,7 @@ type step struct {
 	args []any
 }
 
-func (j *Job) run(ctx context.Context, st *Stats) error {
+func (j *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 	id, at := st.RunID, st.Started
 	var steps []step
 	if st.Mode == Full {
@@ -128,13 +133,19 @@ func (j *Job) run(ctx context.Context, st *Stats) error {
 		step{"mark advisories", sqlDoneAdvisories, []any{at, id}},
 		step{"mark inventories", sqlDoneInventories, []any{at, id}},
 	)
+	// One statement each: the engine reports no rows while one runs, so
+	// the lines count steps and name the one running.
+	m := progress.Start(progress.Config{Log: log, Stage: "match", Unit: "steps", Total: int64(len(steps)), Every: j.ProgressEvery})
+	defer m.Stop()
 	for i, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		m.Step(s.name)
 		if err := j.Store.Exec(ctx, s.sql, s.args...); err != nil {
 			return fmt.Errorf("match run %s: %s: %w", id, s.name, err)
 		}
+		m.Add(1)
 		if i == 2 {
 			if err := j.countPending(ctx, st); err != nil {
 				return err

@@ -15,6 +15,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -68,7 +69,8 @@ type Action struct {
 	WindowStart, WindowEnd          time.Time // zero when unscheduled
 	Emergency, ApprovalRequired     bool
 	Status, Reason                  string
-	emergencyWhy                    string
+	emergencyWhy, emergencyAdv      string
+	badVersion                      string // the smallest fixed version that cannot be compared
 	ringIdx                         int
 	ringKnown                       bool
 	hostRef                         *host
@@ -118,6 +120,12 @@ func (p *Plan) Counts() (scheduled, late, unscheduled, emergency int, risk float
 type host struct {
 	policy.Host
 	group *policy.Group
+	// window is the host's own maintenance window (scans.maintenance_window)
+	// when it declares a readable one: it replaces the group's windows
+	// (see hostwindow.go). windowText is the declared text.
+	window     *policy.Window
+	windowText string
+	windowNote string // why a declared window was not used
 }
 
 type actionKey struct{ host, ecosystem, pkg string }
@@ -226,6 +234,11 @@ func (b *Builder) Add(f *Finding) {
 	if b.higher(a, f.FixedVersion, a.TargetVersion) {
 		a.TargetVersion = b.intern(f.FixedVersion)
 	}
+	if ok, why := b.pol.Emergency.Qualifies(f.KEV, f.Severity, f.EPSS, f.HasEPSS, f.InternetFacing); ok && (!a.Emergency || adv < a.emergencyAdv) {
+		// The first qualifying advisory in sorted order names the reason,
+		// whatever order the findings come in (the engine's plan agrees).
+		a.Emergency, a.emergencyWhy, a.emergencyAdv = true, why+" ("+adv+")", adv
+	}
 	if a.Severity == "" || sevRank(f.Severity) < sevRank(a.Severity) {
 		a.Severity = b.intern(f.Severity)
 	}
@@ -234,9 +247,6 @@ func (b *Builder) Add(f *Finding) {
 	}
 	if d := Deadline(b.pol, f); a.Deadline.IsZero() || d.Before(a.Deadline) {
 		a.Deadline = d
-	}
-	if ok, why := b.pol.Emergency.Qualifies(f.KEV, f.Severity, f.EPSS, f.HasEPSS, f.InternetFacing); ok && !a.Emergency {
-		a.Emergency, a.emergencyWhy = true, why+" ("+adv+")"
 	}
 }
 
@@ -264,6 +274,9 @@ func (a *Action) dedupe() {
 		advs = append(advs, a.Advisories[j])
 		a.RiskReduction += top
 	}
+	// Two decimals, as risk scores have: sums then agree whatever order
+	// they are added in (here or in the engine).
+	a.RiskReduction = round2(a.RiskReduction)
 	a.Advisories, a.risks = advs, nil
 	slices.Sort(a.KEVIDs)
 	a.KEVIDs = slices.Compact(a.KEVIDs)
@@ -277,11 +290,14 @@ func sevRank(s string) int { return severity.Index(s) }
 // higher reports whether version v sorts above cur by the ecosystem's
 // comparator (cur "" is lowest). A version the comparator refuses marks
 // the action so Build lists it with the reason, never guesses an order.
+// Equal keys (Debian's 1.0 and 1.0-0) are ordered by the text, so the
+// target does not depend on the order findings come in.
 func (b *Builder) higher(a *Action, v, cur string) bool {
 	kv, err := b.versionKey(a.Ecosystem, v)
 	if err != nil {
-		if a.Reason == "" {
-			a.Reason = fmt.Sprintf("fixed version %q cannot be compared in %s: %v", v, a.Ecosystem, err)
+		if a.badVersion == "" || v < a.badVersion {
+			a.badVersion = v
+			a.Reason = uncomparable(a.Ecosystem, v, err)
 		}
 		return false
 	}
@@ -292,16 +308,35 @@ func (b *Builder) higher(a *Action, v, cur string) bool {
 	if err != nil {
 		return true
 	}
-	return kv > kc
+	return kv > kc || kv == kc && v > cur
 }
 
-// unit is what a wave holds: one host's emergency or normal actions.
+// uncomparable is the reason of an action whose fixed version the
+// ecosystem's comparator refuses.
+func uncomparable(eco, v string, err error) string {
+	return fmt.Sprintf("fixed version %q cannot be compared in %s: %v", v, eco, err)
+}
+
+func round2(x float64) float64 { return math.Round(x*100) / 100 }
+
+// unit is what a wave holds: one host's emergency or normal actions. The
+// scheduler sees units only (deadline and risk of the host's actions), so
+// the engine's plan (engine.go) schedules the same rows without bringing
+// actions into Go; the fields after risk are its result.
 type unit struct {
 	h         *host
 	emergency bool
-	actions   []*Action
+	actions   []*Action // the Go path's actions; nil in the engine's
 	deadline  time.Time
 	risk      float64
+	ringIdx   int
+	ringKnown bool
+
+	wave  uint32
+	slot  policy.Slot
+	ok    bool
+	why   string // why there is no slot (ok false)
+	place string // the reason text of its place, shared by its actions
 }
 
 // Build schedules the actions and returns the plan with id planID.
@@ -321,7 +356,7 @@ func (b *Builder) Build(planID string, policyVersion uint32) *Plan {
 		k := [2]any{h.ID, a.Emergency}
 		u, ok := units[k]
 		if !ok {
-			u = &unit{h: h, emergency: a.Emergency}
+			u = &unit{h: h, emergency: a.Emergency, ringIdx: a.ringIdx, ringKnown: a.ringKnown}
 			units[k] = u
 			list = append(list, u)
 		}
@@ -331,48 +366,16 @@ func (b *Builder) Build(planID string, policyVersion uint32) *Plan {
 		}
 		u.risk += a.RiskReduction
 	}
-	// Most urgent units first: emergency, then deadline, then risk.
-	slices.SortFunc(list, func(x, y *unit) int {
-		if x.emergency != y.emergency {
-			if x.emergency {
-				return -1
-			}
-			return 1
-		}
-		if c := x.deadline.Compare(y.deadline); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(y.risk, x.risk); c != 0 {
-			return c
-		}
-		return strings.Compare(x.h.ID, y.h.ID)
-	})
-	// Phases: emergency rings in order, then normal rings in order.
-	nRings := len(b.pol.Rings) + 1
-	phases := make([][]*unit, 2*nRings)
 	for _, u := range list {
-		ri := u.actions[0].ringIdx
-		if u.emergency {
-			phases[ri] = append(phases[ri], u)
-		} else {
-			phases[nRings+ri] = append(phases[nRings+ri], u)
+		u.risk = round2(u.risk)
+	}
+	p.Waves = schedule(b.pol, b.at, b.end, list)
+	for _, u := range list {
+		for _, a := range u.actions {
+			a.Wave = u.wave
+			place(b.pol, a, u)
 		}
 	}
-	var wave uint32
-	earliest := [2]time.Time{b.at, b.at} // emergency, normal streams
-	for pi, units := range phases {
-		if len(units) == 0 {
-			continue
-		}
-		emergency := pi < nRings
-		ri := pi % nRings
-		stream := 1
-		if emergency {
-			stream = 0
-		}
-		wave = b.schedulePhase(units, emergency, ri, wave, &earliest[stream])
-	}
-	p.Waves = wave
 	for _, a := range b.actions {
 		a.PlanID = planID
 		sum := sha256.Sum256([]byte(planID + "\x00" + a.HostID + "\x00" + a.Ecosystem + "\x00" + a.Package))
@@ -400,13 +403,58 @@ func (b *Builder) Build(planID string, policyVersion uint32) *Plan {
 	return p
 }
 
+// schedule places the units in waves (setting their schedule fields) and
+// returns the number of waves. Units need h (with its group), emergency,
+// deadline, risk and ring set.
+func schedule(pol *policy.Policy, at, end time.Time, list []*unit) uint32 {
+	// Most urgent units first: emergency, then deadline, then risk.
+	slices.SortFunc(list, func(x, y *unit) int {
+		if x.emergency != y.emergency {
+			if x.emergency {
+				return -1
+			}
+			return 1
+		}
+		if c := x.deadline.Compare(y.deadline); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(y.risk, x.risk); c != 0 {
+			return c
+		}
+		return strings.Compare(x.h.ID, y.h.ID)
+	})
+	// Phases: emergency rings in order, then normal rings in order.
+	nRings := len(pol.Rings) + 1
+	phases := make([][]*unit, 2*nRings)
+	for _, u := range list {
+		if u.emergency {
+			phases[u.ringIdx] = append(phases[u.ringIdx], u)
+		} else {
+			phases[nRings+u.ringIdx] = append(phases[nRings+u.ringIdx], u)
+		}
+	}
+	var wave uint32
+	earliest := [2]time.Time{at, at} // emergency, normal streams
+	for pi, units := range phases {
+		if len(units) == 0 {
+			continue
+		}
+		emergency := pi < nRings
+		stream := 1
+		if emergency {
+			stream = 0
+		}
+		wave = schedulePhase(pol, end, units, emergency, pi%nRings, wave, &earliest[stream])
+	}
+	return wave
+}
+
 // schedulePhase places one ring's units (emergency or not) in waves: per
 // group, units in priority order are cut into chunks of the group's blast
 // radius; chunk j of every group forms the phase's wave j. Wave j+1 starts
 // after wave j's windows end; the next ring starts after the last wave
 // plus this ring's soak (unless the emergency path bypasses soak).
-func (b *Builder) schedulePhase(units []*unit, emergency bool, ri int, wave uint32, earliest *time.Time) uint32 {
-	pol := b.pol
+func schedulePhase(pol *policy.Policy, end time.Time, units []*unit, emergency bool, ri int, wave uint32, earliest *time.Time) uint32 {
 	var groups []*policy.Group
 	byGroup := map[*policy.Group][]*unit{}
 	for _, u := range units {
@@ -429,6 +477,11 @@ func (b *Builder) schedulePhase(units []*unit, emergency bool, ri int, wave uint
 	} else if len(pol.Rings) > 0 {
 		ringName = "after " + pol.Rings[len(pol.Rings)-1].Name
 	}
+	type found struct {
+		slot policy.Slot
+		why  string
+		ok   bool
+	}
 	start := *earliest
 	for j := 0; ; j++ {
 		more := false
@@ -442,15 +495,36 @@ func (b *Builder) schedulePhase(units []*unit, emergency bool, ri int, wave uint
 			}
 			more = true
 			chunk := us[j*c : min((j+1)*c, len(us))]
-			slot, why, ok := pol.NextSlot(g, start, b.end, opts)
-			if ok && slot.End.After(waveEnd) {
-				waveEnd = slot.End
-			}
+			// One search per distinct host window in the chunk ("" is the
+			// group's windows): fleets declare few windows.
+			slots := map[string]found{}
 			for pos, u := range chunk {
-				for _, a := range u.actions {
-					a.Wave = w
-					b.place(a, slot, ok, why, emergency, ringName, j*c+pos+1, len(us), c, opts)
+				key := ""
+				if u.h.window != nil && !opts.IgnoreWindows {
+					key = u.h.windowText
 				}
+				f, ok := slots[key]
+				if !ok {
+					f.slot, f.why, f.ok = slotFor(pol, g, u.h, key != "", start, end, opts)
+					slots[key] = f
+					if f.ok && f.slot.End.After(waveEnd) {
+						waveEnd = f.slot.End
+					}
+				}
+				u.wave, u.slot, u.why, u.ok = w, f.slot, f.why, f.ok
+				var r strings.Builder
+				fmt.Fprintf(&r, "ring %s", ringName)
+				if !u.ringKnown {
+					fmt.Fprintf(&r, " (host ring %q not in the ring order: last)", u.h.Ring)
+				}
+				fmt.Fprintf(&r, ", wave %d, group %s (%d of %d hosts by deadline and risk, at most %d per wave)", w, policy.GroupName(g), j*c+pos+1, len(us), c)
+				if key != "" {
+					fmt.Fprintf(&r, ", host window %q", key)
+				}
+				if u.h.windowNote != "" {
+					r.WriteString(", " + u.h.windowNote)
+				}
+				u.place = r.String()
 			}
 		}
 		if !more {
@@ -466,48 +540,53 @@ func (b *Builder) schedulePhase(units []*unit, emergency bool, ri int, wave uint
 	return wave
 }
 
-func (b *Builder) place(a *Action, slot policy.Slot, ok bool, why string, emergency bool, ring string, pos, n, cap int, opts policy.SlotOptions) {
-	var r strings.Builder
+// emergencySuffix is what the emergency path bypasses and whether it
+// needs approval, as an emergency action's reason states it.
+func emergencySuffix(pol *policy.Policy) string {
+	var by []string
+	if pol.Emergency.Bypasses(policy.BypassWindows) {
+		by = append(by, "windows")
+	}
+	if pol.Emergency.Bypasses(policy.BypassFreezes) {
+		by = append(by, "freezes")
+	}
+	if pol.Emergency.Bypasses(policy.BypassSoak) {
+		by = append(by, "soak")
+	}
+	var r string
+	if len(by) > 0 {
+		r = ", bypasses " + strings.Join(by, ", ")
+	}
+	if pol.Emergency.ApprovalRequired {
+		r += ", needs approval"
+	}
+	return r
+}
+
+// place gives action a its unit's schedule, status and reason. The engine
+// states the same rules in SQL (engine.go, final); the differential
+// test holds them equal.
+func place(pol *policy.Policy, a *Action, u *unit) {
 	if a.Reason != "" { // the target version could not be worked out
 		a.Status = Unscheduled
 		return
 	}
-	if emergency {
-		r.WriteString("emergency: " + a.emergencyWhy)
-		var by []string
-		if opts.IgnoreWindows {
-			by = append(by, "windows")
-		}
-		if opts.IgnoreFreezes {
-			by = append(by, "freezes")
-		}
-		if b.pol.Emergency.Bypasses(policy.BypassSoak) {
-			by = append(by, "soak")
-		}
-		if len(by) > 0 {
-			r.WriteString(", bypasses " + strings.Join(by, ", "))
-		}
-		if a.ApprovalRequired {
-			r.WriteString(", needs approval")
-		}
-		r.WriteString("; ")
+	var r strings.Builder
+	if a.Emergency {
+		r.WriteString("emergency: " + a.emergencyWhy + emergencySuffix(pol) + "; ")
 	}
-	fmt.Fprintf(&r, "ring %s", ring)
-	if !a.ringKnown {
-		fmt.Fprintf(&r, " (host ring %q not in the ring order: last)", a.Ring)
-	}
-	fmt.Fprintf(&r, ", wave %d, group %s (%d of %d hosts by deadline and risk, at most %d per wave)", a.Wave, a.Group, pos, n, cap)
-	if !ok {
+	r.WriteString(u.place)
+	if !u.ok {
 		a.Status = Unscheduled
-		a.Reason = "unscheduled: " + why + "; " + r.String()
+		a.Reason = "unscheduled: " + u.why + "; " + r.String()
 		return
 	}
-	a.WindowStart, a.WindowEnd = slot.Start, slot.End
+	a.WindowStart, a.WindowEnd = u.slot.Start, u.slot.End
 	a.Status = Scheduled
 	fmt.Fprintf(&r, "; deadline %s", a.Deadline.Format(time.RFC3339))
-	if slot.Start.After(a.Deadline) {
+	if u.slot.Start.After(a.Deadline) {
 		a.Status = Late
-		fmt.Fprintf(&r, ": no window before the deadline, first window %s", slot.Start.Format(time.RFC3339))
+		fmt.Fprintf(&r, ": no window before the deadline, first window %s", u.slot.Start.Format(time.RFC3339))
 	}
 	a.Reason = r.String()
 }

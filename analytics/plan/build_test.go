@@ -247,11 +247,11 @@ func TestPropertiesOnGeneratedFleets(t *testing.T) {
 			b.Add(f)
 		}
 		p := b.Build("PL-prop", 1)
-		checkProperties(t, pol, fs, p)
+		checkProperties(t, pol, fs, p, b.hosts)
 	}
 }
 
-func checkProperties(t *testing.T, pol *policy.Policy, fs []*Finding, p *Plan) {
+func checkProperties(t *testing.T, pol *policy.Policy, fs []*Finding, p *Plan, planHosts map[string]*host) {
 	t.Helper()
 	actions := map[actionKey]*Action{}
 	for i := range p.Actions {
@@ -260,6 +260,15 @@ func checkProperties(t *testing.T, pol *policy.Policy, fs []*Finding, p *Plan) {
 		// No action outside a window unless emergency.
 		if a.Status != Unscheduled && !a.Emergency {
 			g := groupByName(pol, a.Group)
+			if h := planHosts[a.HostID]; h != nil && h.window != nil {
+				// The host's own window replaces the group's.
+				hg := policy.Group{Name: a.Group}
+				if g != nil {
+					hg = *g
+				}
+				hg.Windows = []policy.Window{*h.window}
+				g = &hg
+			}
 			if g != nil && len(g.Windows) > 0 {
 				s, _, ok := pol.NextSlot(g, a.WindowStart, a.WindowEnd, policy.SlotOptions{})
 				if !ok || !s.Start.Equal(a.WindowStart) || !s.End.Equal(a.WindowEnd) {
@@ -324,8 +333,16 @@ func checkProperties(t *testing.T, pol *policy.Policy, fs []*Finding, p *Plan) {
 			t.Errorf("finding %s on %s/%s not covered", adv, f.HostID, f.Package)
 			continue
 		}
-		// The target is at least every fixed version of the advisories
-		// the action claims to close, by the ecosystem's comparator.
+		// A fixed version the comparator refuses leaves the action
+		// unscheduled with the reason; otherwise the target is at least
+		// every fixed version of the advisories the action claims to
+		// close, by the ecosystem's comparator.
+		if _, err := version.Key(f.Ecosystem, f.FixedVersion); err != nil {
+			if a.Status != Unscheduled || !strings.Contains(a.Reason, "cannot be compared") {
+				t.Errorf("%s: fix %q cannot be compared, yet %s: %s", a.ActionID, f.FixedVersion, a.Status, a.Reason)
+			}
+			continue
+		}
 		if c, err := version.Compare(a.Ecosystem, a.TargetVersion, f.FixedVersion); err != nil || c < 0 {
 			t.Errorf("%s: target %s below %s's fix %s (%v)", a.ActionID, a.TargetVersion, adv, f.FixedVersion, err)
 		}

@@ -33,6 +33,9 @@ type Summary struct {
 	NoFix         uint64    `json:"no_fix"`
 	RiskReduction float64   `json:"risk_reduction"`
 	Current       bool      `json:"current"`
+	// Excepted counts open findings an approved exception covers (no
+	// action; listed in plan_excepted).
+	Excepted uint64 `json:"excepted"`
 }
 
 // ErrNotFound marks an unknown plan id (or no plan yet).
@@ -40,20 +43,24 @@ var ErrNotFound = errors.New("plan not found")
 
 const summaryCols = `plan_id, created_at, created_by, plan_at, horizon_end, policy_version, hosts, actions,
 	scheduled, late, unscheduled, emergency, waves, findings, no_fix, risk_reduction,
-	toUInt8(plan_id = (SELECT argMax(plan_id, (created_at, plan_id)) FROM plans))`
+	toUInt8(plan_id = (SELECT argMax(plan_id, (created_at, plan_id)) FROM plans)), excepted`
+
+// summaryFrom is plans with each plan's excepted findings counted
+// (plan_excepted, 0017).
+const summaryFrom = ` FROM plans ANY LEFT JOIN (SELECT plan_id, count() AS excepted FROM plan_excepted GROUP BY plan_id) AS x USING (plan_id)`
 
 func scanSummary(rows store.Rows) (Summary, error) {
 	var s Summary
 	var cur uint8
 	err := rows.Scan(&s.ID, &s.CreatedAt, &s.CreatedBy, &s.At, &s.HorizonEnd, &s.PolicyVersion, &s.Hosts, &s.Actions,
-		&s.Scheduled, &s.Late, &s.Unscheduled, &s.Emergency, &s.Waves, &s.Findings, &s.NoFix, &s.RiskReduction, &cur)
+		&s.Scheduled, &s.Late, &s.Unscheduled, &s.Emergency, &s.Waves, &s.Findings, &s.NoFix, &s.RiskReduction, &cur, &s.Excepted)
 	s.Current = cur != 0
 	return s, err
 }
 
 // List reads the plans, newest first, at most limit.
 func List(ctx context.Context, st store.Store, limit, offset int) ([]Summary, error) {
-	rows, err := st.Query(ctx, "SELECT "+summaryCols+" FROM plans ORDER BY created_at DESC, plan_id DESC LIMIT ? OFFSET ?", limit, offset)
+	rows, err := st.Query(ctx, "SELECT "+summaryCols+summaryFrom+" ORDER BY created_at DESC, plan_id DESC LIMIT ? OFFSET ?", limit, offset)
 	if err != nil {
 		return nil, fmt.Errorf("plans: %w", err)
 	}
@@ -71,10 +78,10 @@ func List(ctx context.Context, st store.Store, limit, offset int) ([]Summary, er
 
 // Get reads plan id; id "" is the current plan.
 func Get(ctx context.Context, st store.Store, id string) (Summary, error) {
-	q := "SELECT " + summaryCols + " FROM plans WHERE plan_id = ?"
+	q := "SELECT " + summaryCols + summaryFrom + " WHERE plan_id = ?"
 	args := []any{id}
 	if id == "" {
-		q = "SELECT " + summaryCols + " FROM plans ORDER BY created_at DESC, plan_id DESC LIMIT 1"
+		q = "SELECT " + summaryCols + summaryFrom + " ORDER BY created_at DESC, plan_id DESC LIMIT 1"
 		args = nil
 	}
 	rows, err := st.Query(ctx, q, args...)
@@ -402,4 +409,24 @@ func yq(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
+}
+
+// WaveActions reads up to limit scheduled (or late) actions of plan id's
+// wave, in rank order: host, package, versions and status.
+func WaveActions(ctx context.Context, st store.Store, id string, wave uint32, limit int) ([]Action, error) {
+	rows, err := st.Query(ctx, `SELECT action_id, host_id, hostname, package, installed_version, target_version, status
+		FROM plan_actions WHERE plan_id = ? AND wave = ? AND status != 'unscheduled' ORDER BY rank LIMIT ?`, id, wave, limit)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s wave %d: %w", id, wave, err)
+	}
+	defer rows.Close()
+	var out []Action
+	for rows.Next() {
+		a := Action{PlanID: id, Wave: wave}
+		if err := rows.Scan(&a.ActionID, &a.HostID, &a.Hostname, &a.Package, &a.InstalledVersion, &a.TargetVersion, &a.Status); err != nil {
+			return nil, fmt.Errorf("plan %s wave %d: %w", id, wave, err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/patchgrid/patchgrid/analytics/audit"
@@ -90,6 +92,8 @@ type CreateOptions struct {
 	PolicyVersion uint32
 	// Audit, when set, records the plan in the audit trail (plan.create).
 	Audit *audit.Log
+	// Log receives progress (each step and its time). Default: none.
+	Log *slog.Logger
 }
 
 // DefaultHorizon is how far ahead a plan schedules by default.
@@ -98,9 +102,9 @@ const DefaultHorizon = 30 * 24 * time.Hour
 // Create builds a plan from the open findings under the active policy
 // (the built-in default, version 0, when none was applied) and stores it.
 // It refuses on a server without the risk views, naming its version.
-func Create(ctx context.Context, st store.Store, o CreateOptions) (*Plan, error) {
+func Create(ctx context.Context, st store.Store, o CreateOptions) (Summary, error) {
 	if err := schemas.RequireAnalytics(ctx, st); err != nil {
-		return nil, fmt.Errorf("plan create: %w", err)
+		return Summary{}, fmt.Errorf("plan create: %w", err)
 	}
 	if o.At.IsZero() {
 		o.At = time.Now()
@@ -114,61 +118,83 @@ func Create(ctx context.Context, st store.Store, o CreateOptions) (*Plan, error)
 		switch {
 		case errors.Is(err, policy.ErrNoPolicy):
 			if pol, err = policy.Default(); err != nil {
-				return nil, err
+				return Summary{}, err
 			}
 		case err != nil:
-			return nil, fmt.Errorf("plan create: %w", err)
+			return Summary{}, fmt.Errorf("plan create: %w", err)
 		default:
 			if pol, err = v.Policy(); err != nil {
-				return nil, fmt.Errorf("plan create: %w", err)
+				return Summary{}, fmt.Errorf("plan create: %w", err)
 			}
 			ver = v.Version
 		}
 	}
-	b := NewBuilder(pol, o.At, o.Horizon)
-	if err := ReadFindings(ctx, st, o.Scope, b.Add); err != nil {
-		return nil, err
+	at := o.At.UTC().Truncate(time.Second)
+	id := NewID(at)
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	if pol.UsesTags() {
-		if err := readTags(ctx, st, b); err != nil {
-			return nil, err
-		}
+	e := &engine{st: st, pol: pol, id: id, at: at, end: at.Add(o.Horizon), log: log}
+	if where, args := filterWhere(o.Scope, false); where != "" {
+		e.scope, e.args = "("+strings.TrimPrefix(where, " WHERE ")+")", args
 	}
-	p := b.Build(NewID(o.At), ver)
-	if err := Write(ctx, st, p, o.Actor, time.Now()); err != nil {
-		return nil, err
+	// The working rows go whatever happens; a cancelled ctx must not keep
+	// them.
+	defer e.dropStage(context.WithoutCancel(ctx))
+	s := Summary{ID: id, At: at, HorizonEnd: e.end, PolicyVersion: ver, CreatedBy: o.Actor}
+	t0 := time.Now()
+	if err := e.versionKeys(ctx); err != nil {
+		return s, err
 	}
-	if o.Audit != nil {
-		sched, late, unsched, emerg, riskSum := p.Counts()
-		summary := map[string]any{"plan_id": p.ID, "policy_version": ver, "actions": len(p.Actions), "scheduled": sched,
-			"late": late, "unscheduled": unsched, "emergency": emerg, "waves": p.Waves, "risk_reduction": riskSum}
-		if _, err := o.Audit.Append(ctx, audit.Event{Actor: o.Actor, Action: "plan.create", Object: "plan:" + p.ID, After: summary,
-			Detail: fmt.Sprintf("%d actions under policy version %d", len(p.Actions), ver)}); err != nil {
-			return p, fmt.Errorf("plan %s is stored, but its audit entry failed: %w", p.ID, err)
-		}
-	}
-	return p, nil
-}
-
-// readTags attaches each planned host's tags from its latest scan (only
-// policies with tag selectors need them).
-func readTags(ctx context.Context, st store.Store, b *Builder) error {
-	rows, err := st.Query(ctx, "SELECT host_id, argMax(tags, (scanned_at, scan_id)) FROM scans GROUP BY host_id")
+	excepted, err := e.exceptions(ctx)
 	if err != nil {
-		return fmt.Errorf("plan: read host tags: %w", err)
+		return s, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var tags []string
-		if err := rows.Scan(&id, &tags); err != nil {
-			return fmt.Errorf("plan: read host tags: %w", err)
-		}
-		if h, ok := b.hosts[id]; ok {
-			h.Tags = tags
+	if err := e.noFix(ctx, excepted); err != nil {
+		return s, err
+	}
+	bounds, err := e.stage(ctx, excepted)
+	if err != nil {
+		return s, err
+	}
+	units, _, err := e.units(ctx)
+	if err != nil {
+		return s, err
+	}
+	s.Waves = schedule(pol, e.at, e.end, units)
+	if err := e.writeHosts(ctx, units); err != nil {
+		return s, err
+	}
+	if err := e.final(ctx, bounds); err != nil {
+		return s, err
+	}
+	if err := e.summary(ctx, &s); err != nil {
+		return s, err
+	}
+	// The plans row last: a plan becomes current only once complete (a
+	// failed create leaves orphan rows no view shows; a retry makes a new
+	// plan).
+	s.CreatedAt = time.Now().UTC().Truncate(time.Second)
+	if err := st.Insert(ctx, "plans", []string{"plan_id", "created_at", "created_by", "plan_at", "horizon_end", "policy_version",
+		"hosts", "actions", "scheduled", "late", "unscheduled", "emergency", "waves", "findings", "no_fix", "risk_reduction"},
+		[][]any{{s.ID, s.CreatedAt, s.CreatedBy, s.At, s.HorizonEnd, s.PolicyVersion, s.Hosts, s.Actions, s.Scheduled, s.Late,
+			s.Unscheduled, s.Emergency, s.Waves, s.Findings, s.NoFix, s.RiskReduction}}); err != nil {
+		return s, fmt.Errorf("plan %s: write plan: %w", s.ID, err)
+	}
+	s.Current = true
+	log.Info("plan created", "plan", s.ID, "findings", s.Findings, "actions", s.Actions, "hosts", s.Hosts,
+		"excepted", s.Excepted, "no_fix", s.NoFix, "took", time.Since(t0).Round(time.Millisecond))
+	if o.Audit != nil {
+		summary := map[string]any{"plan_id": s.ID, "policy_version": ver, "actions": s.Actions, "scheduled": s.Scheduled,
+			"late": s.Late, "unscheduled": s.Unscheduled, "emergency": s.Emergency, "waves": s.Waves, "risk_reduction": s.RiskReduction,
+			"excepted": s.Excepted}
+		if _, err := o.Audit.Append(ctx, audit.Event{Actor: o.Actor, Action: "plan.create", Object: "plan:" + s.ID, After: summary,
+			Detail: fmt.Sprintf("%d actions under policy version %d", s.Actions, ver)}); err != nil {
+			return s, fmt.Errorf("plan %s is stored, but its audit entry failed: %w", s.ID, err)
 		}
 	}
-	return rows.Err()
+	return s, nil
 }
 
 // NewID makes a plan id: PL-<at, UTC>-<random>.
@@ -184,63 +210,3 @@ var ActionColumns = []string{"plan_id", "action_id", "rank", "host_id", "hostnam
 	"deadline", "ring", "wave", "window_start", "window_end", "emergency", "approval_required", "status", "reason", "severity"}
 
 const insertBatch = 50_000
-
-// Write stores p: actions and no-fix findings first, the plans row last,
-// so a plan becomes current only once it is complete (a failed write
-// leaves orphan rows no view shows; retrying creates a new plan).
-func Write(ctx context.Context, st store.Store, p *Plan, actor string, now time.Time) error {
-	epoch := time.Unix(0, 0).UTC()
-	or0 := func(t time.Time) time.Time {
-		if t.IsZero() {
-			return epoch
-		}
-		return t
-	}
-	b8 := func(b bool) uint8 {
-		if b {
-			return 1
-		}
-		return 0
-	}
-	rows := make([][]any, 0, min(len(p.Actions), insertBatch))
-	for i := range p.Actions {
-		a := &p.Actions[i]
-		rows = append(rows, []any{a.PlanID, a.ActionID, a.Rank, a.HostID, a.Hostname, a.Owner, a.OS, a.Group,
-			a.Ecosystem, a.Package, a.InstalledVersion, a.TargetVersion, a.Advisories, a.KEVAdvisories, nonNil(a.KEVIDs), a.RiskReduction,
-			or0(a.Deadline), a.Ring, a.Wave, or0(a.WindowStart), or0(a.WindowEnd), b8(a.Emergency), b8(a.ApprovalRequired),
-			a.Status, a.Reason, a.Severity})
-		if len(rows) == insertBatch || i == len(p.Actions)-1 {
-			if err := st.Insert(ctx, "plan_actions", ActionColumns, rows); err != nil {
-				return fmt.Errorf("plan %s: write actions: %w", p.ID, err)
-			}
-			rows = rows[:0]
-		}
-	}
-	rows = rows[:0]
-	for i, n := range p.NoFix {
-		rows = append(rows, []any{p.ID, n.HostID, n.Hostname, n.Ecosystem, n.Package, n.InstalledVersion, n.Advisory, n.Status, n.RiskScore})
-		if len(rows) == insertBatch || i == len(p.NoFix)-1 {
-			if err := st.Insert(ctx, "plan_no_fix", []string{"plan_id", "host_id", "hostname", "ecosystem", "package",
-				"installed_version", "advisory", "status", "risk_score"}, rows); err != nil {
-				return fmt.Errorf("plan %s: write no-fix findings: %w", p.ID, err)
-			}
-			rows = rows[:0]
-		}
-	}
-	sched, late, unsched, emerg, riskSum := p.Counts()
-	if err := st.Insert(ctx, "plans", []string{"plan_id", "created_at", "created_by", "plan_at", "horizon_end", "policy_version",
-		"hosts", "actions", "scheduled", "late", "unscheduled", "emergency", "waves", "findings", "no_fix", "risk_reduction"},
-		[][]any{{p.ID, now.UTC().Truncate(time.Second), actor, p.At, p.HorizonEnd, p.PolicyVersion,
-			uint64(p.Hosts), uint64(len(p.Actions)), uint64(sched), uint64(late), uint64(unsched), uint64(emerg), p.Waves,
-			p.Findings, uint64(len(p.NoFix)), riskSum}}); err != nil {
-		return fmt.Errorf("plan %s: write plan: %w", p.ID, err)
-	}
-	return nil
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}

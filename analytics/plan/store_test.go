@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/patchgrid/patchgrid/analytics/audit"
+	"github.com/patchgrid/patchgrid/analytics/exception"
 	"github.com/patchgrid/patchgrid/analytics/kpi/kpitest"
 	"github.com/patchgrid/patchgrid/analytics/plan"
 	"github.com/patchgrid/patchgrid/analytics/policy"
@@ -89,10 +90,10 @@ func TestPolicyAndPlanOnCHDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Actions) != 3 || p.PolicyVersion != 1 || p.Findings != 3 {
-		t.Fatalf("plan: %d actions, policy %d, findings %d", len(p.Actions), p.PolicyVersion, p.Findings)
+	if p.Actions != 3 || p.PolicyVersion != 1 || p.Findings != 3 {
+		t.Fatalf("plan: %d actions, policy %d, findings %d", p.Actions, p.PolicyVersion, p.Findings)
 	}
-	first := p.Actions[0]
+	first := firstAction(t, st, p.ID)
 	if first.HostID != "h2" || first.Package != "pkga" || !first.Emergency || !first.ApprovalRequired ||
 		first.TargetVersion != "2.0" || first.Wave != 1 || first.Status == plan.Unscheduled {
 		t.Errorf("first action: %+v", first)
@@ -104,7 +105,7 @@ func TestPolicyAndPlanOnCHDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	pt, err := plan.Create(ctx, st, plan.CreateOptions{At: now, Actor: "alice", Policy: tagged})
-	if err != nil || len(pt.Actions) != 3 || pt.Actions[0].Group != "default" {
+	if err != nil || pt.Actions != 3 || firstAction(t, st, pt.ID).Group != "default" {
 		t.Fatalf("plan with a tag selector: %v %+v", err, pt)
 	}
 	p2, err := plan.Create(ctx, st, plan.CreateOptions{At: now.Add(time.Hour), Actor: "bob", Scope: risk.Filter{Ring: "prod"}})
@@ -174,6 +175,27 @@ func TestPolicyAndPlanOnCHDB(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
+// firstAction reads the action ranked first of plan id.
+func firstAction(t *testing.T, st store.Store, id string) plan.Action {
+	t.Helper()
+	rows, err := st.Query(context.Background(), `SELECT action_id, host_id, package, emergency, approval_required, target_version, wave, status, group_name
+		FROM plan_actions WHERE plan_id = ? ORDER BY rank LIMIT 1`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var a plan.Action
+	var em, appr uint8
+	if !rows.Next() {
+		t.Fatalf("plan %s has no action", id)
+	}
+	if err := rows.Scan(&a.ActionID, &a.HostID, &a.Package, &em, &appr, &a.TargetVersion, &a.Wave, &a.Status, &a.Group); err != nil {
+		t.Fatal(err)
+	}
+	a.Emergency, a.ApprovalRequired = em != 0, appr != 0
+	return a
+}
+
 // The 2018 server stores policies; plans refuse with its version.
 func TestPolicyOnOldServer(t *testing.T) {
 	st := testenv.ServerStore(t)
@@ -198,5 +220,56 @@ func TestPolicyOnOldServer(t *testing.T) {
 	_, err = plan.Create(ctx, st, plan.CreateOptions{Actor: "alice"})
 	if err == nil || !strings.Contains(err.Error(), "older than") {
 		t.Fatalf("plan create on the old server: %v", err)
+	}
+}
+
+// Exceptions in plans (issue 14): a finding an approved exception covers
+// gets no action and is listed; once the exception has expired at the
+// plan's time, the next plan acts on it again.
+func TestExceptionsInPlansOnCHDB(t *testing.T) {
+	st := testenv.CHDBStore(t)
+	ctx := context.Background()
+	kpitest.Migrate(t, st)
+	fleet := kpitest.Seed(t, st)
+	kpitest.Refresh(t, st)
+	log := audit.New(st)
+	book := exception.New(st, log, exception.Config{})
+	ex, err := book.Request(ctx, exception.Request{Advisory: "CVE-2024-0002", Host: "h2", Owner: "bob", Reason: "vendor patch breaks the app",
+		Requester: "bob", ExpiresIn: 30 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Requested only: not honoured.
+	p, err := plan.Create(ctx, st, plan.CreateOptions{At: fleet.Now, Actor: "alice"})
+	if err != nil || p.Actions != 3 || p.Excepted != 0 {
+		t.Fatalf("plan with a requested exception: %+v %v", p, err)
+	}
+	if _, err := book.Approve(ctx, ex.ID, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	p, err = plan.Create(ctx, st, plan.CreateOptions{At: fleet.Now, Actor: "alice"})
+	if err != nil || p.Actions != 2 || p.Excepted != 1 || p.Findings != 3 {
+		t.Fatalf("plan with an approved exception: %+v %v", p, err)
+	}
+	rows, err := st.Query(ctx, "SELECT host_id, package, advisory, exception_id FROM plan_excepted WHERE plan_id = ?", p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var host, pkg, adv, id string
+	if !rows.Next() || rows.Scan(&host, &pkg, &adv, &id) != nil || host != "h2" || pkg != "pkgb" || adv != "osv/A2" || id != ex.ID {
+		t.Errorf("plan_excepted: %s %s %s %s", host, pkg, adv, id)
+	}
+	rows.Close()
+	if s, err := plan.Get(ctx, st, p.ID); err != nil || s.Excepted != 1 {
+		t.Errorf("summary: %+v %v", s, err)
+	}
+	n, err := plan.Export(ctx, st, p.ID, risk.Filter{}, "json", io.Discard)
+	if err != nil || n != 2 {
+		t.Errorf("export: %d %v", n, err)
+	}
+	// Past the exception's expiry, the plan acts on the finding again.
+	p, err = plan.Create(ctx, st, plan.CreateOptions{At: fleet.Now.Add(31 * 24 * time.Hour), Actor: "alice"})
+	if err != nil || p.Actions != 3 || p.Excepted != 0 {
+		t.Fatalf("plan after the exception expired: %+v %v", p, err)
 	}
 }

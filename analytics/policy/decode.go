@@ -169,7 +169,7 @@ func (d *decoder) policy(n *yaml.Node) *Policy {
 	}
 	var slaNode *yaml.Node
 	var freezeNodes []*yaml.Node
-	d.fields(n, "", []string{"name", "sla", "groups", "freezes", "rings", "blast_radius", "emergency"}, func(k string, v *yaml.Node, kf string) {
+	d.fields(n, "", []string{"name", "sla", "groups", "freezes", "rings", "blast_radius", "emergency", "exceptions", "deployment"}, func(k string, v *yaml.Node, kf string) {
 		switch k {
 		case "name":
 			p.Name = d.str(v, kf)
@@ -205,6 +205,20 @@ func (d *decoder) policy(n *yaml.Node) *Policy {
 			p.BlastRadius = d.blast(v, kf)
 		case "emergency":
 			p.Emergency = d.emergency(v, kf)
+		case "deployment": // verification window and retries (issue 13)
+			d.fields(v, kf, []string{"verification_window", "max_attempts"}, func(k string, v *yaml.Node, ef string) {
+				if k == "max_attempts" {
+					p.Deployment.MaxAttempts = uint32(d.uint(v, ef, 1, 100))
+				} else if p.Deployment.VerificationWindow = d.duration(v, ef); d.err == nil && p.Deployment.VerificationWindow <= 0 {
+					d.fail(v, ef, "must be more than zero")
+				}
+			})
+		case "exceptions": // exception cap (issue 14)
+			d.fields(v, kf, []string{"max_duration"}, func(_ string, v *yaml.Node, ef string) {
+				if p.Exceptions.MaxDuration = d.duration(v, ef); d.err == nil && p.Exceptions.MaxDuration <= 0 {
+					d.fail(v, ef, "must be more than zero")
+				}
+			})
 		}
 	})
 	if d.err != nil {

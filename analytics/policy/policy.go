@@ -51,6 +51,52 @@ type Policy struct {
 	Rings       []Ring      `json:"rings,omitempty"`
 	BlastRadius BlastRadius `json:"blast_radius,omitzero"`
 	Emergency   Emergency   `json:"emergency"`
+	// Exceptions (issue 14): the cap on risk acceptances.
+	Exceptions Exceptions `json:"exceptions,omitzero"`
+	// Deployment (issue 13): verification and retries of plan actions.
+	Deployment Deployment `json:"deployment,omitzero"`
+}
+
+// Deployment is what the policy says about deploying plan actions
+// (analytics/deploy). Zero fields take the defaults below; the view
+// plan_deploy_settings (0014_deploy.sql) reads them from the canonical
+// JSON with the same defaults.
+type Deployment struct {
+	// VerificationWindow: a successful action whose host is not rescanned
+	// within it is unverified.
+	VerificationWindow Duration `json:"verification_window,omitzero"`
+	// MaxAttempts: a failed action is due again in its group's next window
+	// until this many attempts have failed.
+	MaxAttempts uint32 `json:"max_attempts,omitzero"`
+}
+
+// Defaults of Deployment's fields.
+const (
+	DefaultVerificationWindow = 24 * time.Hour
+	DefaultMaxAttempts        = 3
+)
+
+// Window is the verification window in force.
+func (d Deployment) Window() time.Duration {
+	if d.VerificationWindow > 0 {
+		return time.Duration(d.VerificationWindow)
+	}
+	return DefaultVerificationWindow
+}
+
+// Attempts is the maximum number of attempts in force.
+func (d Deployment) Attempts() uint32 {
+	if d.MaxAttempts > 0 {
+		return d.MaxAttempts
+	}
+	return DefaultMaxAttempts
+}
+
+// Exceptions is what the policy says about exceptions (risk acceptance).
+type Exceptions struct {
+	// MaxDuration caps an exception's lifetime from its request; zero
+	// leaves the exception book's default (90 days).
+	MaxDuration Duration `json:"max_duration,omitzero"`
 }
 
 // SLA is the remediation clock.
@@ -227,7 +273,9 @@ func (e Emergency) Qualifies(kev bool, severity string, epss float64, hasEPSS, i
 	case e.KEV && kev:
 		return true, "KEV"
 	case e.CriticalEPSS != nil && severity == "critical" && hasEPSS && epss >= *e.CriticalEPSS:
-		return true, fmt.Sprintf("critical with EPSS %.2f >= %.2f", epss, *e.CriticalEPSS)
+		// The threshold, not the score: the planner states this reason in
+		// SQL too (analytics/plan), and both must read the same.
+		return true, fmt.Sprintf("critical with EPSS >= %.2f", *e.CriticalEPSS)
 	case e.InternetFacing && internetFacing && (severity == "critical" || severity == "high"):
 		return true, severity + " on an internet-facing host"
 	}

@@ -39,6 +39,11 @@ func TestSampleAndDefaultParse(t *testing.T) {
 	if p.SLA.Days["unknown"] != 90 || p.SLA.Days["none"] != 365 {
 		t.Errorf("defaults for unrated severities: %v", p.SLA.Days)
 	}
+	// The exception cap (issue 14).
+	if c, err := Parse("cap.yaml", []byte("sla:\n  days: {critical: 15, high: 30, medium: 90, low: 180}\nexceptions: {max_duration: 30d}\n")); err != nil ||
+		time.Duration(c.Exceptions.MaxDuration) != 30*24*time.Hour {
+		t.Errorf("exception cap: %+v %v", c, err)
+	}
 	d, err := Default()
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +73,9 @@ func TestParseErrorsNameFileLineField(t *testing.T) {
 		{"bad bypass", slaOnly + "emergency:\n  bypass: [approvals]\n", "emergency.bypass[0]: unknown bypass"},
 		{"ring twice", slaOnly + "rings: [{name: a}, {name: a}]\n", "rings[1].name: ring \"a\" listed twice"},
 		{"empty blast radius", slaOnly + "blast_radius: {}\n", "blast_radius: needs percent"},
+		{"zero exception cap", slaOnly + "exceptions: {max_duration: 0d}\n", "test.yaml:3: exceptions.max_duration: must be more than zero"},
+		{"bad exception cap", slaOnly + "exceptions: {max_duration: soon}\n", "exceptions.max_duration: want a duration"},
+		{"unknown exception field", slaOnly + "exceptions: {max_days: 30}\n", "exceptions.max_days: unknown field"},
 		{"not yaml", "sla: [\n", "test.yaml"},
 		{"alias bomb", "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n", "limit"},
 	} {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -279,4 +280,35 @@ func Diff(a, b string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// NewWindow builds a weekly window from its parts (days mon..sun, start
+// HH:MM, duration, IANA time zone), checked as a policy file's window is.
+// The planner builds hosts' own windows (scans.maintenance_window) with it.
+func NewWindow(days []string, start string, dur time.Duration, timezone string) (Window, error) {
+	w := Window{Start: start, Duration: Duration(dur), TimeZone: timezone}
+	for _, d := range days {
+		d = strings.ToLower(d)
+		wd, ok := weekdayNames[d]
+		if !ok {
+			return Window{}, fmt.Errorf("unknown day %q (want mon, tue, wed, thu, fri, sat or sun)", d)
+		}
+		w.weekdays[wd] = true
+		w.Days = append(w.Days, d)
+	}
+	if len(w.Days) == 0 {
+		return Window{}, errors.New("no days")
+	}
+	t, err := time.Parse("15:04", start)
+	if err != nil {
+		return Window{}, fmt.Errorf("start %q: want HH:MM (24-hour wall clock)", start)
+	}
+	w.hour, w.minute = t.Hour(), t.Minute()
+	if dur <= 0 || dur > 7*24*time.Hour {
+		return Window{}, fmt.Errorf("duration %s: want more than 0 and at most a week", dur)
+	}
+	if w.loc, err = time.LoadLocation(timezone); err != nil || timezone == "" || timezone == "Local" {
+		return Window{}, fmt.Errorf("unknown IANA time zone %q (e.g. UTC, Europe/Berlin)", timezone)
+	}
+	return w, nil
 }

@@ -262,3 +262,22 @@ const defaultYAML = `sla:
 //
 //go:embed sample.yaml
 var SampleYAML []byte
+
+// ExceptionCap is the active policy's cap on an exception's lifetime
+// (exceptions.max_duration); zero when no policy is active or it sets
+// none, so the exception book's own default applies. Read at each request,
+// so applying a policy changes the cap without a restart.
+func ExceptionCap(ctx context.Context, st store.Store) (time.Duration, error) {
+	v, err := Active(ctx, st)
+	if errors.Is(err, ErrNoPolicy) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("exception cap: %w", err)
+	}
+	p, err := v.Policy()
+	if err != nil {
+		return 0, fmt.Errorf("exception cap: policy version %d: %w", v.Version, err)
+	}
+	return time.Duration(p.Exceptions.MaxDuration), nil
+}

@@ -80,7 +80,7 @@ func TestRefreshDifferential(t *testing.T) {
 	started := time.Now()
 	st := testenv.CHDBStore(t)
 	shared := testenv.SharedData(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if _, err := schemas.Migrate(ctx, st, quiet); err != nil {
@@ -90,6 +90,13 @@ func TestRefreshDifferential(t *testing.T) {
 		t.Fatalf("analytics views unavailable: %v", err)
 	}
 	bodies := originalKPIs(t)
+	// 0016 (H4: stale hosts in the KPIs): the simulated history ends
+	// testDaysAgo days ago, so every host would be stale, which 0004 did
+	// not know; a stale limit longer than that keeps them current.
+	if err := st.Insert(ctx, "kpi_settings", []string{"name", "value", "updated_at"},
+		[][]any{{"stale_after_hours", float64(24 * (testDaysAgo + testDays + 30)), time.Now().UTC()}}); err != nil {
+		t.Fatal(err)
+	}
 
 	// Feeds: the Debian advisories only (the bench's quick corpus).
 	loader := &feeds.Loader{Store: st, Log: quiet,
@@ -270,6 +277,12 @@ func TestRefreshDifferential(t *testing.T) {
 		t.Errorf("step 1: refresh rewrote %d hosts; want %d (the %d that sent scans and the last of the history), fewer than the %d of the fleet",
 			rs.Hosts, want, step1Hosts, testHosts)
 	}
+	// Of those, only the hosts whose segments changed other than by a
+	// heartbeat have their exposures recomputed.
+	if want := step1Hosts - uint64(len(beat)); rs.ExposedHosts != want {
+		t.Errorf("step 1: refresh recomputed the exposures of %d hosts, want %d (%d switched inventories, 1 rebooted, the late scan's); heartbeats change none",
+			rs.ExposedHosts, want, len(switched))
+	}
 	h1 := historyStats(ctx, t, st)
 	if h1.reopened <= h0.reopened {
 		t.Errorf("step 1: switching hosts back to older inventories reopened nothing: before %+v, after %+v", h0, h1)
@@ -308,6 +321,10 @@ FROM advisories FINAL WHERE source = ? AND advisory_id = ?`, src, adv); err != n
 	if rs.Advisories != 1 {
 		t.Errorf("step 2: refresh rewrote %d advisories, want 1 (the withdrawn one)", rs.Advisories)
 	}
+	if rs.Exposures != advHosts || rs.ExposedHosts != 0 {
+		t.Errorf("step 2: refresh wrote %d exposure rows and recomputed %d hosts, want %d (the withdrawn advisory's, deleted) and 0",
+			rs.Exposures, rs.ExposedHosts, advHosts)
+	}
 	t.Logf("step 2: withdrew %s/%s, exposed on %d hosts", src, adv, advHosts)
 
 	// Step 3: a new advisory covers a version that hosts ran before a fix
@@ -335,6 +352,9 @@ FROM advisories FINAL WHERE source = ? AND advisory_id = ?`, src, adv); err != n
 	if rs.Advisories != 1 {
 		t.Errorf("step 3: refresh rewrote %d advisories, want 1 (the new one)", rs.Advisories)
 	}
+	if rs.Exposures != newRows || rs.ExposedHosts != 0 {
+		t.Errorf("step 3: refresh wrote %d exposure rows and recomputed %d hosts, want %d (the new advisory's) and 0", rs.Exposures, rs.ExposedHosts, newRows)
+	}
 	t.Logf("step 3: new advisory %s exposed %d host(s), %d resolved", newAdv, newRows, newResolved)
 
 	// A full refresh rewrites everything and changes nothing.
@@ -346,6 +366,9 @@ FROM advisories FINAL WHERE source = ? AND advisory_id = ?`, src, adv); err != n
 		t.Errorf("full: refresh rewrote %d hosts, want %d", rs.Hosts, testHosts)
 	}
 	compareSets(ctx, t, st, "full refresh", "history_before", "exposure_history")
+	if rs.Exposures != 0 {
+		t.Errorf("full: refresh wrote %d exposure rows where nothing changed, want 0", rs.Exposures)
+	}
 	t.Logf("total %v", time.Since(started).Round(time.Millisecond))
 }
 
@@ -576,7 +599,20 @@ func checkKPIs(ctx context.Context, t *testing.T, st store.Store, name string, b
 		for _, c := range wantCols {
 			names = append(names, c.Name)
 		}
-		gotCols, got := readAll(ctx, t, st, "SELECT "+strings.Join(names, ", ")+" FROM "+k.name)
+		// 0016 (H4: KPIs with exceptions): each KPI has its rows twice,
+		// exceptions honoured and ignored; 0004 knew no exceptions.
+		// finding_risk gained one finding per host on an end-of-life
+		// release, which host_findings (0004) never had.
+		where := ""
+		for _, c := range allCols {
+			if c.Name == "exceptions" {
+				where = " WHERE exceptions = 'ignored'"
+			}
+		}
+		if k.name == "finding_risk" {
+			where = " WHERE source != 'endoflife.date'"
+		}
+		gotCols, got := readAll(ctx, t, st, "SELECT "+strings.Join(names, ", ")+" FROM "+k.name+where)
 		if len(allCols) > len(wantCols) {
 			checkAppended(ctx, t, st, name, k.name, k.keys, allCols[len(wantCols):])
 		}
@@ -717,7 +753,7 @@ func sameValue(a, b any) bool {
 }
 
 func statsLine(s Stats) string {
-	return fmt.Sprintf("hosts=%d advisories=%d exposure_rows=%d", s.Hosts, s.Advisories, s.Exposures)
+	return fmt.Sprintf("hosts=%d advisories=%d exposed_hosts=%d exposure_rows=%d segment_rows=%d", s.Hosts, s.Advisories, s.ExposedHosts, s.Exposures, s.Segments)
 }
 
 // seedSameSecond writes one advisory A1 found in inventory inv-a (inv-b has
@@ -796,4 +832,85 @@ func TestRefreshSegmentsShrink(t *testing.T) {
 		t.Errorf("h1 has %d segments, want 1 (inv-a throughout)", segs)
 	}
 	compareSets(ctx, t, st, "segments shrink", "exposure_history", "exposure_history_live")
+}
+
+// TestRefreshOpenEnded walks one host through heartbeats, a reboot into
+// another kernel, a fix, a rollback and more heartbeats, refreshing
+// incrementally after each day: exposure_history must equal its live
+// definition every time, and each refresh must write exactly the
+// exposure_spans rows whose exposure changed state (none for heartbeats:
+// an open exposure's last_seen and exposed_scans come from the host's
+// latest segment).
+func TestRefreshOpenEnded(t *testing.T) {
+	ctx := context.Background()
+	st := sameSecondStore(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A1 is found in inv-a's pkga; K1 in inv-a's kernel image, which
+	// exposes the host only while it runs 6.1.0-1-amd64. inv-b has neither.
+	must(st.Insert(ctx, "advisories", []string{"source", "advisory_id", "record_hash", "withdrawn", "loaded_at"},
+		[][]any{{"osv", "A1", "h1", uint8(0), now}, {"osv", "K1", "k1", uint8(0), now}}))
+	must(st.Insert(ctx, "match_inventory_findings", []string{"inventory_hash", "ecosystem", "name", "version", "arch", "source", "advisory_id", "record_hash", "matched_at"},
+		[][]any{{"inv-a", "Debian:12", "pkga", "1.0", "amd64", "osv", "A1", "h1", now},
+			{"inv-a", "Debian:12", "linux-image-6.1.0-1-amd64", "6.1.4-1", "amd64", "osv", "K1", "k1", now}}))
+	must(st.Insert(ctx, "match_done_inventories", []string{"inventory_hash", "matched_at"}, [][]any{{"inv-a", now}, {"inv-b", now}}))
+	must(st.Insert(ctx, "match_done_advisories", []string{"source", "advisory_id", "record_hash", "matched_at"},
+		[][]any{{"osv", "A1", "h1", now}, {"osv", "K1", "k1", now}}))
+	const k1, k2 = "6.1.0-1-amd64", "6.1.0-2-amd64"
+	job := &Job{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	scanNo := 0
+	for _, day := range []struct {
+		name          string
+		daysAgo       []int // one scan per entry
+		inv, kernel   string
+		mode          Mode
+		exposures     uint64 // exposure_spans rows written
+		exposedHosts  uint64
+		open, history uint64 // open exposures, and rows, of exposure_history after
+	}{
+		{"first scans", []int{20, 19}, "inv-a", k1, Incremental, 2, 1, 2, 2},
+		{"heartbeats", []int{18, 17, 16}, "inv-a", k1, Incremental, 0, 0, 2, 2},
+		{"reboot into another kernel", []int{15}, "inv-a", k2, Incremental, 1, 1, 1, 2},
+		{"heartbeats after the reboot", []int{14, 13}, "inv-a", k2, Incremental, 0, 0, 1, 2},
+		{"fixed", []int{12}, "inv-b", k2, Incremental, 1, 1, 0, 2},
+		{"heartbeats while fixed", []int{11}, "inv-b", k2, Incremental, 0, 0, 0, 2},
+		{"rolled back", []int{10}, "inv-a", k1, Incremental, 2, 1, 2, 2},
+		{"heartbeats after the rollback", []int{9, 8, 7}, "inv-a", k1, Incremental, 0, 0, 2, 2},
+		{"full refresh changes nothing", nil, "", "", Full, 0, 1, 2, 2},
+	} {
+		var rows [][]any
+		for _, ago := range day.daysAgo {
+			scanNo++
+			rows = append(rows, []any{"h1", fmt.Sprintf("s%02d", scanNo), now.AddDate(0, 0, -ago), now, day.inv, day.kernel})
+		}
+		if len(rows) > 0 {
+			must(st.Insert(ctx, "scans", []string{"host_id", "scan_id", "scanned_at", "received_at", "inventory_hash", "kernel_running"}, rows))
+		}
+		rs, err := job.Run(ctx, day.mode)
+		if err != nil {
+			t.Fatalf("%s: %v", day.name, err)
+		}
+		if rs.Exposures != day.exposures || rs.ExposedHosts != day.exposedHosts {
+			t.Errorf("%s: refresh wrote %d exposure rows for %d exposed hosts, want %d for %d", day.name, rs.Exposures, rs.ExposedHosts, day.exposures, day.exposedHosts)
+		}
+		if rs.Hosts != 1 || rs.Segments == 0 && len(rows) > 0 {
+			t.Errorf("%s: refresh recomputed %d hosts' segments and wrote %d segment rows, want 1 host and at least one row", day.name, rs.Hosts, rs.Segments)
+		}
+		var open, total uint64
+		must(queryOne(ctx, st, "SELECT countIf(exposed_now = 1), count() FROM exposure_history", nil, &open, &total))
+		if open != day.open || total != day.history {
+			t.Errorf("%s: exposure_history has %d open of %d rows, want %d of %d", day.name, open, total, day.open, day.history)
+		}
+		compareSets(ctx, t, st, day.name, "exposure_history", "exposure_history_live")
+	}
+	var reopened uint64
+	must(queryOne(ctx, st, "SELECT sum(reopened) FROM exposure_history", nil, &reopened))
+	if reopened != 2 {
+		t.Errorf("after the rollback both exposures count %d reopenings in all, want 2", reopened)
+	}
 }

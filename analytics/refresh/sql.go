@@ -4,7 +4,10 @@ package refresh
 // schemas/migrations/0005_snapshots.sql. Placeholders bind in order.
 
 const (
-	sqlPreviousWatermark = `SELECT max(watermark) FROM refresh_runs WHERE error = ''`
+	// Only runs that wrote exposure_spans (layout 2, 0018) count: an
+	// incremental refresh continues from them.
+	sqlPreviousWatermark = `SELECT max(watermark) FROM refresh_runs WHERE error = '' AND layout = 2`
+	sqlLayoutRuns        = `SELECT count() FROM refresh_runs WHERE error = '' AND layout = 2`
 	sqlWatermark         = `SELECT max(received_at) FROM scans`
 
 	sqlPendingHostsAll = `INSERT INTO refresh_pending_hosts (refresh_id, host_id)
@@ -43,12 +46,12 @@ WHERE (withdrawn = 1 OR (source, advisory_id, record_hash) IN (SELECT source, ad
     (SELECT uniqExact(source, advisory_id) FROM refresh_pending_advisories WHERE refresh_id = ?)`
 
 	// Segments of one shard of the pending hosts (cityHash64(host_id) % ?
-	// = ?), from all their scans. Array lambdas
-	// capture nothing: a lambda that indexes an outer array copies it per
-	// element.
-	sqlSegments = `INSERT INTO host_segments (host_id, seg_idx, seg_first, seg_last, next_scan, scans, is_last, inventory_hash, kernel_running, version, deleted)
+	// = ?), from all their scans, into this refresh's staging table
+	// {segments}. Array lambdas capture nothing: a lambda that indexes an
+	// outer array copies it per element.
+	sqlStageSegments = `INSERT INTO {segments} (host_id, seg_idx, seg_first, seg_last, next_scan, scans, is_last, inventory_hash, kernel_running, scans_through, version, deleted)
 SELECT host_id, toUInt32(seg_idx), raw[s].1, raw[e - 1].1, if(e <= length(raw), raw[e].1, toDateTime(0)),
-    toUInt32(e - s), toUInt8(e > length(raw)), raw[s].2, raw[s].3, ?, 0
+    toUInt32(e - s), toUInt8(e > length(raw)), raw[s].2, raw[s].3, toUInt64(e - 1), 0, 0
 FROM (
     SELECT host_id, arraySort(x -> x.1, groupArray((t, ik.1, ik.2))) AS raw,
         arrayMap(x -> cityHash64(x.2, x.3), raw) AS keys,
@@ -64,57 +67,120 @@ FROM (
 )
 ARRAY JOIN starts AS s, ends AS e, arrayEnumerate(starts) AS seg_idx`
 
-	// sqlExposures writes exposure rows: %[1]s selects the hosts (a
-	// condition on host_segments), %[2]s the advisories (a condition on
-	// match_inventory_findings). What each distinct (inventory, running
-	// kernel) exposes is worked out once, then fanned out to the segments
-	// that ran it; idle kernel images are left out as in 0003's
-	// exposure_history (function patchgrid_kernel_state, 0005).
-	// Grouping on 64-bit hashes of host and advisory, and joining their
-	// strings back afterwards, is several times faster than grouping on
-	// the strings. Two distinct hosts or advisories colliding would need a
+	// segmentShape hashes what of a segment its host's exposure_spans rows
+	// depend on: everything but the latest segment's last scan and scan
+	// count, which rescans of an unchanged inventory move (exposure_history
+	// reads them from host_segments when read).
+	segmentShape = `sum(cityHash64(seg_idx, seg_first, next_scan, is_last, inventory_hash, kernel_running,
+        if(is_last = 1, toDateTime(0), seg_last), if(is_last = 1, 0, scans)))`
+
+	// Hosts whose exposures an incremental refresh recomputes: those whose
+	// segments changed other than by rescans of their latest inventory, and
+	// those that ran an inventory matched since the previous refresh (its
+	// findings were not there when the host's exposures were computed).
+	sqlExposeChanged = `INSERT INTO {expose} (host_id)
+SELECT host_id FROM (
+    SELECT host_id, ` + segmentShape + ` AS shape, count() AS n FROM {segments} GROUP BY host_id
+)
+WHERE (host_id, shape, n) NOT IN (
+    SELECT host_id, ` + segmentShape + `, count() FROM host_segments FINAL
+    WHERE host_id IN (SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?)
+    GROUP BY host_id)
+UNION DISTINCT
+SELECT host_id FROM {segments}
+WHERE inventory_hash IN (SELECT inventory_hash FROM refresh_pending_inventories WHERE refresh_id = ?)`
+
+	// A full refresh recomputes the exposures of every host.
+	sqlExposeAll = `INSERT INTO {expose} (host_id) SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?`
+
+	// The pending hosts' segments as staged, against those stored: only
+	// new and changed segments are written, and stored ones no longer there
+	// (a later scan in the same second can merge two segments into one)
+	// are written deleted.
+	sqlWriteSegments = `INSERT INTO host_segments (host_id, seg_idx, seg_first, seg_last, next_scan, scans, is_last, inventory_hash, kernel_running, scans_through, version, deleted)
+SELECT host_id, seg_idx,
+    if(n.in_new = 1, n.seg_first, o.seg_first), if(n.in_new = 1, n.seg_last, o.seg_last), if(n.in_new = 1, n.next_scan, o.next_scan),
+    if(n.in_new = 1, n.scans, o.scans), if(n.in_new = 1, n.is_last, o.is_last), if(n.in_new = 1, n.inventory_hash, o.inventory_hash),
+    if(n.in_new = 1, n.kernel_running, o.kernel_running), if(n.in_new = 1, n.scans_through, o.scans_through), ?, toUInt8(n.in_new = 0)
+FROM (
+    SELECT host_id, seg_idx, seg_first, seg_last, next_scan, scans, is_last, inventory_hash, kernel_running, scans_through, toUInt8(1) AS in_new
+    FROM {segments}
+) AS n
+FULL OUTER JOIN (
+    SELECT host_id, seg_idx, seg_first, seg_last, next_scan, scans, is_last, inventory_hash, kernel_running, scans_through, toUInt8(1) AS in_old
+    FROM host_segments FINAL
+    WHERE host_id IN (SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?)
+) AS o USING (host_id, seg_idx)
+WHERE n.in_new = 0 OR o.in_old = 0
+    OR (n.seg_first, n.seg_last, n.next_scan, n.scans, n.is_last, n.inventory_hash, n.kernel_running, n.scans_through)
+        != (o.seg_first, o.seg_last, o.next_scan, o.scans, o.is_last, o.inventory_hash, o.kernel_running, o.scans_through)
+SETTINGS join_use_nulls = 0`
+
+	// sqlSpans writes the exposure_spans rows that differ from those
+	// stored: %[1]s selects the hosts (a condition on host_segments), %[2]s
+	// the advisories (a condition on match_inventory_findings), %[3]s the
+	// stored rows recomputed (a condition on exposure_spans: the same hosts
+	// and advisories). The one placeholder is the version. What each
+	// distinct (inventory, running kernel) exposes is worked out once, then
+	// fanned out to the segments that ran it; idle kernel images are left
+	// out as in 0003's exposure_history (function patchgrid_kernel_state,
+	// 0005). Grouping on 64-bit hashes of host and advisory, and joining
+	// their strings back afterwards, is several times faster than grouping
+	// on the strings, and so is comparing with the stored rows on the
+	// hashes (the hash table of the stored side holds no string); the rows
+	// written, new, changed or deleted, get their strings back from the
+	// hosts' segments and the advisories table (which keeps withdrawn
+	// records). Two distinct hosts or advisories colliding would need a
 	// 64-bit cityHash collision among at most millions of keys.
-	sqlExposures = `INSERT INTO exposures (host_id, source, advisory_id, first_seen, last_seen, resolved_at, reopened, exposed_now, exposed_scans, version, deleted)
-SELECT h.host_id, a.source, a.advisory_id, first_seen, last_seen, resolved_at, reopened, exposed_now, exposed_scans, ?, 0
+	// Columns: schemas/migrations/0018_exposure_spans.sql. An open
+	// exposure's scans_offset is its exposed scans minus the host's scans
+	// through its latest segment (max(scans_through) of its segments, the
+	// latest among them).
+	sqlSpans = `INSERT INTO exposure_spans (host_id, source, advisory_id, first_seen, last_seen, resolved_at, reopened, exposed_now, scans_offset, version, deleted)
+SELECT h.host_id, a.source, a.advisory_id, d.first_seen, d.last_seen, d.resolved_at, d.reopened, d.exposed_now, d.scans_offset, ?, toUInt8(d.in_new = 0)
 FROM (
     SELECT host_key, advisory_key,
-        min(seg_first) AS first_seen, max(seg_last) AS last_seen, argMax(next_scan, seg_idx) AS resolved_at,
-        toUInt32(arrayCount(d -> d > 1, arrayDifference(arraySort(groupArray(seg_idx))))) AS reopened,
-        max(is_last) AS exposed_now, toUInt64(sum(scans)) AS exposed_scans
+        if(n.in_new = 1, n.first_seen, o.first_seen) AS first_seen, if(n.in_new = 1, n.last_seen, o.last_seen) AS last_seen,
+        if(n.in_new = 1, n.resolved_at, o.resolved_at) AS resolved_at, if(n.in_new = 1, n.reopened, o.reopened) AS reopened,
+        if(n.in_new = 1, n.exposed_now, o.exposed_now) AS exposed_now, if(n.in_new = 1, n.scans_offset, o.scans_offset) AS scans_offset,
+        n.in_new AS in_new
     FROM (
-        SELECT cityHash64(host_id) AS host_key, seg_idx, seg_first, seg_last, next_scan, scans, is_last, inventory_hash, kernel_running
-        FROM host_segments FINAL WHERE %[1]s
-    ) AS segments
-    INNER JOIN (
-        SELECT inventory_hash, kernel_running, cityHash64(source, advisory_id) AS advisory_key
-        FROM (SELECT DISTINCT inventory_hash, kernel_running FROM host_segments FINAL WHERE %[1]s) AS states
+        SELECT host_key, advisory_key,
+            min(seg_first) AS first_seen, max(is_last) AS exposed_now,
+            if(exposed_now = 1, toDateTime(0), max(seg_last)) AS last_seen,
+            if(exposed_now = 1, toDateTime(0), argMax(next_scan, seg_idx)) AS resolved_at,
+            toUInt32(arrayCount(d -> d > 1, arrayDifference(arraySort(groupArray(seg_idx))))) AS reopened,
+            toInt64(sum(scans)) - if(exposed_now = 1, toInt64(max(scans_through)), 0) AS scans_offset,
+            toUInt8(1) AS in_new
+        FROM (
+            SELECT cityHash64(host_id) AS host_key, seg_idx, seg_first, seg_last, next_scan, scans, is_last, scans_through, inventory_hash, kernel_running
+            FROM host_segments FINAL WHERE %[1]s
+        ) AS segments
         INNER JOIN (
-            SELECT inventory_hash, source, advisory_id, name, version, arch
-            FROM match_inventory_findings FINAL
-            WHERE %[2]s AND (source, advisory_id, record_hash) IN (SELECT source, advisory_id, record_hash FROM advisories FINAL WHERE withdrawn = 0)
-        ) AS findings USING (inventory_hash)
-        WHERE patchgrid_kernel_state(name, version, arch, kernel_running) != 'not_running'
-        GROUP BY inventory_hash, kernel_running, advisory_key
-    ) AS exposing USING (inventory_hash, kernel_running)
-    GROUP BY host_key, advisory_key
-) AS x
+            SELECT inventory_hash, kernel_running, cityHash64(source, advisory_id) AS advisory_key
+            FROM (SELECT DISTINCT inventory_hash, kernel_running FROM host_segments FINAL WHERE %[1]s) AS states
+            INNER JOIN (
+                SELECT inventory_hash, source, advisory_id, name, version, arch
+                FROM match_inventory_findings FINAL
+                WHERE %[2]s AND (source, advisory_id, record_hash) IN (SELECT source, advisory_id, record_hash FROM advisories FINAL WHERE withdrawn = 0)
+            ) AS findings USING (inventory_hash)
+            WHERE patchgrid_kernel_state(name, version, arch, kernel_running) != 'not_running'
+            GROUP BY inventory_hash, kernel_running, advisory_key
+        ) AS exposing USING (inventory_hash, kernel_running)
+        GROUP BY host_key, advisory_key
+    ) AS n
+    FULL OUTER JOIN (
+        SELECT cityHash64(host_id) AS host_key, cityHash64(source, advisory_id) AS advisory_key,
+            first_seen, last_seen, resolved_at, reopened, exposed_now, scans_offset, toUInt8(1) AS in_old
+        FROM exposure_spans FINAL WHERE %[3]s
+    ) AS o USING (host_key, advisory_key)
+    WHERE n.in_new = 0 OR o.in_old = 0
+        OR (n.first_seen, n.last_seen, n.resolved_at, n.reopened, n.exposed_now, n.scans_offset)
+            != (o.first_seen, o.last_seen, o.resolved_at, o.reopened, o.exposed_now, o.scans_offset)
+) AS d
 INNER JOIN (SELECT DISTINCT host_id, cityHash64(host_id) AS host_key FROM host_segments FINAL WHERE %[1]s) AS h USING (host_key)
-INNER JOIN (SELECT DISTINCT source, advisory_id, cityHash64(source, advisory_id) AS advisory_key FROM advisories) AS a USING (advisory_key)`
-
-	// Rows of the rewritten hosts and advisories that this refresh did not
-	// write again no longer hold: they are marked deleted.
-	sqlDeleteStale = `INSERT INTO exposures (host_id, source, advisory_id, first_seen, last_seen, resolved_at, reopened, exposed_now, exposed_scans, version, deleted)
-SELECT host_id, source, advisory_id, first_seen, last_seen, resolved_at, reopened, exposed_now, exposed_scans, ?, 1
-FROM exposures FINAL
-WHERE version < ? AND (host_id IN (SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?)
-    OR (source, advisory_id) IN (SELECT source, advisory_id FROM refresh_pending_advisories WHERE refresh_id = ?))`
-
-	// Segments of the rewritten hosts that this refresh did not write again
-	// (the host has fewer segments now) are marked deleted.
-	sqlDeleteStaleSegments = `INSERT INTO host_segments (host_id, seg_idx, seg_first, seg_last, next_scan, scans, is_last, inventory_hash, kernel_running, version, deleted)
-SELECT host_id, seg_idx, seg_first, seg_last, next_scan, scans, is_last, inventory_hash, kernel_running, ?, 1
-FROM host_segments FINAL
-WHERE version < ? AND host_id IN (SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?)`
+INNER JOIN (SELECT DISTINCT source, advisory_id, cityHash64(source, advisory_id) AS advisory_key FROM advisories) AS a USING (advisory_key)
+SETTINGS join_use_nulls = 0`
 
 	// First loads of advisory records (0006's advisory_known): advisories
 	// keeps a record's latest load once merged, so each refresh records the

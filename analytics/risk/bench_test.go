@@ -73,7 +73,8 @@ func exportFixture(b testing.TB, n int) store.Store {
 			ecosystem String, package String, installed_version String, fixed_version String, status String,
 			published DateTime, fix_published DateTime, first_seen DateTime, sla_deadline DateTime, sla_state String,
 			days_past_sla Float64, risk_cvss Float64, risk_epss Float64, risk_kev Float64, risk_asset Float64,
-			risk_internet Float64, risk_sla Float64, risk_score Float64, risk_level String, severity_source String
+			risk_internet Float64, risk_sla Float64, risk_score Float64, risk_level String, severity_source String,
+			exception_id String, exception_expires_at DateTime, accepted UInt8, stale UInt8
 		) ENGINE = MergeTree ORDER BY (host_id, advisory_id)`,
 		fmt.Sprintf(`INSERT INTO finding_risk SELECT
 			concat('host-', toString(number %% 50000)), concat('host-', toString(number %% 50000), '.corp.example'),
@@ -88,7 +89,10 @@ func exportFixture(b testing.TB, n int) store.Store {
 			toDateTime('2024-03-01 00:00:00', 'UTC') + number, toDateTime('2024-04-01 00:00:00', 'UTC') + number, if(number %% 2 = 0, 'open', 'overdue'),
 			(number %% 300) / 10, (number %% 350) / 10, (number %% 150) / 10, if(number %% 11 = 0, 15, 0), (number %% 5) * 2.5,
 			if(number %% 7 = 0, 10, 0), (number %% 100) / 10, (number %% 1000) / 10, ['critical', 'high', 'medium', 'low'][number %% 4 + 1],
-			['cve-cvss:cve/CVE-2024-1', 'debian-urgency:debian-tracker/CVE-2023-2', 'cvss:osv/GHSA-xxxx-yyyy-zzzz', ''][number %% 4 + 1]
+			['cve-cvss:cve/CVE-2024-1', 'debian-urgency:debian-tracker/CVE-2023-2', 'cvss:osv/GHSA-xxxx-yyyy-zzzz', ''][number %% 4 + 1],
+			if(number %% 13 = 0, concat('EX-', leftPad(hex(number %% 4096), 12, '0')), ''),
+			if(number %% 13 = 0, toDateTime('2025-01-01 00:00:00', 'UTC') + number, toDateTime(0, 'UTC')),
+			number %% 13 = 0, number %% 17 = 0
 			FROM numbers(%d)`, n),
 	} {
 		if err := st.Exec(ctx, q); err != nil {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -57,6 +58,10 @@ var FindingColumns = []export.Column{
 	{Name: "risk_score", Kind: export.Float64, Meaning: "sum of the six parts, 0..100"},
 	{Name: "risk_level", Kind: export.String, Meaning: "critical (>= 70), high (>= 50), medium (>= 25), low"},
 	{Name: "severity_source", Kind: export.String, Meaning: "where severity comes from: kind:source/advisory_id ('' when unknown)"},
+	{Name: "exception_id", Kind: export.String, Meaning: "the approved, unexpired exception that covers this finding ('' when none)"},
+	{Name: "exception_expires_at", Kind: export.Time, Meaning: "when that exception expires (null when none)"},
+	{Name: "accepted", Kind: export.Bool, Meaning: "an exception covers the finding: accepted risk, shown, never hidden"},
+	{Name: "stale", Kind: export.Bool, Meaning: "the host's latest scan is older than the stale limit: its state may have changed"},
 }
 
 // findingExprs casts each column of finding_risk to its export type, so the
@@ -69,6 +74,33 @@ var findingExprs = map[string]string{
 	"epss_percentile": "if(has_epss = 1, toFloat64(epss_percentile), nan)",
 	"kev":             "toUInt8(kev)",
 	"kev_due_date":    "if(kev = 1, toDateTime(kev_due_date, 'UTC'), toDateTime(0, 'UTC'))",
+	"accepted":        "toUInt8(accepted)",
+	"stale":           "toUInt8(stale)",
+}
+
+// How findings, hosts and KPIs read exceptions (the column exceptions of
+// every KPI view, migration 0016): honoured counts an open exposure that
+// approved, unexpired exceptions cover as accepted, never open or overdue,
+// and ranks accepted findings last; ignored reads as if no exception
+// existed. Either way accepted findings are shown, marked.
+const (
+	ExceptionsHonoured = "honoured"
+	ExceptionsIgnored  = "ignored"
+)
+
+// Exceptions are the two readings, the default first.
+var Exceptions = []string{ExceptionsHonoured, ExceptionsIgnored}
+
+// ParseExceptions checks an exceptions choice of a request, flag or
+// plugin query; "" means honoured.
+func ParseExceptions(v string) (string, error) {
+	if v == "" {
+		return ExceptionsHonoured, nil
+	}
+	if !slices.Contains(Exceptions, v) {
+		return "", fmt.Errorf("exceptions %q: want one of %s", v, strings.Join(Exceptions, ", "))
+	}
+	return v, nil
 }
 
 // Filter selects findings. Zero values select everything.
@@ -80,6 +112,11 @@ type Filter struct {
 	OS       string
 	HostID   string
 	MinRisk  float64 // risk_score >= MinRisk
+	// Exceptions is how a ranked page reads exceptions: honoured (""
+	// too) ranks every accepted finding after every unaccepted one;
+	// ignored ranks by risk alone. Both return every finding, accepted
+	// ones marked (column accepted): exceptions never hide a finding.
+	Exceptions string
 }
 
 // Validate rejects severities the schema does not know.
@@ -91,6 +128,9 @@ func (f Filter) Validate() error {
 	}
 	if !(f.MinRisk >= 0 && f.MinRisk <= 100) { // also rejects NaN
 		return fmt.Errorf("min risk %v out of range 0..100", f.MinRisk)
+	}
+	if _, err := ParseExceptions(f.Exceptions); err != nil {
+		return err
 	}
 	return nil
 }
@@ -170,7 +210,11 @@ func FindingsSQL(f Filter, page *Page) (string, []any, error) {
 	where, args := f.Where()
 	b.WriteString(where)
 	if page != nil {
-		b.WriteString(" ORDER BY risk_score DESC, host_id, source, advisory_id, ecosystem, package, installed_version LIMIT ? OFFSET ?")
+		b.WriteString(" ORDER BY ")
+		if exc, _ := ParseExceptions(f.Exceptions); exc == ExceptionsHonoured {
+			b.WriteString("accepted, ")
+		}
+		b.WriteString("risk_score DESC, host_id, source, advisory_id, ecosystem, package, installed_version LIMIT ? OFFSET ?")
 		args = append(args, page.Limit, page.Offset)
 	}
 	return b.String(), args, nil
@@ -364,11 +408,23 @@ func ExportSQL(f Filter, format string) (string, []any, error) {
 type HostFilter struct {
 	Ring, Owner, OS string
 	MinRisk         float64
+	// Exceptions: honoured ("" too) ranks and filters hosts by
+	// host_risk_unaccepted (the risk of exposures no exception covers),
+	// ignored by host_risk. Every host is listed either way.
+	Exceptions string
 }
 
 // Hosts reads one page of hosts with their risk (view host_risk), riskiest
 // first.
 func Hosts(ctx context.Context, st store.Store, f HostFilter, page Page) (*export.Table, error) {
+	exc, err := ParseExceptions(f.Exceptions)
+	if err != nil {
+		return nil, err
+	}
+	riskCol := "host_risk"
+	if exc == ExceptionsHonoured {
+		riskCol = "host_risk_unaccepted"
+	}
 	var conds []string
 	var args []any
 	for _, c := range []struct{ col, v string }{{"ring", f.Ring}, {"owner", f.Owner}, {"os", f.OS}} {
@@ -377,13 +433,13 @@ func Hosts(ctx context.Context, st store.Store, f HostFilter, page Page) (*expor
 		}
 	}
 	if f.MinRisk > 0 {
-		conds, args = append(conds, "host_risk >= ?"), append(args, f.MinRisk)
+		conds, args = append(conds, riskCol+" >= ?"), append(args, f.MinRisk)
 	}
 	q := "SELECT * FROM host_risk"
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
 	}
-	q += " ORDER BY host_risk DESC, host_id LIMIT ? OFFSET ?"
+	q += " ORDER BY " + riskCol + " DESC, host_risk DESC, host_id LIMIT ? OFFSET ?"
 	args = append(args, page.Limit, page.Offset)
 	rows, err := st.Query(ctx, q, args...)
 	if err != nil {

@@ -135,7 +135,7 @@ func TestFindingsFilters(t *testing.T) {
 		{"severity", Filter{Severity: []string{"high", "low"}}, []string{"h2/A2/pkgb", "h3/A4/pkgd"}},
 		{"ring", Filter{Ring: "test"}, []string{"h3/A4/pkgd"}},
 		{"owner", Filter{Owner: "bob"}, []string{"h2/A1/pkga", "h2/A2/pkgb"}},
-		{"os", Filter{OS: "Alpine:v3.18"}, []string{"h3/A4/pkgd"}},
+		{"os", Filter{OS: "Alpine:v3.22"}, []string{"h3/A4/pkgd"}},
 		{"min risk", Filter{MinRisk: 30}, []string{"h2/A1/pkga", "h2/A2/pkgb"}},
 		{"host", Filter{HostID: "h1"}, nil},
 	} {

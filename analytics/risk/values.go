@@ -65,12 +65,15 @@ func Values(ctx context.Context, st store.Store, field, prefix string, limit int
 	return slices.Clip(out), nil
 }
 
-// SLA states of an open finding (finding_risk.sla_state).
-var SLAStates = []string{"open", "overdue"}
+// SLA states of an open finding as alert rules count them: its sla_state
+// (open: not yet due; overdue), except that a finding of a stale host is
+// "stale" and, with exceptions honoured (Filter.Exceptions), a finding an
+// exception covers is "accepted" (the states of the KPIs, migration 0016).
+var SLAStates = []string{"open", "overdue", "accepted", "stale"}
 
 // CountFindings counts the open findings f selects, only those in SLA state
-// slaState when it is not empty ("open": not yet due, "overdue"). It is
-// the number alert rules watch, e.g. overdue findings in CISA KEV.
+// slaState (SLAStates) when it is not empty. It is the number alert rules
+// watch, e.g. overdue findings in CISA KEV.
 func CountFindings(ctx context.Context, st store.Store, f Filter, slaState string) (uint64, error) {
 	if err := f.Validate(); err != nil {
 		return 0, err
@@ -78,12 +81,16 @@ func CountFindings(ctx context.Context, st store.Store, f Filter, slaState strin
 	where, args := f.Where()
 	if slaState != "" {
 		if !slices.Contains(SLAStates, slaState) {
-			return 0, fmt.Errorf("unknown SLA state %q (want %s)", slaState, strings.Join(SLAStates, " or "))
+			return 0, fmt.Errorf("unknown SLA state %q (want %s)", slaState, strings.Join(SLAStates, ", "))
+		}
+		state := "multiIf(stale = 1, 'stale', sla_state)"
+		if exc, _ := ParseExceptions(f.Exceptions); exc == ExceptionsHonoured {
+			state = "multiIf(stale = 1, 'stale', accepted = 1, 'accepted', sla_state)"
 		}
 		if where == "" {
-			where = " WHERE sla_state = ?"
+			where = " WHERE " + state + " = ?"
 		} else {
-			where += " AND sla_state = ?"
+			where += " AND " + state + " = ?"
 		}
 		args = append(args, slaState)
 	}

@@ -54,12 +54,16 @@ var subcommands = map[string][]subcommand{
 		{"list", "list plans"},
 		{"show", "show a plan by fix, wave or action"},
 		{"export", "export a plan (json, csv, arrow, arrow-stream, parquet, ansible)"},
+		// deployment verification, gates and holds (issue 13)
+		{"status", "where a plan's actions stand, each ring's gate and why, holds; --due: what may run now"},
+		{"approve", "lift the hold a rollback put on a fix (package, version) for its group"},
 	},
 	"policy": {
 		{"apply", "apply a policy file as a new version"},
 		{"show", "show the active (or a given) policy version"},
 		{"diff", "compare two policy versions"},
 		{"history", "list the policy versions"},
+		{"presets", "list the compliance frameworks (BOD 22-01, PCI DSS 6.3.3, internal SLA) and their sources"},
 	},
 	"outcome": {
 		{"report", "check deployment outcomes (JSON lines) and publish them to Kafka"},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/patchgrid/patchgrid/analytics/audit"
 	"github.com/patchgrid/patchgrid/analytics/exception"
+	"github.com/patchgrid/patchgrid/analytics/policy"
 	"github.com/patchgrid/patchgrid/schemas"
 )
 
@@ -132,7 +133,10 @@ func runException(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "patchgrid exception %s: %v\n", sub, err)
 		return exitFailure
 	}
-	book := exception.New(st, audit.New(st), exception.Config{})
+	// The active policy's exceptions.max_duration caps expiries (issue 14).
+	book := exception.New(st, audit.New(st), exception.Config{Cap: func(ctx context.Context) (time.Duration, error) {
+		return policy.ExceptionCap(ctx, st)
+	}})
 	var ex exception.Exception
 	switch sub {
 	case "request":

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/patchgrid/patchgrid/analytics/export"
+	"github.com/patchgrid/patchgrid/analytics/progress"
 	"github.com/patchgrid/patchgrid/analytics/risk"
 	"github.com/patchgrid/patchgrid/schemas"
 )
@@ -71,9 +72,13 @@ func runExport(ctx context.Context, env *cliEnv, args []string) int {
 		}
 		dst = file
 	}
-	bw := bufio.NewWriterSize(dst, 1<<20)
+	// Progress: the engine streams the rows, so what can be counted while
+	// they arrive is bytes written (rows are counted at the end).
+	meter := progress.Start(progress.Config{Log: env.logger(nil), Stage: "export", Unit: "bytes"})
+	bw := bufio.NewWriterSize(countingWriter{dst, meter}, 1<<20)
 	start := time.Now()
 	n, err := risk.Export(ctx, st, filter, *format, bw, *batch)
+	meter.Stop()
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -91,4 +96,16 @@ func runExport(ctx context.Context, env *cliEnv, args []string) int {
 	el := time.Since(start)
 	fmt.Fprintf(env.stderr, "exported %d findings as %s in %s (%.0f rows/s)\n", n, *format, el.Round(time.Millisecond), float64(n)/el.Seconds())
 	return exitOK
+}
+
+// countingWriter counts the bytes written through it on a progress meter.
+type countingWriter struct {
+	w io.Writer
+	m *progress.Meter
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.m.Add(int64(n))
+	return n, err
 }

@@ -95,6 +95,10 @@ func runFeedsLoad(ctx context.Context, env *cliEnv, args []string) int {
 		return exitFailure
 	}
 	all, errs := loadFeeds(ctx, st, *cacheDir, from, log)
+	// Audit trail: every source loaded, before the results are printed.
+	if err := recordFeedLoads(ctx, st, env, all); err != nil {
+		errs = append(errs, err)
+	}
 	var rejected []feeds.Rejection
 	for _, err := range errs {
 		var rej *feeds.RejectedError

@@ -13,8 +13,10 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/patchgrid/patchgrid/ingest/consumer"
+	"github.com/patchgrid/patchgrid/ingest/outcomes"
 	"github.com/patchgrid/patchgrid/scanner/publish"
 	"github.com/patchgrid/patchgrid/schemas"
+	"github.com/patchgrid/patchgrid/schemas/outcome"
 )
 
 func runIngest(ctx context.Context, env *cliEnv, args []string) int {
@@ -23,11 +25,12 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) int {
 	kf := addKafkaFlags(fs, env)
 	var (
 		brokers     = fs.String("kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka brokers")
-		topic       = fs.String("topic", consumer.DefaultTopic, "Kafka topic of scans")
+		outcomesF   = fs.Bool("outcomes", false, "consume deployment outcomes (topic "+outcome.Topic+", group "+outcomes.DefaultGroupID+") instead of scans")
+		topic       = fs.String("topic", consumer.DefaultTopic, "Kafka topic of scans (with --outcomes: of outcomes, default "+outcome.Topic+")")
 		dlq         = fs.String("dlq-topic", "", "dead-letter topic (default <topic>.dlq)")
-		group       = fs.String("group", consumer.DefaultGroupID, "consumer group; instances of one group share the partitions")
+		group       = fs.String("group", consumer.DefaultGroupID, "consumer group; instances of one group share the partitions (with --outcomes default "+outcomes.DefaultGroupID+")")
 		partitions  = fs.Int("create-topic-partitions", 0, "create the topic and the dead-letter topic with this many partitions if missing (0: expect them to exist)")
-		batchRows   = fs.Int("batch-rows", 100000, "insert when a batch holds this many rows")
+		batchRows   = fs.Int("batch-rows", 100000, "insert when a batch holds this many rows (outcomes: messages)")
 		batchBytes  = fs.Int("batch-bytes", 32<<20, "insert when a batch holds about this many bytes of row data")
 		flushEvery  = fs.Duration("flush-interval", time.Second, "insert a batch at the latest this long after its first message")
 		knownHashes = fs.Int("known-hashes", 200000, "inventory hashes remembered as stored (their packages are not inserted again)")
@@ -46,6 +49,17 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) int {
 	if err != nil {
 		fmt.Fprintf(env.stderr, "patchgrid ingest: %v\n", err)
 		return exitUsage
+	}
+	if *outcomesF {
+		// The scan defaults do not apply to outcomes; explicit flags do.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["topic"] {
+			*topic = outcome.Topic
+		}
+		if !set["group"] {
+			*group = outcomes.DefaultGroupID
+		}
 	}
 	log := env.logger(nil)
 	set := metrics.NewSet()
@@ -90,7 +104,12 @@ func runIngest(ctx context.Context, env *cliEnv, args []string) int {
 		}
 		defer stop()
 	}
-	if _, err := consumer.Run(ctx, cfg, st); err != nil {
+	if *outcomesF {
+		_, err = outcomes.Run(ctx, cfg, st)
+	} else {
+		_, err = consumer.Run(ctx, cfg, st)
+	}
+	if err != nil {
 		fmt.Fprintf(env.stderr, "patchgrid ingest: %v\n", err)
 		return exitFailure
 	}

@@ -90,6 +90,10 @@ writes one JSON line per input with the advisories it matches and their evidence
 		}
 		fmt.Fprintf(env.stdout, "refresh %s (%s): %d hosts, %d advisories, %d exposure rows in %s\n",
 			rs.RefreshID, rs.Mode, rs.Hosts, rs.Advisories, rs.Exposures, rs.Finished.Sub(rs.Started))
+		if err := recordRefresh(ctx, st, env, rs); err != nil {
+			fmt.Fprintf(env.stderr, "patchgrid match: %v\n", err)
+			return exitFailure
+		}
 		return exitOK
 	}
 

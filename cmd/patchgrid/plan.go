@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -27,6 +28,8 @@ const planUsage = `usage:
   patchgrid plan list [--limit N]
   patchgrid plan show [ID] [--by fix|wave|action] [--limit N]
   patchgrid plan export [ID] --format json|csv|arrow|arrow-stream|parquet|ansible [--out FILE] [finding filters]
+  patchgrid plan status [ID] [--due] [--format text|json]
+  patchgrid plan approve --package P --version V [--ecosystem E] [--group G] --approver WHO [--reason R]
 finding filters: --severity, --kev, --ring, --owner, --os, --host, --min-risk (as for export)`
 
 // runPlan is `patchgrid plan ...`: remediation plans (analytics/plan)
@@ -41,6 +44,11 @@ func runPlan(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.stdout, "Remediation plans: one action per (host, package) with its target version, ring, wave and window, under the active policy.")
 		fmt.Fprintln(env.stdout, planUsage)
 		return exitOK
+	}
+	// plan status / plan approve: deployment verification, gates and holds
+	// (issue 13, plan_status.go).
+	if sub == "status" || sub == "approve" {
+		return runPlanDeploy(ctx, env, sub, args)
 	}
 	fs := flag.NewFlagSet("plan "+sub, flag.ContinueOnError)
 	sf := addStoreFlags(fs, env)
@@ -143,7 +151,7 @@ func runPlan(ctx context.Context, env *cliEnv, args []string) int {
 	switch sub {
 	case "create":
 		start := time.Now()
-		opts.Audit = audit.New(st)
+		opts.Audit, opts.Log = audit.New(st), env.logger(slog.LevelInfo)
 		p, err := plan.Create(ctx, st, opts)
 		if err != nil {
 			return fail(exitFailure, "%v", err)
@@ -210,13 +218,13 @@ func runPlan(ctx context.Context, env *cliEnv, args []string) int {
 	}
 }
 
-func printPlanCreated(w io.Writer, p *plan.Plan, took time.Duration) {
-	sched, late, unsched, emerg, riskSum := p.Counts()
+func printPlanCreated(w io.Writer, p plan.Summary, took time.Duration) {
 	fmt.Fprintf(w, "plan %s (policy version %d): %d actions on %d hosts from %d open findings in %s\n",
-		p.ID, p.PolicyVersion, len(p.Actions), p.Hosts, p.Findings, took.Round(time.Millisecond))
+		p.ID, p.PolicyVersion, p.Actions, p.Hosts, p.Findings, took.Round(time.Millisecond))
 	fmt.Fprintf(w, "  %d scheduled, %d late (first window after the deadline), %d unscheduled (listed with the reason), %d emergency, %d waves, risk removed %.1f\n",
-		sched, late, unsched, emerg, p.Waves, riskSum)
-	fmt.Fprintf(w, "  %d findings have no fix available (no action)\n", len(p.NoFix))
+		p.Scheduled, p.Late, p.Unscheduled, p.Emergency, p.Waves, p.RiskReduction)
+	fmt.Fprintf(w, "  %d findings have no fix available (no action)\n", p.NoFix)
+	fmt.Fprintf(w, "  %d findings are covered by an approved exception (no action; table plan_excepted)\n", p.Excepted)
 }
 
 func showPlan(ctx context.Context, w io.Writer, st store.Store, s plan.Summary, by string, limit int) error {
@@ -226,8 +234,8 @@ func showPlan(ctx context.Context, w io.Writer, st store.Store, s plan.Summary, 
 	}
 	fmt.Fprintf(w, "plan %s (policy version %d%s), created %s by %s for %s, horizon to %s\n", s.ID, s.PolicyVersion, cur,
 		s.CreatedAt.UTC().Format(time.RFC3339), s.CreatedBy, s.At.UTC().Format(time.RFC3339), s.HorizonEnd.UTC().Format(time.RFC3339))
-	fmt.Fprintf(w, "%d actions on %d hosts: %d scheduled, %d late, %d unscheduled, %d emergency; %d waves; risk removed %.1f; %d findings: no fix available\n\n",
-		s.Actions, s.Hosts, s.Scheduled, s.Late, s.Unscheduled, s.Emergency, s.Waves, s.RiskReduction, s.NoFix)
+	fmt.Fprintf(w, "%d actions on %d hosts: %d scheduled, %d late, %d unscheduled, %d emergency; %d waves; risk removed %.1f; %d findings: no fix available; %d findings: excepted (accepted risk)\n\n",
+		s.Actions, s.Hosts, s.Scheduled, s.Late, s.Unscheduled, s.Emergency, s.Waves, s.RiskReduction, s.NoFix, s.Excepted)
 	switch by {
 	case "fix":
 		fixes, err := plan.Fixes(ctx, st, s.ID, limit)
@@ -350,18 +358,16 @@ func samplePlan(ctx context.Context, st store.Store, w io.Writer, top int) error
 	}
 	if len(waves) > 0 {
 		fmt.Fprintln(w, "first wave: "+WaveLine(waves[0]))
-		shown := 0
-		for i := range p.Actions {
-			a := &p.Actions[i]
-			if a.Wave != waves[0].Wave || a.Status == plan.Unscheduled {
-				continue
-			}
-			if shown == top {
+		acts, err := plan.WaveActions(ctx, st, p.ID, waves[0].Wave, top+1)
+		if err != nil {
+			return err
+		}
+		for i, a := range acts {
+			if i == top {
 				fmt.Fprintf(w, "  ... (patchgrid plan export %s --format ansible)\n", p.ID)
 				break
 			}
 			fmt.Fprintf(w, "  %s: %s %s -> %s (%s)\n", a.Hostname, a.Package, a.InstalledVersion, a.TargetVersion, a.Status)
-			shown++
 		}
 	}
 	return nil

@@ -21,7 +21,8 @@ const policyUsage = `usage:
   patchgrid policy apply FILE.yaml [--actor WHO]
   patchgrid policy show [--version N] [--canonical]
   patchgrid policy diff A B
-  patchgrid policy history`
+  patchgrid policy history
+  patchgrid policy presets [--show FRAMEWORK]`
 
 // runPolicy is `patchgrid policy ...`: the remediation policy as code
 // (analytics/policy), versioned in the store.
@@ -41,6 +42,7 @@ func runPolicy(ctx context.Context, env *cliEnv, args []string) int {
 	var actor string
 	var ver uint
 	var canonical bool
+	var showPreset string
 	nargs := 0
 	switch sub {
 	case "apply":
@@ -52,6 +54,8 @@ func runPolicy(ctx context.Context, env *cliEnv, args []string) int {
 	case "diff":
 		nargs = 2
 	case "history":
+	case "presets": // compliance frameworks (presets.go)
+		fs.StringVar(&showPreset, "show", "", "print this framework's preset file as shipped, with the source it cites")
 	default:
 		fmt.Fprintf(env.stderr, "patchgrid policy: unknown subcommand %q\n%s\n", sub, policyUsage)
 		return exitUsage
@@ -86,6 +90,10 @@ func runPolicy(ctx context.Context, env *cliEnv, args []string) int {
 		}
 		if _, err := policy.Parse(pos[0], src); err != nil {
 			return fail(exitUsage, "%v", err)
+		}
+	case "presets":
+		if showPreset != "" {
+			return showFrameworkPreset(env, showPreset)
 		}
 	case "diff":
 		var errA, errB error
@@ -127,6 +135,8 @@ func runPolicy(ctx context.Context, env *cliEnv, args []string) int {
 		return exitOK
 	case "show":
 		return showPolicy(ctx, env.stdout, st, uint32(ver), canonical, fail)
+	case "presets":
+		return listFrameworks(ctx, env, st)
 	case "diff":
 		a, err := policy.Get(ctx, st, uint32(diffA))
 		if err != nil {

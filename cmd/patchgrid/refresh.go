@@ -52,8 +52,7 @@ func runRefresh(ctx context.Context, env *cliEnv, args []string) int {
 	}
 	fmt.Fprintf(env.stdout, "refresh %s (%s): %d hosts, %d advisories, %d exposure rows in %s\n",
 		rs.RefreshID, rs.Mode, rs.Hosts, rs.Advisories, rs.Exposures, rs.Finished.Sub(rs.Started))
-	if err := recordDecision(ctx, st, env, "refresh", "refresh:"+rs.RefreshID, nil, rs,
-		fmt.Sprintf("%s refresh: %d hosts, %d advisories, %d exposure rows", rs.Mode, rs.Hosts, rs.Advisories, rs.Exposures)); err != nil {
+	if err := recordRefresh(ctx, st, env, rs); err != nil {
 		fmt.Fprintf(env.stderr, "patchgrid refresh: %v\n", err)
 		return exitFailure
 	}

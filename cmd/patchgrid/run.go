@@ -14,7 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/patchgrid/patchgrid/analytics/failon"
+	"github.com/patchgrid/patchgrid/analytics/kpi"
 	"github.com/patchgrid/patchgrid/analytics/match"
+	"github.com/patchgrid/patchgrid/analytics/progress"
 	"github.com/patchgrid/patchgrid/analytics/refresh"
 	"github.com/patchgrid/patchgrid/analytics/report"
 	"github.com/patchgrid/patchgrid/ingest/consumer"
@@ -23,6 +25,7 @@ import (
 	"github.com/patchgrid/patchgrid/scanner/publish"
 	"github.com/patchgrid/patchgrid/scanner/simulate"
 	"github.com/patchgrid/patchgrid/schemas"
+	"github.com/patchgrid/patchgrid/schemas/outcome"
 )
 
 // runConfig is everything `patchgrid run` needs, from flags.
@@ -42,9 +45,17 @@ type runConfig struct {
 	failOn      failon.Threshold
 	scope       string
 	staleAfter  time.Duration
-	skipLocal   bool
-	cacheDir    string
-	plan        *strings.Builder // the plan stage's summary (samplePlan), printed after the report
+	// staleAfterSet: --stale-after was given, so the KPI views take it too
+	// (kpi_settings); otherwise they keep the limit recorded there.
+	staleAfterSet bool
+	skipLocal     bool
+	cacheDir      string
+	plan          *strings.Builder // the plan stage's summary (samplePlan), printed after the report
+	// Simulated automation (automate.go): how many due actions of the new
+	// plan it plays (0: none), and the patch loop it prints after the plan.
+	automate     int
+	outcomeTopic string
+	loop         *strings.Builder
 }
 
 // runRun is the main job on one machine: migrate the store, load feeds,
@@ -52,7 +63,7 @@ type runConfig struct {
 // ClickHouse, match, and report.
 func runRun(ctx context.Context, env *cliEnv, args []string) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	cfg := runConfig{store: addStoreFlags(fs, env), kafka: addKafkaFlags(fs, env), plan: new(strings.Builder)}
+	cfg := runConfig{store: addStoreFlags(fs, env), kafka: addKafkaFlags(fs, env), plan: new(strings.Builder), loop: new(strings.Builder)}
 	fs.Var(&cfg.feeds, "feeds", "advisory feed locations: directory, file or URL (repeatable; default: advisories, kev and epss of $PATCHGRID_SHARED_DATA or ~/.local/share/patchgrid/shared when it exists, else the official feed URLs)")
 	fs.StringVar(&cfg.inventories, "inventories", "", "directory of real inventories the simulated endpoints start from (default: inventories of $PATCHGRID_SHARED_DATA or ~/.local/share/patchgrid/shared)")
 	fs.StringVar(&cfg.root, "root", "/", "filesystem root of the local scan")
@@ -68,9 +79,12 @@ func runRun(ctx context.Context, env *cliEnv, args []string) int {
 	fs.StringVar(&cfg.scope, "scope", "run", "what --fail-on judges: run (the hosts this run scanned) or fleet (every host in the data dir)")
 	fs.StringVar(&cfg.cacheDir, "cache-dir", defaultCacheDir(env), "where downloaded feeds are cached")
 	fs.BoolVar(&cfg.skipLocal, "skip-local", false, "do not scan this machine")
+	fs.IntVar(&cfg.automate, "automate-actions", 2000, "simulated automation: play at most this many due actions of the new plan on the simulated fleet (outcomes, rescans, verification); 0: none")
+	fs.StringVar(&cfg.outcomeTopic, "outcome-topic", outcome.Topic, "deployment outcome topic of the simulated automation")
 	if code, ok := parseFlags(env, fs, args); !ok {
 		return code
 	}
+	fs.Visit(func(f *flag.Flag) { cfg.staleAfterSet = cfg.staleAfterSet || f.Name == "stale-after" })
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.stderr, "patchgrid run: unexpected arguments %q\n", fs.Args())
 		return exitUsage
@@ -94,6 +108,7 @@ func runRun(ctx context.Context, env *cliEnv, args []string) int {
 		return exitFailure
 	}
 	fmt.Fprint(env.stdout, cfg.plan.String())
+	fmt.Fprint(env.stdout, cfg.loop.String())
 	if cfg.failOn.Enabled() && failOnTripped(cfg, sum) {
 		return exitFindings
 	}
@@ -116,7 +131,11 @@ func failOnTripped(cfg runConfig, sum *report.Summary) bool {
 }
 
 func pipeline(ctx context.Context, env *cliEnv, cfg runConfig, log *slog.Logger) (*report.Summary, error) {
-	stages := newStages(log, 7)
+	total := 7
+	if cfg.endpoints > 0 && cfg.automate > 0 {
+		total++ // automate (automate.go)
+	}
+	stages := newStages(log, total)
 
 	stages.begin("store")
 	st, err := cfg.store.open(ctx)
@@ -140,7 +159,15 @@ func pipeline(ctx context.Context, env *cliEnv, cfg runConfig, log *slog.Logger)
 	// Per-record problems are counted here and listed by `patchgrid feeds
 	// load`; hundreds of them would bury the run's own progress.
 	feedLog := env.logger(slog.LevelError)
+	// Progress (issue 16): feedLog hides the loader's records/s lines, so
+	// a long load still logs that it is alive and for how long.
+	feedMeter := progress.Start(progress.Config{Log: log, Stage: "feeds", Unit: "locations", Total: int64(len(locations))})
 	sums, errs := loadFeeds(ctx, st, cfg.cacheDir, locations, feedLog)
+	feedMeter.Stop()
+	// Audit trail: what was loaded is recorded even when a location failed.
+	if err := recordFeedLoads(ctx, st, env, sums); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("load feeds: %w", err)
 	}
@@ -202,8 +229,9 @@ func pipeline(ctx context.Context, env *cliEnv, cfg runConfig, log *slog.Logger)
 	}
 	var simSum simulate.Summary
 	var simHosts []string
+	var fleet *simulate.Fleet
 	if cfg.endpoints > 0 {
-		simSum, simHosts, err = simulateFleet(ctx, cfg, prod, log)
+		simSum, simHosts, fleet, err = simulateFleet(ctx, cfg, prod, log)
 		if err != nil {
 			prod.Close()
 			return nil, err
@@ -230,11 +258,19 @@ func pipeline(ctx context.Context, env *cliEnv, cfg runConfig, log *slog.Logger)
 	stages.end("versions", mst.Versions, "advisories", mst.Advisories, "inventories", mst.Inventories, "version_findings", mst.VersionFindings)
 
 	stages.begin("refresh")
+	if cfg.staleAfterSet {
+		if err := kpi.SetStaleAfter(ctx, st, cfg.staleAfter, time.Now()); err != nil {
+			return nil, err
+		}
+	}
 	rst, err := (&refresh.Job{Store: st, Log: log}).Run(ctx, refresh.Incremental)
 	if err != nil {
 		return nil, err
 	}
-	stages.end("hosts", rst.Hosts, "advisories", rst.Advisories, "exposure_rows", rst.Exposures)
+	if err := recordRefresh(ctx, st, env, rst); err != nil {
+		return nil, err
+	}
+	stages.end("hosts", rst.Hosts, "advisories", rst.Advisories, "exposed_hosts", rst.ExposedHosts, "exposure_rows", rst.Exposures, "segment_rows", rst.Segments)
 
 	sum, err := report.Build(ctx, st, report.Options{Top: cfg.top, LocalHost: localHost, StaleAfter: cfg.staleAfter})
 	if err != nil {
@@ -253,28 +289,44 @@ func pipeline(ctx context.Context, env *cliEnv, cfg runConfig, log *slog.Logger)
 	if err := samplePlan(ctx, st, cfg.plan, cfg.top); err != nil {
 		return nil, err
 	}
+	if fleet != nil && cfg.automate > 0 {
+		auto := &automation{st: st, fleet: fleet, brokers: brokers, kconn: kconn, scanTopic: cfg.topic, outcomeTopic: cfg.outcomeTopic,
+			partitions: cfg.partitions, maxActions: cfg.automate, log: log}
+		stages.begin("automate")
+		loop, err := auto.play(ctx)
+		if err != nil {
+			return nil, err
+		}
+		writeLoop(cfg.loop, loop, auto)
+		if loop != nil {
+			stages.end("plan", loop.PlanID, "windows", loop.Windows, "played", loop.Played, "outcomes", loop.Outcomes, "rescans", loop.Rescans)
+		} else {
+			stages.end("plan", "none")
+		}
+	}
 	return sum, nil
 }
 
-// simulateFleet publishes cfg.endpoints endpoints over cfg.days days.
-func simulateFleet(ctx context.Context, cfg runConfig, prod *publish.Producer, log *slog.Logger) (simulate.Summary, []string, error) {
+// simulateFleet publishes cfg.endpoints endpoints over cfg.days days, and
+// returns the fleet for the automation stage.
+func simulateFleet(ctx context.Context, cfg runConfig, prod *publish.Producer, log *slog.Logger) (simulate.Summary, []string, *simulate.Fleet, error) {
 	dir := cfg.inventories
 	if dir == "" {
 		shared, ok := sharedData()
 		if !ok {
-			return simulate.Summary{}, nil, errors.New("no --inventories directory given and no shared corpus ($PATCHGRID_SHARED_DATA, ~/.local/share/patchgrid/shared): the simulated endpoints need real inventories to start from (or use --endpoints 0)")
+			return simulate.Summary{}, nil, nil, errors.New("no --inventories directory given and no shared corpus ($PATCHGRID_SHARED_DATA, ~/.local/share/patchgrid/shared): the simulated endpoints need real inventories to start from (or use --endpoints 0)")
 		}
 		dir = filepath.Join(shared, "inventories")
 	}
 	bases, err := simulate.LoadBases(ctx, dir, simulate.ReadInventory, log)
 	if err != nil {
-		return simulate.Summary{}, nil, err
+		return simulate.Summary{}, nil, nil, err
 	}
 	var upgrades []simulate.Upgrade
 	up := filepath.Join(dir, "dpkg", "debian12-bookworm-host-b.upgrades.tsv")
 	if _, err := os.Stat(up); err == nil {
 		if upgrades, err = simulate.LoadUpgrades(up); err != nil {
-			return simulate.Summary{}, nil, err
+			return simulate.Summary{}, nil, nil, err
 		}
 	}
 	fleet, err := simulate.NewFleet(simulate.Config{
@@ -283,14 +335,14 @@ func simulateFleet(ctx context.Context, cfg runConfig, prod *publish.Producer, l
 		Start: time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -(cfg.days - 1)),
 	}, bases, upgrades)
 	if err != nil {
-		return simulate.Summary{}, nil, err
+		return simulate.Summary{}, nil, nil, err
 	}
 	hosts := make([]string, len(fleet.Endpoints))
 	for i := range fleet.Endpoints {
 		hosts[i] = fleet.Endpoints[i].HostID
 	}
 	sum, err := fleet.Run(ctx, simulate.PublishSink{P: prod}, simulate.RunOptions{})
-	return sum, hosts, err
+	return sum, hosts, fleet, err
 }
 
 // startBroker returns the configured brokers, or starts an in-process one.

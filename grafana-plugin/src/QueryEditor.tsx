@@ -3,7 +3,18 @@ import { QueryEditorProps, SelectableValue } from '@grafana/data';
 import { InlineField, InlineFieldRow, Input, RadioButtonGroup, Select } from '@grafana/ui';
 
 import { DataSource } from './datasource';
-import { Catalog, PatchgridOptions, PatchgridQuery, QueryType, queryTypes } from './types';
+import {
+  Catalog,
+  DeployKPI,
+  deployKPIs,
+  deployWeeklyMetrics,
+  PatchgridOptions,
+  PatchgridQuery,
+  QueryType,
+  queryTypes,
+  VerdictKind,
+  verdictKinds,
+} from './types';
 
 type Props = QueryEditorProps<DataSource, PatchgridQuery, PatchgridOptions>;
 
@@ -14,11 +25,21 @@ const kevOptions: Array<SelectableValue<'' | 'true' | 'false'>> = [
   { label: 'not in KEV', value: 'false' },
 ];
 
-const slaOptions: Array<SelectableValue<'' | 'open' | 'overdue'>> = [
+const slaOptions: Array<SelectableValue<'' | 'open' | 'overdue' | 'accepted' | 'stale'>> = [
   { label: 'any', value: '' },
   { label: 'open', value: 'open' },
   { label: 'overdue', value: 'overdue' },
+  { label: 'accepted', value: 'accepted' },
+  { label: 'stale', value: 'stale' },
 ];
+
+const exceptionsOptions: Array<SelectableValue<'' | 'honoured' | 'ignored'>> = [
+  { label: 'honoured', value: '' },
+  { label: 'ignored', value: 'ignored' },
+];
+
+const verdictOptions: Array<SelectableValue<VerdictKind>> = verdictKinds.map((v) => ({ label: v, value: v }));
+const deployOptions: Array<SelectableValue<DeployKPI>> = deployKPIs.map((k) => ({ label: k, value: k }));
 
 const opts = (values: string[] = []): Array<SelectableValue<string>> => values.map((v) => ({ label: v, value: v }));
 
@@ -39,7 +60,7 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) 
     onRunQuery();
   };
   const text =
-    (key: 'value' | 'policy' | 'severity' | 'ring' | 'owner' | 'os' | 'host') => (e: ChangeEvent<HTMLInputElement>) =>
+    (key: 'value' | 'policy' | 'severity' | 'ring' | 'owner' | 'os' | 'host' | 'staleAfter' | 'dimension') => (e: ChangeEvent<HTMLInputElement>) =>
       onChange({ ...query, [key]: e.currentTarget.value });
   const num = (key: 'minRisk' | 'limit') => (e: ChangeEvent<HTMLInputElement>) =>
     onChange({ ...query, [key]: e.currentTarget.value === '' ? undefined : Number(e.currentTarget.value) });
@@ -131,6 +152,61 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: Props) 
           ) : (
             <InlineField label="Limit" tooltip="Rows, 1..10000 (default 100)">
               <Input width={8} type="number" value={query.limit ?? ''} onChange={num('limit')} onBlur={onRunQuery} />
+            </InlineField>
+          )}
+        </InlineFieldRow>
+      )}
+      {type !== 'verdicts' && type !== 'deployments' && (
+        <InlineFieldRow>
+          <InlineField
+            label="Exceptions"
+            tooltip="honoured: exposures an approved, unexpired exception covers count as accepted, never open or overdue, and rank last; ignored: as if no exception existed"
+          >
+            <RadioButtonGroup
+              options={exceptionsOptions}
+              value={query.exceptions === 'honoured' ? '' : query.exceptions ?? ''}
+              onChange={(v) => update({ exceptions: v })}
+            />
+          </InlineField>
+        </InlineFieldRow>
+      )}
+      {type === 'verdicts' && (
+        <InlineFieldRow>
+          <InlineField label="Verdict" tooltip="stale: hosts not scanned lately; eol: hosts on an end-of-life release; unmatched: packages matching could not judge">
+            <RadioButtonGroup options={verdictOptions} value={query.verdict ?? 'stale'} onChange={(v) => update({ verdict: v })} />
+          </InlineField>
+          {(query.verdict ?? 'stale') === 'stale' && (
+            <InlineField label="Stale after" tooltip="A duration such as 72h (the default)">
+              <Input width={10} value={query.staleAfter ?? ''} placeholder="72h" onChange={text('staleAfter')} onBlur={onRunQuery} />
+            </InlineField>
+          )}
+        </InlineFieldRow>
+      )}
+      {type === 'deployments' && (
+        <InlineFieldRow>
+          <InlineField label="Deployment KPI" tooltip="A view kpi_deploy_* (schemas/VIEWS.md, Deployment KPIs)">
+            <Select
+              width={18}
+              options={deployOptions}
+              value={query.deployKpi ?? 'failures'}
+              onChange={(v) => update({ deployKpi: v.value, metric: undefined })}
+            />
+          </InlineField>
+          <InlineField label="Breakdown" tooltip="all, ring, package, stage, ... as the KPI has them; empty: every row">
+            <Input width={12} value={query.dimension ?? ''} onChange={text('dimension')} onBlur={onRunQuery} />
+          </InlineField>
+          <InlineField label="Value" tooltip="Keep the rows whose value (dim_value, ring, stage or plan_id) is this; empty: every one">
+            <Input width={16} value={query.value ?? ''} onChange={text('value')} onBlur={onRunQuery} />
+          </InlineField>
+          {deployWeeklyMetrics[query.deployKpi ?? 'failures'] && (
+            <InlineField label="Series" tooltip="Draw this column per week and value; empty: a table">
+              <Select
+                width={20}
+                isClearable
+                options={opts(deployWeeklyMetrics[query.deployKpi ?? 'failures'])}
+                value={query.metric ?? null}
+                onChange={(v) => update({ metric: (v?.value ?? undefined) as PatchgridQuery['metric'] })}
+              />
             </InlineField>
           )}
         </InlineFieldRow>

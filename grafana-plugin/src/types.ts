@@ -1,9 +1,41 @@
 import { DataQuery, DataSourceJsonData } from '@grafana/data';
 
 // Query types: DataQuery.queryType, read by pkg/plugin/query.go.
-export type QueryType = 'kpi' | 'findings' | 'hosts' | 'trend' | 'count';
+export type QueryType = 'kpi' | 'findings' | 'hosts' | 'trend' | 'count' | 'verdicts' | 'deployments';
 
-export const queryTypes: QueryType[] = ['kpi', 'findings', 'hosts', 'trend', 'count'];
+export const queryTypes: QueryType[] = ['kpi', 'findings', 'hosts', 'trend', 'count', 'verdicts', 'deployments'];
+
+// deployments (pkg/plugin/deployments.go, as /api/v1/kpis/deployments/{name}):
+// the deployment KPIs (views kpi_deploy_*), and the numeric columns of the
+// weekly ones (failures, regressions) a time series can draw.
+export type DeployKPI = 'failures' | 'stage_success' | 'test_pass' | 'time_to_verify' | 'still_exposed' | 'regressions' | 'plans';
+
+export const deployKPIs: DeployKPI[] = ['failures', 'stage_success', 'test_pass', 'time_to_verify', 'still_exposed', 'regressions', 'plans'];
+
+export type DeployMetric =
+  | 'failure_rate_pct'
+  | 'rollback_rate_pct'
+  | 'deployments'
+  | 'succeeded'
+  | 'failed'
+  | 'rolled_back'
+  | 'skipped'
+  | 'reopened_exposures'
+  | 'reopen_events'
+  | 'hosts'
+  | 'open_now';
+
+export const deployWeeklyMetrics: Partial<Record<DeployKPI, DeployMetric[]>> = {
+  failures: ['failure_rate_pct', 'rollback_rate_pct', 'deployments', 'succeeded', 'failed', 'rolled_back', 'skipped'],
+  regressions: ['reopened_exposures', 'reopen_events', 'hosts', 'open_now'],
+};
+
+// verdicts (pkg/plugin/verdicts.go, as /api/v1/verdicts): stale hosts with
+// the age of their last scan, hosts on an end-of-life release, packages
+// matching could not judge.
+export type VerdictKind = 'stale' | 'eol' | 'unmatched';
+
+export const verdictKinds: VerdictKind[] = ['stale', 'eol', 'unmatched'];
 
 // PatchgridQuery mirrors plugin.Query (pkg/plugin/query.go); which fields
 // count depends on queryType.
@@ -24,10 +56,19 @@ export interface PatchgridQuery extends DataQuery {
   host?: string;
   minRisk?: number;
   limit?: number;
-  // trend
-  metric?: 'open_at_end' | 'opened' | 'resolved';
-  // count (with the findings filters): '' any, open (not yet due), overdue
-  slaState?: '' | 'open' | 'overdue';
+  // trend; deployments: a numeric column of a weekly KPI (deployWeeklyMetrics), empty: a table
+  metric?: 'open_at_end' | 'opened' | 'resolved' | DeployMetric;
+  // deployments: which KPI (default failures); dimension and value filter it
+  deployKpi?: DeployKPI;
+  // count (with the findings filters): '' any, open (not yet due), overdue,
+  // accepted (an exception covers it; with exceptions honoured), stale (its host's scan is too old)
+  slaState?: '' | 'open' | 'overdue' | 'accepted' | 'stale';
+  // kpi, trend, findings, hosts and count: honoured (default: accepted
+  // exposures counted apart, accepted findings ranked last) or ignored
+  exceptions?: '' | 'honoured' | 'ignored';
+  // verdicts: which list (default stale), and the stale limit (a duration such as 72h, the default)
+  verdict?: VerdictKind;
+  staleAfter?: string;
 }
 
 export const defaultQuery: Partial<PatchgridQuery> = {

@@ -30,6 +30,10 @@
 // that carried it; a message that meets the set again carries it again.
 // Dead-letter writes happen before the commit, so a crash in between only
 // writes some DLQ records twice.
+//
+// RunSink (sink.go) is the same machinery for topics whose messages are
+// one row each, given a Sink that decodes and vets them: deployment
+// outcomes (ingest/outcomes) use it.
 package consumer
 
 import (

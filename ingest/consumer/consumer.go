@@ -523,7 +523,21 @@ func (c *consumer) deadLetter(ctx context.Context, m kafka.Message, reason strin
 // It is safe for concurrent use (the loop and the inserter both call it).
 func (c *consumer) writeDLQ(ctx context.Context, m kafka.Message, reason string, cause error) error {
 	c.log.Warn("dead-lettering message", "partition", m.Partition, "offset", m.Offset, "reason", reason, "err", cause)
-	rec := kafka.Message{
+	rec := c.dlqRecord(m, reason, cause)
+	err := c.retry(ctx, "dead-letter write", 0, func(ctx context.Context) error {
+		return c.dlq.WriteMessages(ctx, rec)
+	})
+	if err != nil {
+		return err
+	}
+	c.m.deadLettered(reason).Inc()
+	return nil
+}
+
+// dlqRecord is m's dead-letter record: its key, value and headers, and
+// headers saying why and where from.
+func (c *consumer) dlqRecord(m kafka.Message, reason string, cause error) kafka.Message {
+	return kafka.Message{
 		Key:   m.Key,
 		Value: m.Value,
 		Headers: append(append([]kafka.Header(nil), m.Headers...),
@@ -535,14 +549,6 @@ func (c *consumer) writeDLQ(ctx context.Context, m kafka.Message, reason string,
 			kafka.Header{Key: HeaderGroup, Value: []byte(c.cfg.GroupID)},
 		),
 	}
-	err := c.retry(ctx, "dead-letter write", 0, func(ctx context.Context) error {
-		return c.dlq.WriteMessages(ctx, rec)
-	})
-	if err != nil {
-		return err
-	}
-	c.m.deadLettered(reason).Inc()
-	return nil
 }
 
 // submit hands the pending batch to the inserter, first waiting for the

@@ -8,9 +8,10 @@ import (
 )
 
 // consumerMetrics are the Prometheus series of one consumer. Names start
-// with patchgrid_ingest_.
+// with patchgrid_ingest_ for scans, with the sink's prefix for RunSink.
 type consumerMetrics struct {
 	set          *metrics.Set
+	prefix       string // patchgrid_ingest for scans; a sink's own (RunSink)
 	consumed     *metrics.Counter
 	consumedB    *metrics.Counter
 	scanRows     *metrics.Counter
@@ -26,31 +27,45 @@ type consumerMetrics struct {
 }
 
 func newConsumerMetrics(set *metrics.Set) *consumerMetrics {
+	m := newCoreMetrics(set, "patchgrid_ingest")
+	m.scanRows = set.GetOrCreateCounter(`patchgrid_ingest_rows_inserted_total{table="scans"}`)
+	m.packageRows = set.GetOrCreateCounter(`patchgrid_ingest_rows_inserted_total{table="inventory_packages"}`)
+	m.skippedSets = set.GetOrCreateCounter("patchgrid_ingest_package_sets_skipped_total")
+	m.badKeys = set.GetOrCreateCounter("patchgrid_ingest_version_key_errors_total")
+	return m
+}
+
+// newCoreMetrics creates the series every consumer has, named
+// prefix_messages_consumed_total and so on: distinct prefixes keep two
+// consumers of different topics apart in one process's metrics set.
+func newCoreMetrics(set *metrics.Set, prefix string) *consumerMetrics {
 	m := &consumerMetrics{
 		set:          set,
-		consumed:     set.GetOrCreateCounter("patchgrid_ingest_messages_consumed_total"),
-		consumedB:    set.GetOrCreateCounter("patchgrid_ingest_message_bytes_consumed_total"),
-		scanRows:     set.GetOrCreateCounter(`patchgrid_ingest_rows_inserted_total{table="scans"}`),
-		packageRows:  set.GetOrCreateCounter(`patchgrid_ingest_rows_inserted_total{table="inventory_packages"}`),
-		skippedSets:  set.GetOrCreateCounter("patchgrid_ingest_package_sets_skipped_total"),
-		badKeys:      set.GetOrCreateCounter("patchgrid_ingest_version_key_errors_total"),
-		batches:      set.GetOrCreateCounter("patchgrid_ingest_batches_total"),
-		retries:      set.GetOrCreateCounter("patchgrid_ingest_retries_total"),
-		batchSeconds: set.GetOrCreateHistogram("patchgrid_ingest_batch_duration_seconds"),
+		prefix:       prefix,
+		consumed:     set.GetOrCreateCounter(prefix + "_messages_consumed_total"),
+		consumedB:    set.GetOrCreateCounter(prefix + "_message_bytes_consumed_total"),
+		batches:      set.GetOrCreateCounter(prefix + "_batches_total"),
+		retries:      set.GetOrCreateCounter(prefix + "_retries_total"),
+		batchSeconds: set.GetOrCreateHistogram(prefix + "_batch_duration_seconds"),
 		lag:          map[int]int64{},
 	}
-	set.GetOrCreateGauge("patchgrid_ingest_lag_messages", func() float64 { return float64(m.Lag()) })
+	set.GetOrCreateGauge(prefix+"_lag_messages", func() float64 { return float64(m.Lag()) })
 	return m
+}
+
+// rowsInserted counts the rows a sink inserted into table.
+func (m *consumerMetrics) rowsInserted(table string) *metrics.Counter {
+	return m.set.GetOrCreateCounter(fmt.Sprintf(`%s_rows_inserted_total{table=%q}`, m.prefix, table))
 }
 
 // insertErrors counts failed inserts by class: temporary (retried),
 // permanent (dead-lettered) and unclassified (retried, then dead-lettered).
 func (m *consumerMetrics) insertErrors(class errClass) *metrics.Counter {
-	return m.set.GetOrCreateCounter(fmt.Sprintf(`patchgrid_ingest_insert_errors_total{class=%q}`, class))
+	return m.set.GetOrCreateCounter(fmt.Sprintf(`%s_insert_errors_total{class=%q}`, m.prefix, class))
 }
 
 func (m *consumerMetrics) deadLettered(reason string) *metrics.Counter {
-	return m.set.GetOrCreateCounter(fmt.Sprintf(`patchgrid_ingest_dead_lettered_total{reason=%q}`, reason))
+	return m.set.GetOrCreateCounter(fmt.Sprintf(`%s_dead_lettered_total{reason=%q}`, m.prefix, reason))
 }
 
 // observeLag records how far partition p is behind, from a fetched message.

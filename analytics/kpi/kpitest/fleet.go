@@ -60,11 +60,15 @@ func (f Fleet) KEVDeadline() time.Time { return f.KEVDue().Add(24*time.Hour - ti
 //
 //	h1 prod  alice crit 4 internet Debian:12   -45 a, -31 b, -10 c, -1 c
 //	h2 prod  bob   crit 2          Debian:12   -45 a, -20 a, -2 a
-//	h3 test  alice crit 0          Alpine:v3.18 -150 d, -100 e, -5 e
+//	h3 test  alice crit 0          Alpine:v3.22 -150 d, -100 e, -2 e
 //	h4 pilot bob   crit 3          Debian:12   -45 c, -1 c
 //
 // Exposures: h1/A1 -45..-31 (14d), h1/A2 -45..-10 (35d), h2/A1 open since
 // -45, h2/A2 open since -45, h3/A3 -150..-100 (50d), h3/A4 open since -150.
+//
+// Every host was scanned within the stale limit (72 hours) and runs a
+// release still supported (eol_releases), so the fleet has no stale host
+// and no end-of-life finding: tests of those add hosts of their own.
 func Seed(t testing.TB, st store.Store) Fleet {
 	t.Helper()
 	ctx := context.Background()
@@ -121,9 +125,9 @@ func Seed(t testing.TB, st store.Store) Fleet {
 			finding("inv-a", "Debian:12", "pkga", "A1"),
 			finding("inv-a", "Debian:12", "pkgb", "A2"),
 			finding("inv-b", "Debian:12", "pkgb", "A2"),
-			finding("inv-d", "Alpine:v3.18", "pkgc", "A3"),
-			finding("inv-d", "Alpine:v3.18", "pkgd", "A4"),
-			finding("inv-e", "Alpine:v3.18", "pkgd", "A4"),
+			finding("inv-d", "Alpine:v3.22", "pkgc", "A3"),
+			finding("inv-d", "Alpine:v3.22", "pkgd", "A4"),
+			finding("inv-e", "Alpine:v3.22", "pkgd", "A4"),
 		})
 
 	type host struct {
@@ -134,7 +138,7 @@ func Seed(t testing.TB, st store.Store) Fleet {
 	hosts := []host{
 		{"h1", "prod", "alice", "debian", "12", "Debian:12", 4, 1, map[int]string{45: "inv-a", 31: "inv-b", 10: "inv-c", 1: "inv-c"}},
 		{"h2", "prod", "bob", "debian", "12", "Debian:12", 2, 0, map[int]string{45: "inv-a", 20: "inv-a", 2: "inv-a"}},
-		{"h3", "test", "alice", "alpine", "3.18.4", "Alpine:v3.18", 0, 0, map[int]string{150: "inv-d", 100: "inv-e", 5: "inv-e"}},
+		{"h3", "test", "alice", "alpine", "3.22.1", "Alpine:v3.22", 0, 0, map[int]string{150: "inv-d", 100: "inv-e", 2: "inv-e"}},
 		{"h4", "pilot", "bob", "debian", "12", "Debian:12", 3, 0, map[int]string{45: "inv-c", 1: "inv-c"}},
 	}
 	var scanRows [][]any

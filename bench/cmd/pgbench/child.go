@@ -37,6 +37,12 @@ var stepFuncs = map[string]stepFunc{
 	"api":        stepAPI,
 	"plan":       stepPlan,
 	"peer_osv":   stepPeerOSV,
+	// deployment outcome ingest (issue 13)
+	"outcome_ingest": stepOutcomeIngest,
+	// `make run` with its defaults, against its ceilings (issue 16)
+	"make_run": stepMakeRun,
+	// deployment verification and ring gates (issue 13)
+	"verify": stepVerify,
 }
 
 // runChild runs a step and prints its output as one JSON line on stdout,

@@ -172,11 +172,14 @@ func (o *orchestrator) steps(cfg Config) []stepSpec {
 		steps = append(steps, stepSpec{name: "scanner:" + inv, arg: inv})
 	}
 	steps = append(steps, stepSpec{name: "ingest_e2e", needs: []string{"clickhouse", "kafka"}})
+	steps = append(steps, outcomeStep(o.quick)) // deployment outcome ingest (issue 13)
 	for _, n := range cfg.Endpoints {
 		steps = append(steps, stepSpec{name: fmt.Sprintf("match:%d", n), arg: fmt.Sprint(n)})
 	}
 	steps = append(steps, stepSpec{name: "kpi"}, stepSpec{name: "export"}, stepSpec{name: "plan"}, stepSpec{name: "api"},
 		stepSpec{name: "peer_osv", needs: []string{"osv-scanner"}})
+	steps = append(steps, verifyStep(o.quick))        // deployment verification and gates (issue 13)
+	steps = append(steps, stepSpec{name: "make_run"}) // `make run` against its ceilings (issue 16)
 	return steps
 }
 
@@ -222,7 +225,7 @@ func (o *orchestrator) runStep(ctx context.Context, s stepSpec, cfg Config) Step
 		return r
 	}
 	timeout := o.stepTimeout
-	if stepKind(s.name) == "kpi" && !o.quick {
+	if (stepKind(s.name) == "kpi" || stepKind(s.name) == "plan") && !o.quick { // plan builds the same fleet (issue 12)
 		// Building the 100,000-endpoint × 90-day fleet and its first full
 		// refresh takes most of an hour on a busy 2-core machine.
 		timeout = max(timeout, 90*time.Minute)

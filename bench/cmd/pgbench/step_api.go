@@ -88,7 +88,7 @@ func stepAPI(ctx context.Context, cfg Config, log *slog.Logger, out *StepOutput)
 		n = apiQuickRequest
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: apiWorkers + apiHeavy}, Timeout: 5 * time.Minute}
-	res := &apiResults{byKind: map[string][]time.Duration{}}
+	res := &apiResults{byKind: map[string][]time.Duration{}, overByKind: map[string]int{}, failedByKind: map[string]int{}}
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	for i := range apiHeavy {
@@ -129,6 +129,7 @@ func stepAPI(ctx context.Context, cfg Config, log *slog.Logger, out *StepOutput)
 	out.Info["api_max_concurrent"], out.Info["api_memory_budget_mb"] = maxConcurrent, apiMemoryBudget>>20
 	if e := res.firstError.Load(); e != nil {
 		out.Info["api_first_error"] = *e
+		out.Info["api_errors_by_kind"] = res.failedByKind
 	}
 	note := fmt.Sprintf("%d mixed requests, %d workers, plus %d concurrent findings?limit=max; %d answered 503 (cap %d)",
 		n, apiWorkers, apiHeavy, res.overloaded.Load(), maxConcurrent)
@@ -137,7 +138,7 @@ func stepAPI(ctx context.Context, cfg Config, log *slog.Logger, out *StepOutput)
 			"/healthz p99, same run", ms(percentile(health, 0.99))),
 		Metric{Name: "API p50, mixed requests", Value: ms(percentile(mixed, 0.5)), Unit: "ms", Better: "lower"},
 		Metric{Name: "API p99, findings?limit=max", Value: ms(percentile(heavy, 0.99)), Unit: "ms", Better: "lower",
-			Note: fmt.Sprintf("%d of %d answered (the rest 503)", len(heavy), apiHeavy)},
+			Note: fmt.Sprintf("%d of %d answered, %d 503, %d failed", len(heavy), apiHeavy, res.overByKind["findings_max"], res.failedByKind["findings_max"])},
 		ratio(Metric{Name: "API peak RSS under load", Value: peak, Unit: "MB", Better: "lower"}, "goal: 1 GB", apiRSSGoalMB),
 		Metric{Name: "API errors (not 503)", Value: float64(res.errors.Load()), Unit: "requests", Better: "lower"},
 		Metric{Name: "API throughput", Value: float64(n+apiHeavy) / wall.Seconds(), Unit: "requests/s", Better: "higher"},
@@ -183,10 +184,13 @@ func apiTargets(ctx context.Context, st store.Store) ([]apiCall, error) {
 }
 
 type apiResults struct {
-	mu                     sync.Mutex
-	byKind                 map[string][]time.Duration
-	ok, overloaded, errors atomic.Int64
-	firstError             atomic.Pointer[string]
+	mu     sync.Mutex
+	byKind map[string][]time.Duration
+	// overByKind and failedByKind count the 503s and the failures of
+	// each kind, so a note never calls a failure a 503.
+	overByKind, failedByKind map[string]int
+	ok, overloaded, errors   atomic.Int64
+	firstError               atomic.Pointer[string]
 }
 
 func (r *apiResults) do(ctx context.Context, hc *http.Client, base, token string, c apiCall, i int) {
@@ -210,6 +214,9 @@ func (r *apiResults) do(ctx context.Context, hc *http.Client, base, token string
 		r.fail(c, "read body: "+err.Error())
 	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
 		r.overloaded.Add(1)
+		r.mu.Lock()
+		r.overByKind[c.kind]++
+		r.mu.Unlock()
 	case resp.StatusCode/100 != 2:
 		r.fail(c, "status "+strconv.Itoa(resp.StatusCode))
 	default:
@@ -222,6 +229,9 @@ func (r *apiResults) do(ctx context.Context, hc *http.Client, base, token string
 
 func (r *apiResults) fail(c apiCall, msg string) {
 	r.errors.Add(1)
+	r.mu.Lock()
+	r.failedByKind[c.kind]++
+	r.mu.Unlock()
 	s := c.method + " " + c.path + ": " + msg
 	r.firstError.CompareAndSwap(nil, &s)
 }

@@ -313,6 +313,10 @@ func stepKPI(ctx context.Context, cfg Config, log *slog.Logger, out *StepOutput)
 	if err := buildKPIFleet(ctx, cfg, st, log, out); err != nil {
 		return err
 	}
+	// Incremental refreshes after one more day of scans (issue 16).
+	if err := measureRefreshDays(ctx, st, log, out); err != nil {
+		return err
+	}
 	const goalMS = 100.0
 	for _, k := range kpi.All() {
 		lat := make([]time.Duration, 0, cfg.Reps)

@@ -232,7 +232,7 @@ func TestQueryTypes(t *testing.T) {
 		for _, tt := range []struct{ url, want string }{
 			{"values?field=ring", `["pilot","prod","test"]`},
 			{"values?field=owner", `["alice","bob"]`},
-			{"values?field=os", `["Alpine:v3.18","Debian:12"]`},
+			{"values?field=os", `["Alpine:v3.22","Debian:12"]`},
 			{"values?field=severity", `["critical","high","low"]`},
 			{"values?field=advisory", `["A1","A2","A4"]`},
 			{"values?field=advisory&prefix=A2", `["A2"]`},

@@ -95,8 +95,13 @@ type Query struct {
 	Metric string `json:"metric"`
 
 	// count: the findings filters above plus the SLA state ("" = any,
-	// open, overdue)
+	// or one of risk.SLAStates)
 	SLAState string `json:"slaState"`
+
+	// kpi, trend, findings, hosts and count: how exceptions are read,
+	// "honoured" ("" too: accepted exposures counted apart, accepted
+	// findings ranked last) or "ignored" (risk.Exceptions).
+	Exceptions string `json:"exceptions"`
 }
 
 // ParseQuery reads a query's JSON; queryType is the DataQuery's QueryType,
@@ -168,6 +173,9 @@ func checkCount(q *Query, _ []byte) error {
 }
 
 func checkHosts(q *Query, _ []byte) error {
+	if _, err := risk.ParseExceptions(q.Exceptions); err != nil {
+		return err
+	}
 	if !(q.MinRisk >= 0 && q.MinRisk <= 100) {
 		return fmt.Errorf("min risk %v out of range 0..100", q.MinRisk)
 	}
@@ -175,7 +183,7 @@ func checkHosts(q *Query, _ []byte) error {
 }
 
 func (q Query) kpiQuery() kpi.Query {
-	return kpi.Query{Dimension: q.Dimension, Value: q.Value, Policy: q.Policy, Severity: q.Severity}
+	return kpi.Query{Dimension: q.Dimension, Value: q.Value, Policy: q.Policy, Severity: q.Severity, Exceptions: q.Exceptions}
 }
 
 // findingsFilter goes through risk.ParseFilter, the parser of the API's and
@@ -192,9 +200,14 @@ func (q Query) findingsFilter() (risk.Filter, error) {
 	if q.MinRisk != 0 {
 		params["min-risk"] = strconv.FormatFloat(q.MinRisk, 'g', -1, 64)
 	}
-	return risk.ParseFilter(func(name string) string { return params[name] })
+	f, err := risk.ParseFilter(func(name string) string { return params[name] })
+	if err != nil {
+		return f, err
+	}
+	f.Exceptions = q.Exceptions
+	return f, f.Validate()
 }
 
 func (q Query) hostFilter() risk.HostFilter {
-	return risk.HostFilter{Ring: q.Ring, Owner: q.Owner, OS: q.OS, MinRisk: q.MinRisk}
+	return risk.HostFilter{Ring: q.Ring, Owner: q.Owner, OS: q.OS, MinRisk: q.MinRisk, Exceptions: q.Exceptions}
 }

@@ -56,6 +56,24 @@ func TestParseQuery(t *testing.T) {
 		{name: "limit range", json: `{"queryType":"findings","limit":10001}`, err: "limit 10001"},
 		{name: "negative limit", json: `{"queryType":"hosts","limit":-1}`, err: "limit -1"},
 		{name: "bad metric", json: `{"queryType":"trend","metric":"closed"}`, err: `unknown trend metric "closed"`},
+		{name: "exceptions ignored", json: `{"queryType":"kpi","kpi":"sla_compliance","exceptions":"ignored"}`,
+			check: func(t *testing.T, q Query) {
+				if k := q.kpiQuery(); k.Exceptions != "ignored" {
+					t.Errorf("%+v", k)
+				}
+				if f, _ := q.findingsFilter(); f.Exceptions != "ignored" || q.hostFilter().Exceptions != "ignored" {
+					t.Errorf("%+v %+v", f, q.hostFilter())
+				}
+			}},
+		{name: "bad exceptions kpi", json: `{"kpi":"mttr","exceptions":"maybe"}`, err: `exceptions "maybe"`},
+		{name: "bad exceptions findings", json: `{"queryType":"findings","exceptions":"maybe"}`, err: `exceptions "maybe"`},
+		{name: "bad exceptions hosts", json: `{"queryType":"hosts","exceptions":"maybe"}`, err: `exceptions "maybe"`},
+		{name: "count accepted", json: `{"queryType":"count","slaState":"accepted"}`,
+			check: func(t *testing.T, q Query) {
+				if q.SLAState != "accepted" {
+					t.Errorf("%+v", q)
+				}
+			}},
 		{name: "not JSON", json: `{"kpi":`, err: "query JSON"},
 		{name: "wrong JSON type", json: `{"limit":"ten"}`, err: "query JSON"},
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -183,4 +184,88 @@ func FuzzExtract(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPURLMatchesLibrary holds the hand-written PURL to packageurl-go's
+// canonical form: every package of the shared dpkg corpus under several
+// distros, and names, versions and namespaces that need escaping.
+func TestPURLMatchesLibrary(t *testing.T) {
+	var pkgs []inventory.Package
+	files, err := filepath.Glob(filepath.Join(testenv.SharedData(t), "inventories", "dpkg", "*.status"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dpkg status files in the corpus (%v)", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Extractor{}.Extract(context.Background(), &extract.Input{Path: "/var/lib/dpkg/status", Reader: bytes.NewReader(b)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, res.Packages...)
+	}
+	pkgs = append(pkgs,
+		inventory.Package{Name: "g++-12", Version: "1:12.2.0-14+deb12u1", Arch: "amd64", SourceName: "gcc 12"},
+		inventory.Package{Name: "päckage", Version: "1.0~rc1/2", Arch: "", SourceName: "päckage"},
+		inventory.Package{Name: "x", Version: "", Arch: "arm64", SourceName: "a&b=c?d#e"},
+		inventory.Package{Name: "", Version: "0", SourceName: ""},
+	)
+	distros := []extract.Distro{{}, {ID: "debian", VersionID: "12"}, {ID: "ubuntu", VersionID: "22.04"}, {Ecosystem: "Ubuntu:22.04:LTS"},
+		{ID: "deb ian", VersionID: "1%2"}, {ID: "debian"}, {ID: "a/b", VersionID: "1"}, {ID: "a//b/", VersionID: "1"}}
+	n := 0
+	for _, d := range distros {
+		for i := range pkgs {
+			p := pkgs[i]
+			p.Ecosystem = ecosystem(d)
+			ns := d.ID
+			if ns == "" {
+				ns = strings.ToLower(strings.SplitN(p.Ecosystem, ":", 2)[0])
+			}
+			var distro, upstream string
+			if d.ID != "" && d.VersionID != "" {
+				distro = d.ID + "-" + d.VersionID
+			}
+			if p.SourceName != "" && p.SourceName != p.Name {
+				upstream = p.SourceName
+			}
+			if got, want := PURL(d, &p), purlLibrary(ns, &p, distro, upstream); got != want {
+				t.Errorf("PURL(%+v, %s %s %s) = %q, packageurl-go %q", d, p.Name, p.Version, p.Arch, got, want)
+				if n++; n > 10 {
+					t.Fatal("too many differences")
+				}
+			}
+		}
+	}
+}
+
+// TestRelabelEqualsExtractAgain: packages read without a distro and
+// relabelled are those read with it (ReadFileWith relabels instead of
+// reading the file twice).
+func TestRelabelEqualsExtractAgain(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(testenv.SharedData(t), "inventories", "dpkg", "*.status"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dpkg status files in the corpus (%v)", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		read := func(d extract.Distro) []inventory.Package {
+			res, err := Extractor{}.Extract(context.Background(), &extract.Input{Path: "/var/lib/dpkg/status", Reader: bytes.NewReader(b), Distro: d})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res.Packages
+		}
+		for _, d := range []extract.Distro{debian12, {ID: "ubuntu", VersionID: "18.04", Ecosystem: "Ubuntu:18.04:LTS"}, {Ecosystem: "Debian:11"}} {
+			got, want := read(extract.Distro{}), read(d)
+			Extractor{}.Relabel(d, got)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s as %+v: relabelled packages differ from those read with the distro", filepath.Base(f), d)
+			}
+		}
+	}
 }

@@ -90,6 +90,9 @@ func listPackages(ctx context.Context, file string) (_ []*rpmdb.PackageInfo, err
 			err = fmt.Errorf("rpm database reader failed: %v", r)
 		}
 	}()
+	if err := checkNDB(file); err != nil {
+		return nil, err
+	}
 	db, err := rpmdb.Open(file)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)

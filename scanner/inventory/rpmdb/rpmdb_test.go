@@ -13,7 +13,7 @@ import (
 
 // testdataDir is go-rpmdb's own corpus of real rpm databases, in the module
 // cache (the shared corpus has only rpm lists, no databases).
-func testdataDir(t *testing.T) string {
+func testdataDir(t testing.TB) string {
 	t.Helper()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/erikvarga/go-rpmdb").Output()
 	dir := filepath.Join(strings.TrimSpace(string(out)), "pkg", "testdata")

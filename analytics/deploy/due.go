@@ -1,0 +1,199 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/patchgrid/patchgrid/analytics/plan"
+	"github.com/patchgrid/patchgrid/analytics/policy"
+	"github.com/patchgrid/patchgrid/schemas/store"
+)
+
+// DueAction is an action automation may run now.
+type DueAction struct {
+	ActionID         string    `json:"action_id"`
+	HostID           string    `json:"host_id"`
+	Hostname         string    `json:"hostname"`
+	Group            string    `json:"group"`
+	Ecosystem        string    `json:"ecosystem"`
+	Package          string    `json:"package"`
+	TargetVersion    string    `json:"target_version"`
+	Ring             string    `json:"ring"`
+	Wave             uint32    `json:"wave"`
+	Emergency        bool      `json:"emergency"`
+	ApprovalRequired bool      `json:"approval_required"`
+	State            State     `json:"state"`
+	Attempt          uint32    `json:"attempt"` // the attempt to report: attempts so far + 1
+	MaxAttempts      uint32    `json:"max_attempts"`
+	WindowStart      time.Time `json:"window_start"`
+	WindowEnd        time.Time `json:"window_end"`
+	Why              string    `json:"why"`
+}
+
+// DueList is what may run now and, counted by reason, what may not.
+type DueList struct {
+	Actions []DueAction `json:"actions"`
+	// NotDue counts the planned, in-progress and failed actions that may
+	// not run now, by reason: gate_closed, held, window_not_open,
+	// window_ended, attempts_exhausted, unscheduled, no_retry_window.
+	NotDue map[string]uint64 `json:"not_due"`
+}
+
+// Reasons an action is not due (DueList.NotDue keys).
+const (
+	NotDueGate       = "gate_closed"
+	NotDueHeld       = "held"
+	NotDueWindow     = "window_not_open"
+	NotDueEnded      = "window_ended"
+	NotDueExhausted  = "attempts_exhausted"
+	NotDueUnsched    = "unscheduled"
+	NotDueNoRetrySlt = "no_retry_window"
+)
+
+// retrySearch is how far after a failure the next window of a group is
+// looked for: five weeks hold every weekly window outside a long freeze.
+const retrySearch = 35 * 24 * time.Hour
+
+// candidate is an action that is not done (planned, in_progress or
+// failed): it may be due.
+type candidate struct {
+	DueAction
+	planStatus string
+	attempts   uint32
+	finished   time.Time
+}
+
+// readActions reads every action of a plan once: all of them counted,
+// the ones not done kept as candidates.
+func readActions(ctx context.Context, st store.Store, planID string) (*tally, []candidate, error) {
+	rows, err := st.Query(ctx, `SELECT action_id, host_id, hostname, group_name, ecosystem, package, target_version,
+		ring, wave, toUInt8(emergency), toUInt8(approval_required), status, window_start, window_end, state, attempts, max_attempts, finished_at
+		FROM action_states WHERE plan_id = ? ORDER BY rank`, planID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("plan %s: read action states: %w", planID, err)
+	}
+	defer rows.Close()
+	t := newTally()
+	var out []candidate
+	var c candidate
+	for rows.Next() {
+		var emergency, approval uint8
+		var state string
+		a := &c.DueAction
+		if err := rows.Scan(&a.ActionID, &a.HostID, &a.Hostname, &a.Group, &a.Ecosystem, &a.Package, &a.TargetVersion,
+			&a.Ring, &a.Wave, &emergency, &approval, &c.planStatus, &a.WindowStart, &a.WindowEnd, &state, &c.attempts, &a.MaxAttempts, &c.finished); err != nil {
+			return nil, nil, fmt.Errorf("plan %s: read action states: %w", planID, err)
+		}
+		s, err := ParseState(state)
+		if err != nil {
+			return nil, nil, fmt.Errorf("plan %s: action %s: %w", planID, a.ActionID, err)
+		}
+		t.add(a.Ring, s, 1, c.finished)
+		if s != Planned && s != InProgress && s != Failed {
+			continue
+		}
+		a.Emergency, a.ApprovalRequired, a.State, a.Attempt = emergency != 0, approval != 0, s, c.attempts+1
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("plan %s: read action states: %w", planID, err)
+	}
+	return t, out, nil
+}
+
+// dueList decides for each candidate whether it may run now:
+//   - its ring's gate is open (emergency actions: EmergencyOpen);
+//   - its fix is not held for its group after a rollback;
+//   - planned / in_progress: now is inside its window [window_start,
+//     window_end); an unscheduled action never is;
+//   - failed: attempts < max_attempts, and now is inside the retry window:
+//     the group's first window that starts after the failed attempt
+//     finished and is still open now (any time for a group without
+//     windows, or an emergency that bypasses windows).
+func dueList(now time.Time, pol *policy.Policy, gates []Gate, holds []Hold, candidates []candidate) *DueList {
+	gate := map[string]Gate{}
+	for _, g := range gates {
+		gate[g.Ring] = g
+	}
+	held := map[Fix]bool{}
+	for _, h := range holds {
+		held[h.Fix] = true
+	}
+	groups := map[string]*policy.Group{}
+	for i := range pol.Groups {
+		groups[pol.Groups[i].Name] = &pol.Groups[i]
+	}
+	out := &DueList{Actions: []DueAction{}, NotDue: map[string]uint64{}}
+	for _, c := range candidates {
+		a := c.DueAction
+		g := gate[gateRing(pol, a.Ring)]
+		open := g.Open || (a.Emergency && g.EmergencyOpen)
+		switch {
+		case !open:
+			out.NotDue[NotDueGate]++
+			continue
+		case held[Fix{a.Group, a.Ecosystem, a.Package, a.TargetVersion}]:
+			out.NotDue[NotDueHeld]++
+			continue
+		}
+		if a.State == Failed {
+			if c.attempts >= a.MaxAttempts {
+				out.NotDue[NotDueExhausted]++
+				continue
+			}
+			slot, ok := retrySlot(pol, groups[a.Group], a.Emergency, c.finished.UTC(), now)
+			if !ok {
+				out.NotDue[NotDueNoRetrySlt]++
+				continue
+			}
+			if slot.Start.After(now) {
+				out.NotDue[NotDueWindow]++
+				continue
+			}
+			a.WindowStart, a.WindowEnd = slot.Start, slot.End
+			a.Why = fmt.Sprintf("retry %d of %d: window %s..%s", a.Attempt, a.MaxAttempts,
+				slot.Start.UTC().Format(time.RFC3339), slot.End.UTC().Format(time.RFC3339))
+		} else {
+			switch {
+			case c.planStatus == plan.Unscheduled:
+				out.NotDue[NotDueUnsched]++
+				continue
+			case now.Before(a.WindowStart):
+				out.NotDue[NotDueWindow]++
+				continue
+			case !now.Before(a.WindowEnd):
+				out.NotDue[NotDueEnded]++
+				continue
+			}
+			a.Why = fmt.Sprintf("window %s..%s", a.WindowStart.UTC().Format(time.RFC3339), a.WindowEnd.UTC().Format(time.RFC3339))
+		}
+		if a.Emergency && !g.Open {
+			a.Why += "; emergency: " + g.Reason
+		}
+		a.WindowStart, a.WindowEnd = a.WindowStart.UTC(), a.WindowEnd.UTC()
+		out.Actions = append(out.Actions, a)
+	}
+	return out
+}
+
+// retrySlot is a failed action's retry window: the first window of its
+// group that starts after the failure and is still open at now (or the
+// next one after now).
+func retrySlot(pol *policy.Policy, g *policy.Group, emergency bool, failed, now time.Time) (policy.Slot, bool) {
+	o := policy.SlotOptions{}
+	if emergency {
+		o.IgnoreWindows = pol.Emergency.Bypasses(policy.BypassWindows)
+		o.IgnoreFreezes = pol.Emergency.Bypasses(policy.BypassFreezes)
+	}
+	earliest := failed
+	if now.After(earliest) {
+		earliest = now
+	}
+	slot, _, ok := pol.NextSlot(g, earliest, earliest.Add(retrySearch), o)
+	if ok && !slot.Start.After(failed) {
+		// The window the attempt failed in: the retry waits for the next.
+		slot, _, ok = pol.NextSlot(g, slot.End, slot.End.Add(retrySearch), o)
+	}
+	return slot, ok
+}

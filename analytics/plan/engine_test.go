@@ -1,0 +1,208 @@
+package plan
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patchgrid/patchgrid/analytics/policy"
+	"github.com/patchgrid/patchgrid/schemas"
+	"github.com/patchgrid/patchgrid/schemas/store"
+	"github.com/patchgrid/patchgrid/schemas/testenv"
+)
+
+// hostWindows are the windows hosts declare (scanner/simulate's, one
+// unreadable).
+var hostWindows = []string{"", "", "Sun 02:00-04:00 UTC", "Sat 22:00-02:00 UTC", "Wed 01:00-03:00 UTC", "daily 03:00-04:00 UTC", "whenever"}
+
+// genFleet makes the open findings of a random fleet and the windows its
+// hosts declare.
+func genFleet(rng *rand.Rand) ([]*Finding, map[string]string) {
+	var fs []*Finding
+	wins := map[string]string{}
+	versions := []string{"1.0-1", "1.0-2", "1.1-1", "1:0.9-1", "1.0-1+deb12u1", "1.0~rc1-1", "2.0-1", "1.1-01"}
+	rings := []string{"test", "pilot", "prod", "lab", ""}
+	owners := []string{"web", "data"}
+	nHosts := 5 + rng.IntN(60)
+	for h := range nHosts {
+		id := fmt.Sprintf("h%03d", h)
+		ring := rings[rng.IntN(len(rings))]
+		inet := rng.IntN(4) == 0
+		wins[id] = hostWindows[rng.IntN(len(hostWindows))]
+		for range 1 + rng.IntN(6) {
+			fixed := versions[rng.IntN(len(versions))]
+			if rng.IntN(40) == 0 {
+				fixed = "not a version!"
+			}
+			f := finding(id, ring, fmt.Sprintf("pkg%d", rng.IntN(5)), fmt.Sprintf("0.%d-1", rng.IntN(2)),
+				fixed, fmt.Sprintf("A%d", rng.IntN(12)),
+				[]string{"critical", "high", "medium", "low", "unknown"}[rng.IntN(5)], float64(rng.IntN(10000))/100)
+			f.Owner, f.OS = owners[h%2], "Debian:12"
+			f.InternetFacing = inet
+			f.KEV = rng.IntN(10) == 0
+			if f.KEV {
+				f.KEVDueDate = at.Truncate(24*time.Hour).AddDate(0, 0, rng.IntN(20)-5)
+			}
+			f.HasEPSS = rng.IntN(3) > 0
+			if f.HasEPSS {
+				f.EPSS = float64(rng.IntN(1000)) / 1000
+			}
+			f.ClockStart = at.Add(-time.Duration(rng.IntN(40*24)) * time.Hour)
+			if rng.IntN(6) == 0 {
+				f.Status, f.FixedVersion = "unfixed", ""
+			}
+			fs = append(fs, f)
+		}
+	}
+	return fs, wins
+}
+
+// seedFindings replaces the store's open findings (finding_risk's
+// snapshot) and scans with fs and the hosts' windows.
+func seedFindings(t *testing.T, st store.Store, fs []*Finding, wins map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, tbl := range []string{"finding_risk_snapshot", "scans"} {
+		if err := st.Exec(ctx, "TRUNCATE TABLE "+tbl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b8 := func(b bool) uint8 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	var rows [][]any
+	for _, f := range fs {
+		due := time.Unix(0, 0).UTC()
+		if !f.KEVDueDate.IsZero() {
+			due = f.KEVDueDate
+		}
+		rows = append(rows, []any{f.HostID, f.Hostname, f.Owner, f.Ring, f.OS, uint8(f.Criticality), b8(f.InternetFacing),
+			f.Source, f.AdvisoryID, f.Severity, f.EPSS, b8(f.HasEPSS), b8(f.KEV), due,
+			f.Ecosystem, f.Package, f.Installed, f.Status, f.FixedVersion, f.ClockStart, f.RiskScore})
+	}
+	if err := st.Insert(ctx, "finding_risk_snapshot", []string{"host_id", "hostname", "owner", "ring", "os", "criticality", "internet_facing",
+		"source", "advisory_id", "severity", "epss", "has_epss", "kev", "kev_due_date",
+		"ecosystem", "package", "installed_version", "status", "fixed_version", "clock_start", "risk_score"}, rows); err != nil {
+		t.Fatal(err)
+	}
+	rows = rows[:0]
+	for id, w := range wins {
+		// An older scan with another window: the latest one counts.
+		rows = append(rows, []any{id, id + "-s1", at.Add(-48 * time.Hour), "Mon 00:00-00:30 UTC"}, []any{id, id + "-s2", at.Add(-time.Hour), w})
+	}
+	if err := st.Insert(ctx, "scans", []string{"host_id", "scan_id", "scanned_at", "maintenance_window"}, rows); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readActions reads plan id's actions as the Builder's Plan holds them.
+func readActions(t *testing.T, st store.Store, id string) []Action {
+	t.Helper()
+	rows, err := st.Query(context.Background(), "SELECT "+strings.Join(ActionColumns, ", ")+" FROM plan_actions WHERE plan_id = ? ORDER BY rank", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []Action
+	for rows.Next() {
+		var a Action
+		var em, appr uint8
+		if err := rows.Scan(&a.PlanID, &a.ActionID, &a.Rank, &a.HostID, &a.Hostname, &a.Owner, &a.OS, &a.Group,
+			&a.Ecosystem, &a.Package, &a.InstalledVersion, &a.TargetVersion, &a.Advisories, &a.KEVAdvisories, &a.KEVIDs, &a.RiskReduction,
+			&a.Deadline, &a.Ring, &a.Wave, &a.WindowStart, &a.WindowEnd, &em, &appr, &a.Status, &a.Reason, &a.Severity); err != nil {
+			t.Fatal(err)
+		}
+		a.Emergency, a.ApprovalRequired = em != 0, appr != 0
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// comparable strips what differs by construction (plan id and what
+// depends on it) and normalises times and empty lists.
+func comparable(a Action) string {
+	z := func(t time.Time) string {
+		if t.IsZero() || t.Unix() == 0 {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("%d %s %s %s %s %s %s/%s %s->%s %v kev=%d %v %s %.2f %s ring=%s wave=%d %s..%s em=%v appr=%v %s | %s",
+		a.Rank, a.HostID, a.Hostname, a.Owner, a.OS, a.Group, a.Ecosystem, a.Package, a.InstalledVersion, a.TargetVersion,
+		a.Advisories, a.KEVAdvisories, append([]string{}, a.KEVIDs...), a.Severity, a.RiskReduction, z(a.Deadline), a.Ring, a.Wave,
+		z(a.WindowStart), z(a.WindowEnd), a.Emergency, a.ApprovalRequired, a.Status, a.Reason)
+}
+
+// The engine's plan equals the Builder's on generated fleets (with host
+// windows, incomparable versions, KEV, EPSS and freezes), and has the
+// plan's properties.
+func TestEngineMatchesBuilder(t *testing.T) {
+	st := testenv.CHDBStore(t)
+	ctx := context.Background()
+	if _, err := schemas.Migrate(ctx, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	pol := parse(t, string(policy.SampleYAML))
+	for seed := range uint64(4) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		fs, wins := genFleet(rng)
+		horizon := time.Duration(1+rng.IntN(60)) * 24 * time.Hour
+		seedFindings(t, st, fs, wins)
+
+		b := NewBuilder(pol, at, horizon)
+		for _, f := range fs {
+			b.Add(f)
+		}
+		for id, h := range b.hosts {
+			h.setWindow(wins[id])
+		}
+		want := b.Build("PL-go", 1)
+
+		s, err := Create(ctx, st, CreateOptions{At: at, Horizon: horizon, Actor: "test", Policy: pol, PolicyVersion: 1})
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		got := readActions(t, st, s.ID)
+		if len(got) != len(want.Actions) || s.Actions != uint64(len(want.Actions)) || s.Waves != want.Waves ||
+			s.Findings != want.Findings || s.Hosts != uint64(want.Hosts) || s.NoFix != uint64(len(want.NoFix)) {
+			t.Fatalf("seed %d: engine %d actions (%+v), Builder %d actions, %d waves, %d findings, %d hosts, %d no-fix",
+				seed, len(got), s, len(want.Actions), want.Waves, want.Findings, want.Hosts, len(want.NoFix))
+		}
+		for i := range got {
+			if g, w := comparable(got[i]), comparable(want.Actions[i]); g != w {
+				t.Errorf("seed %d action %d:\nengine  %s\nBuilder %s", seed, i, g, w)
+			}
+		}
+		sched, late, unsched, emerg, _ := want.Counts()
+		if s.Scheduled != uint64(sched) || s.Late != uint64(late) || s.Unscheduled != uint64(unsched) || s.Emergency != uint64(emerg) {
+			t.Errorf("seed %d: counts %+v, want %d/%d/%d/%d", seed, s, sched, late, unsched, emerg)
+		}
+		// The working rows are gone.
+		for _, tbl := range []string{"plan_stage_actions", "plan_stage_ranks", "plan_version_keys"} {
+			rows, err := st.Query(ctx, "SELECT count() FROM "+tbl+" WHERE plan_id = ?", s.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n uint64
+			if !rows.Next() || rows.Scan(&n) != nil || n != 0 {
+				t.Errorf("%s keeps %d rows of plan %s", tbl, n, s.ID)
+			}
+			rows.Close()
+		}
+		got[0].PlanID = s.ID
+		p := &Plan{Actions: got, NoFix: want.NoFix}
+		checkProperties(t, pol, fs, p, b.hosts)
+		if t.Failed() {
+			return
+		}
+	}
+}

@@ -1,0 +1,25 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+func TestStageTimes(t *testing.T) {
+	log := []byte(`time=2026-12-03T12:00:00Z level=INFO msg="[1/7] store"
+time=2026-12-03T12:00:01Z level=INFO msg="[1/7] store done" backend=chdb took=1.25s
+time=2026-12-03T12:00:09Z level=INFO msg="refresh progress" stage="refresh exposures" hosts=2500 of=10000
+time=2026-12-03T12:01:44Z level=INFO msg="[7/7] refresh done" hosts=10000 exposure_rows=15600000 took=1m43.2s
+time=2026-12-03T12:01:44Z level=INFO msg="[6/7] match done" versions=3 took=bogus
+`)
+	got := stageTimes(log)
+	want := map[string]time.Duration{"store": 1250 * time.Millisecond, "refresh": 103200 * time.Millisecond}
+	if len(got) != len(want) {
+		t.Fatalf("stageTimes = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("stage %s: %v, want %v", k, got[k], v)
+		}
+	}
+}

@@ -1,0 +1,634 @@
+package consumer
+
+// The generic core: a consumer for topics whose every message is one row of
+// one table (deployment outcomes, ingest/outcomes). It keeps the contract of
+// the scan consumer and shares its machinery (the group reader, the
+// dead-letter writer and its headers, classify, retry, drain mode, the
+// metrics): a batch is committed only after its rows are inserted or its
+// messages are in the DLQ; a message that does not decode, that the sink's
+// check refuses, or whose row the store refuses for good is dead-lettered
+// with the reason while the rest of its batch loads; temporary store
+// failures are waited out. The scan consumer (Run) keeps its own pipeline
+// because of what only scans have: package sets shared between messages,
+// stored once and dead-lettered together.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/patchgrid/patchgrid/schemas/store"
+)
+
+// ReasonInvalid is the dead-letter reason of a message a sink could not
+// decode, unless the sink's error is a *Rejection with a reason of its own.
+const ReasonInvalid = "invalid"
+
+// Rejection is a sink's refusal of one message: Reason goes to the
+// dead-letter header HeaderReason, the whole error to HeaderError.
+// Retrying the same message cannot help.
+type Rejection struct {
+	Reason string
+	Err    error
+}
+
+func (r *Rejection) Error() string { return r.Reason + ": " + r.Err.Error() }
+func (r *Rejection) Unwrap() error { return r.Err }
+
+// Reject returns a *Rejection.
+func Reject(reason string, err error) error { return &Rejection{Reason: reason, Err: err} }
+
+// Sink is what RunSink loads: messages of type T, one row each.
+type Sink[T any] interface {
+	// Table and Columns name what Row fills.
+	Table() string
+	Columns() []string
+	// Decode decodes one message value; cfg.DecodeWorkers goroutines call
+	// it at once. An error dead-letters the message (reason: a
+	// *Rejection's, else ReasonInvalid).
+	Decode(value []byte) (T, error)
+	// Check vets a batch's decoded items against the store at once (a
+	// query per batch, not per message). It returns one error per item:
+	// nil loads it, anything else dead-letters it (a *Rejection names the
+	// reason). Its own error means the store could not be asked: the
+	// check is retried with backoff; rows are never loaded unchecked.
+	Check(ctx context.Context, items []T) ([]error, error)
+	// Row is the item's row, stamped with when it was received.
+	Row(item T, received time.Time) []any
+}
+
+// SinkStats counts what one RunSink did.
+type SinkStats struct {
+	Consumed     int64 // messages fetched
+	DeadLettered int64
+	Rows         int64 // rows inserted (redeliveries included)
+	Batches      int64
+}
+
+// sinkItem is one fetched message of a sink's batch. The whole message is
+// kept: sink messages are small, and a dead-letter write needs it.
+type sinkItem[T any] struct {
+	m    kafka.Message
+	item T
+	err  error // decode error: dead-lettered, no row
+}
+
+// sinkJob is a fetched message on its way through a decoder; done is
+// closed once it is decoded.
+type sinkJob[T any] struct {
+	sinkItem[T]
+	done chan struct{}
+}
+
+type sinkBatch[T any] struct {
+	items   []sinkItem[T]
+	bytes   int
+	started time.Time
+}
+
+type sinkRun[T any] struct {
+	*consumer // shared machinery: reader, DLQ writer, client, metrics, retry
+	sink      Sink[T]
+	rowsM     *metrics.Counter
+
+	mu    sync.Mutex // the loop and the inserter both count
+	stats SinkStats
+}
+
+// RunSink consumes cfg.Topic as a member of cfg.GroupID and loads every
+// message into st through sink, until ctx is cancelled or, with cfg.Drain,
+// until the group has committed everything the topic held at start.
+// metricsPrefix names its Prometheus series (prefix_messages_consumed_total,
+// ...; the scan consumer's are patchgrid_ingest_*). Of cfg, BatchRows
+// (messages), BatchBytes (message bytes), EagerRows, FlushInterval,
+// DecodeWorkers, MaxWait, the timeouts and UnclassifiedAttempts apply;
+// KnownHashes is the scan consumer's. Errors are as Run's.
+func RunSink[T any](ctx context.Context, cfg Config, st store.Store, sink Sink[T], metricsPrefix string) (SinkStats, error) {
+	if err := cfg.Validate(); err != nil {
+		return SinkStats{}, err
+	}
+	cfg = cfg.withDefaults()
+	log := cfg.Logger.With("component", "ingest", "topic", cfg.Topic, "group", cfg.GroupID)
+	conn, err := cfg.Kafka.Open()
+	if err != nil {
+		return SinkStats{}, fmt.Errorf("ingest %s: %w", cfg.Topic, err)
+	}
+	transport := conn.Transport("patchgrid-ingest")
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport}
+	var drainTo map[int]int64
+	if cfg.Drain {
+		if drainTo, err = highWaterMarks(ctx, client, cfg.Topic); err != nil {
+			return SinkStats{}, err
+		}
+		log.Info("draining", "high_water_marks", drainTo)
+	}
+	kafkaLog := log.With("source", "kafka-go")
+	m := newCoreMetrics(cfg.Metrics, metricsPrefix)
+	r := &sinkRun[T]{
+		consumer: &consumer{
+			cfg:    cfg,
+			log:    log,
+			st:     st,
+			client: client,
+			reader: kafka.NewReader(kafka.ReaderConfig{
+				Brokers:          cfg.Brokers,
+				Dialer:           conn.Dialer("patchgrid-ingest"),
+				GroupID:          cfg.GroupID,
+				Topic:            cfg.Topic,
+				MinBytes:         1,
+				MaxBytes:         16 << 20,
+				MaxWait:          cfg.MaxWait,
+				StartOffset:      kafka.FirstOffset,
+				CommitInterval:   0, // synchronous commits, only after inserting
+				SessionTimeout:   cfg.SessionTimeout,
+				RebalanceTimeout: cfg.RebalanceTimeout,
+				ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+					kafkaLog.Log(ctx, kafkaErrorLevel(args), fmt.Sprintf(msg, args...))
+				}),
+			}),
+			dlq: &kafka.Writer{
+				Addr:         kafka.TCP(cfg.Brokers...),
+				Topic:        cfg.DLQTopic,
+				Balancer:     &kafka.Hash{},
+				RequiredAcks: kafka.RequireAll,
+				BatchTimeout: 5 * time.Millisecond,
+				Transport:    transport,
+			},
+			m: m,
+		},
+		sink:  sink,
+		rowsM: m.rowsInserted(sink.Table()),
+	}
+	defer r.dlq.Close()
+	defer r.reader.Close()
+	err = r.loop(ctx, drainTo)
+	s := r.snapshot()
+	log.Info("ingest stopped", "consumed", s.Consumed, "dead_lettered", s.DeadLettered, "rows", s.Rows, "err", err)
+	return s, err
+}
+
+func (r *sinkRun[T]) snapshot() SinkStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}
+
+func (r *sinkRun[T]) count(f func(s *SinkStats)) {
+	r.mu.Lock()
+	f(&r.stats)
+	r.mu.Unlock()
+}
+
+// loop runs a fetcher and cfg.DecodeWorkers decoders, batches their
+// messages here in fetch order, and hands full batches to one inserter
+// goroutine, so that fetching and decoding overlap inserting and at most
+// two batches are in memory (as Run does for scans).
+func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
+	fetchCtx, stopFetch := context.WithCancel(ctx)
+	defer stopFetch()
+	// fetched carries jobs in fetch order; decoders finish them in any
+	// order. Its capacity bounds the messages between fetch and batch.
+	fetched := make(chan *sinkJob[T], 1024)
+	work := make(chan *sinkJob[T], 1024)
+	fetchErr := make(chan error, 1)
+	var decoders sync.WaitGroup
+	for range r.cfg.DecodeWorkers {
+		decoders.Add(1)
+		go func() {
+			defer decoders.Done()
+			for j := range work {
+				j.item, j.err = r.sink.Decode(j.m.Value)
+				close(j.done)
+			}
+		}()
+	}
+	go func() {
+		defer close(fetched)
+		defer close(work)
+		backoff := 100 * time.Millisecond
+		for {
+			m, err := r.reader.FetchMessage(fetchCtx)
+			if err != nil {
+				if fetchCtx.Err() != nil || errors.Is(err, io.EOF) {
+					fetchErr <- err
+					return
+				}
+				// The broker is down or the group is rebalancing: the
+				// reader reconnects on the next fetch.
+				r.m.retries.Inc()
+				r.log.Warn("fetch failed; retrying", "backoff", backoff, "err", err)
+				select {
+				case <-time.After(backoff):
+				case <-fetchCtx.Done():
+				}
+				backoff = min(2*backoff, r.cfg.RetryBackoffMax)
+				continue
+			}
+			backoff = 100 * time.Millisecond
+			j := &sinkJob[T]{sinkItem: sinkItem[T]{m: m}, done: make(chan struct{})}
+			select {
+			case fetched <- j:
+			case <-fetchCtx.Done():
+				fetchErr <- fetchCtx.Err()
+				return
+			}
+			work <- j // never blocks for long: decoders drain work until it is closed
+		}
+	}()
+	defer func() {
+		stopFetch()
+		for range fetched {
+		}
+		decoders.Wait()
+	}()
+
+	// The inserter runs on a context that outlives cancellation by
+	// cfg.ShutdownTimeout, so the batch handed over last still lands.
+	insCtx, stopIns := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopIns()
+	toInsert := make(chan *sinkBatch[T])
+	inserted := make(chan error, 1)
+	var insWG sync.WaitGroup
+	insWG.Add(1)
+	go func() {
+		defer insWG.Done()
+		for b := range toInsert {
+			bctx, cancel := context.WithCancel(insCtx)
+			stop := context.AfterFunc(ctx, func() {
+				t := time.AfterFunc(r.cfg.ShutdownTimeout, cancel)
+				context.AfterFunc(bctx, func() { t.Stop() })
+			})
+			start := time.Now()
+			err := r.flush(bctx, b)
+			stop()
+			cancel()
+			r.m.batchSeconds.Update(time.Since(start).Seconds())
+			inserted <- err
+		}
+	}()
+	defer func() {
+		close(toInsert)
+		insWG.Wait()
+	}()
+
+	cur, spare := &sinkBatch[T]{}, &sinkBatch[T]{}
+	inFlight := false
+	wait := func(ctx context.Context) error {
+		if !inFlight {
+			return nil
+		}
+		select {
+		case err := <-inserted:
+			inFlight = false
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	submit := func(ctx context.Context) error {
+		if len(cur.items) == 0 {
+			return nil
+		}
+		if err := wait(ctx); err != nil {
+			return err
+		}
+		// The batch the inserter finished is free again.
+		clear(spare.items)
+		spare.items, spare.bytes = spare.items[:0], 0
+		select {
+		case toInsert <- cur:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		inFlight = true
+		cur, spare = spare, cur
+		return nil
+	}
+	// shutdown lets the batch in flight land and flushes the pending one
+	// with a fresh deadline; failing loses nothing (uncommitted messages are
+	// redelivered).
+	shutdown := func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), r.cfg.ShutdownTimeout)
+		defer cancel()
+		err := wait(sctx)
+		if err == nil {
+			if err = submit(sctx); err == nil {
+				err = wait(sctx)
+			}
+		}
+		if err != nil {
+			r.log.Warn("final flush failed; its messages will be redelivered", "err", err)
+		}
+		return nil
+	}
+	stopAfter := func(err error) error {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return shutdown()
+		}
+		return err
+	}
+
+	tick := time.NewTicker(min(r.cfg.FlushInterval/4+time.Millisecond, 250*time.Millisecond))
+	defer tick.Stop()
+	progress := newProgress(r.cfg.ProgressInterval)
+	var lastDrainCheck time.Time
+	drain := newDrainTracker(drainTo)
+	checkDrained := func(now time.Time) bool {
+		if drainTo == nil || len(cur.items) > 0 || inFlight {
+			return false
+		}
+		lastDrainCheck = now
+		done, err := drained(ctx, r.client, r.cfg.GroupID, r.cfg.Topic, drainTo)
+		if err != nil {
+			r.log.Debug("checking drain progress", "err", err)
+			return false
+		}
+		if done {
+			r.log.Info("topic drained up to the high-water marks seen at start")
+		}
+		return done
+	}
+	for {
+		select {
+		case j, ok := <-fetched:
+			if !ok {
+				err := <-fetchErr
+				if ctx.Err() != nil {
+					return shutdown()
+				}
+				return fmt.Errorf("fetch from %s: %w", r.cfg.Topic, err)
+			}
+			select {
+			case <-j.done:
+			case <-ctx.Done():
+				return shutdown()
+			}
+			it := j.sinkItem
+			r.count(func(s *SinkStats) { s.Consumed++ })
+			r.m.consumed.Inc()
+			r.m.consumedB.Add(len(it.m.Value))
+			r.m.observeLag(it.m.Partition, it.m.Offset, it.m.HighWaterMark)
+			if len(cur.items) == 0 {
+				cur.started = time.Now()
+			}
+			cur.items = append(cur.items, it)
+			cur.bytes += len(it.m.Key) + len(it.m.Value)
+			// As in Run: a batch goes when full, when the drain targets
+			// are reached, or early when the inserter would idle.
+			reached := drain.fetched(it.m.Partition, it.m.Offset)
+			full := len(cur.items) >= r.cfg.BatchRows || cur.bytes >= r.cfg.BatchBytes
+			eager := !inFlight && len(cur.items) >= r.cfg.EagerRows
+			if reached || full || eager {
+				if err := submit(ctx); err != nil {
+					return stopAfter(err)
+				}
+			}
+		case err := <-inserted:
+			inFlight = false
+			if err != nil {
+				return stopAfter(err)
+			}
+			if drain.reached() && checkDrained(time.Now()) {
+				return nil
+			}
+		case now := <-tick.C:
+			if len(cur.items) > 0 && now.Sub(cur.started) >= r.cfg.FlushInterval {
+				if err := submit(ctx); err != nil {
+					return stopAfter(err)
+				}
+			}
+			if progress.due(now) {
+				s := r.snapshot()
+				rate := float64(s.Consumed-progress.consumed) / now.Sub(progress.last).Seconds()
+				r.log.Info("ingest progress", "msgs_per_s", int64(rate), "consumed", s.Consumed, "lag", r.m.Lag(),
+					"rows", s.Rows, "dead_lettered", s.DeadLettered)
+				progress.last, progress.consumed = now, s.Consumed
+			}
+			if now.Sub(lastDrainCheck) >= drainCheckEvery && checkDrained(now) {
+				return nil
+			}
+		case <-ctx.Done():
+			return shutdown()
+		}
+	}
+}
+
+// flush dead-letters the batch's undecodable messages and those the sink's
+// check refuses, inserts the rows of the others (dead-lettering those the
+// store refuses for good), then commits the whole batch. Dead-letter writes
+// precede the commit, so a crash in between only repeats some of them.
+func (r *sinkRun[T]) flush(ctx context.Context, b *sinkBatch[T]) error {
+	var ok []int
+	var items []T
+	var dead []deadLetter
+	for i, it := range b.items {
+		if it.err != nil {
+			dead = append(dead, deadLetter{it.m, it.err})
+			continue
+		}
+		ok = append(ok, i)
+		items = append(items, it.item)
+	}
+	if len(items) > 0 {
+		var verdicts []error
+		err := r.retry(ctx, "check "+r.sink.Table()+" batch", 0, func(ctx context.Context) error {
+			var err error
+			verdicts, err = r.sink.Check(ctx, items)
+			if err == nil && len(verdicts) != len(items) {
+				// A sink bug: never load unchecked rows.
+				return fmt.Errorf("check returned %d verdicts for %d items", len(verdicts), len(items))
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		now := r.cfg.Now()
+		var load []int
+		var rows [][]any
+		for k, i := range ok {
+			if verdicts[k] != nil {
+				dead = append(dead, deadLetter{b.items[i].m, verdicts[k]})
+				continue
+			}
+			load = append(load, i)
+			rows = append(rows, r.sink.Row(b.items[i].item, now))
+		}
+		if err := r.sinkDeadLetters(ctx, dead); err != nil {
+			return err
+		}
+		dead = nil
+		if err := r.insertSettle(ctx, b, load, rows, r.cfg.UnclassifiedAttempts); err != nil {
+			return err
+		}
+	}
+	if err := r.sinkDeadLetters(ctx, dead); err != nil {
+		return err
+	}
+	msgs := make([]kafka.Message, len(b.items))
+	for i, it := range b.items {
+		msgs[i] = kafka.Message{Topic: it.m.Topic, Partition: it.m.Partition, Offset: it.m.Offset}
+	}
+	// A commit that keeps failing is given up on: the rows are stored, and
+	// redelivering them changes nothing (the sink's table replaces them).
+	if err := r.retry(ctx, "commit", 5, func(ctx context.Context) error {
+		return r.reader.CommitMessages(ctx, msgs...)
+	}); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		r.log.Warn("commit failed; messages will be redelivered", "messages", len(msgs), "err", err)
+	}
+	r.m.batches.Inc()
+	r.count(func(s *SinkStats) { s.Batches++ })
+	return nil
+}
+
+// insertSettle inserts rows (those of the messages idx of b) and, when the
+// store refuses them for good, finds the messages at fault: the row a
+// store.RowError names, every message for an error about the statement (a
+// column the table lacks), else by bisection (k bad rows among n cost
+// about 2k·log2(n) inserts). Those are dead-lettered with reason
+// store_rejected and the rest is inserted.
+func (r *sinkRun[T]) insertSettle(ctx context.Context, b *sinkBatch[T], idx []int, rows [][]any, unknownAttempts int) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	err := r.insertTable(ctx, rows, unknownAttempts)
+	if err == nil {
+		r.rowsM.Add(len(rows))
+		r.count(func(s *SinkStats) { s.Rows += int64(len(rows)) })
+		return nil
+	}
+	var ie *insertError
+	if !errors.As(err, &ie) {
+		return err // ctx ended
+	}
+	var re *store.RowError
+	switch {
+	case ie.scope == scopeRow && errors.As(ie, &re) && re.Row >= 0 && re.Row < len(rows):
+		if err := r.sinkDeadLetter(ctx, b.items[idx[re.Row]].m, Reject(ReasonStoreRejected, ie)); err != nil {
+			return err
+		}
+		// Full slice expressions: the appends copy instead of shifting
+		// the caller's slices.
+		return r.insertSettle(ctx, b, append(idx[:re.Row:re.Row], idx[re.Row+1:]...),
+			append(rows[:re.Row:re.Row], rows[re.Row+1:]...), 1)
+	case ie.scope == scopeStatement || len(rows) == 1:
+		for _, i := range idx {
+			if err := r.sinkDeadLetter(ctx, b.items[i].m, Reject(ReasonStoreRejected, ie)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// An unclassified error has persisted already: the halves try once.
+	half := len(rows) / 2
+	if err := r.insertSettle(ctx, b, idx[:half], rows[:half], 1); err != nil {
+		return err
+	}
+	return r.insertSettle(ctx, b, idx[half:], rows[half:], 1)
+}
+
+// insertTable inserts rows into the sink's table, retrying temporary
+// errors with backoff until ctx ends and unclassified ones up to
+// unknownAttempts times. It returns ctx's error or an *insertError.
+func (r *sinkRun[T]) insertTable(ctx context.Context, rows [][]any, unknownAttempts int) error {
+	table := r.sink.Table()
+	backoff := 100 * time.Millisecond
+	unknown := 0
+	for n := 1; ; n++ {
+		err := r.st.Insert(ctx, table, r.sink.Columns(), rows)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("insert %s: %w", table, ctx.Err())
+		}
+		class, scope := classify(err)
+		r.m.insertErrors(class).Inc()
+		if class == classUnknown {
+			unknown++
+		}
+		if class == classPermanent || (class == classUnknown && unknown >= unknownAttempts) {
+			return &insertError{table: table, class: class, scope: scope, err: err}
+		}
+		r.m.retries.Inc()
+		r.log.Warn("insert failed; retrying", "table", table, "class", class, "attempt", n, "backoff", backoff, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return fmt.Errorf("insert %s: %w", table, ctx.Err())
+		}
+		backoff = min(2*backoff, r.cfg.RetryBackoffMax)
+	}
+}
+
+// deadLetter is a message to dead-letter and why.
+type deadLetter struct {
+	m     kafka.Message
+	cause error
+}
+
+// reasonOf is the dead-letter reason of cause: a *Rejection's, else
+// ReasonInvalid.
+func reasonOf(cause error) string {
+	var rej *Rejection
+	if errors.As(cause, &rej) {
+		return rej.Reason
+	}
+	return ReasonInvalid
+}
+
+// sinkDeadLetter writes m to the DLQ with the reason of cause.
+func (r *sinkRun[T]) sinkDeadLetter(ctx context.Context, m kafka.Message, cause error) error {
+	if err := r.writeDLQ(ctx, m, reasonOf(cause), cause); err != nil {
+		return err
+	}
+	r.count(func(s *SinkStats) { s.DeadLettered++ })
+	return nil
+}
+
+// sinkDeadLetters writes a batch's refused messages to the DLQ in one
+// request, retried until it succeeds or ctx ends (they are committed with
+// the batch, so they must not be lost): a storm of refusals (automation
+// reporting for a plan that does not exist) costs one round trip per
+// batch, not one per message. One warning per reason is logged.
+func (r *sinkRun[T]) sinkDeadLetters(ctx context.Context, dead []deadLetter) error {
+	if len(dead) == 0 {
+		return nil
+	}
+	recs := make([]kafka.Message, len(dead))
+	byReason := map[string]int{}
+	first := map[string]deadLetter{}
+	for i, d := range dead {
+		reason := reasonOf(d.cause)
+		recs[i] = r.dlqRecord(d.m, reason, d.cause)
+		if byReason[reason]++; byReason[reason] == 1 {
+			first[reason] = d
+		}
+	}
+	for reason, n := range byReason {
+		d := first[reason]
+		r.log.Warn("dead-lettering messages", "reason", reason, "messages", n,
+			"first_partition", d.m.Partition, "first_offset", d.m.Offset, "first_err", d.cause)
+	}
+	err := r.retry(ctx, "dead-letter write", 0, func(ctx context.Context) error {
+		return r.dlq.WriteMessages(ctx, recs...)
+	})
+	if err != nil {
+		return err
+	}
+	for reason, n := range byReason {
+		r.m.deadLettered(reason).Add(n)
+	}
+	r.count(func(s *SinkStats) { s.DeadLettered += int64(len(dead)) })
+	return nil
+}
