@@ -18,7 +18,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
 PKGS ?= ./...
-TEST_TIMEOUT ?= 20m
+TEST_TIMEOUT ?= 30m
 ARGS ?=
 FUZZ_PKGS ?=
 FUZZTIME ?= 10s

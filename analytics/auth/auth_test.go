@@ -106,7 +106,7 @@ func tokenLifecycle(t *testing.T, st store.Store) {
 	}{
 		{"", auth.ErrMalformed},
 		{"Bearer x", auth.ErrMalformed},
-		{secret[:len(secret)-1] + "A", auth.ErrUnknown}, // right id, wrong secret
+		{wrongLast(secret), auth.ErrUnknown}, // right id, wrong secret
 		{"pgt_000000000000_" + secret[17:], auth.ErrUnknown},
 	} {
 		if _, err := toks.Verify(ctx, bad.secret); !errors.Is(err, bad.want) {
@@ -188,4 +188,13 @@ func TestVerifyCacheRevoke(t *testing.T) {
 	if _, err := toks.Verify(ctx, secret); !errors.Is(err, auth.ErrRevoked) {
 		t.Errorf("cached token after revoke: %v (id %s)", err, tok.ID)
 	}
+}
+
+// wrongLast is secret with its last character changed (to one it is not).
+func wrongLast(secret string) string {
+	c := byte('A')
+	if secret[len(secret)-1] == c {
+		c = 'B'
+	}
+	return secret[:len(secret)-1] + string(c)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/patchgrid/patchgrid/analytics/audit"
 	"github.com/patchgrid/patchgrid/analytics/exception"
+	"github.com/patchgrid/patchgrid/analytics/kpi/kpitest"
 	"github.com/patchgrid/patchgrid/analytics/policy"
 	"github.com/patchgrid/patchgrid/schemas"
 	"github.com/patchgrid/patchgrid/schemas/store"
@@ -174,26 +175,15 @@ func testBook(t *testing.T, st store.Store) {
 	}
 }
 
-// TestFindingExceptions checks the scope matching of 0012's view on the
-// embedded store (the view needs a current ClickHouse).
+// TestFindingExceptions checks the scope matching of finding_exceptions
+// (0016's exception_coverage) on the embedded store, over the KPI test
+// fleet's current findings: h2 (prod, h2.example) has pkga/A1 (CVE-2024-0001)
+// and pkgb/A2 (CVE-2024-0002); h3 (test) has pkgd/A4 (CVE-2024-0004).
 func TestFindingExceptions(t *testing.T) {
 	st := testenv.CHDBStore(t)
 	ctx := context.Background()
-	if _, err := schemas.Migrate(ctx, st, nil); err != nil {
-		t.Fatal(err)
-	}
-	err := st.Insert(ctx, "finding_risk_snapshot",
-		[]string{"host_id", "hostname", "owner", "ring", "criticality", "internet_facing", "os", "source", "advisory_id", "cves", "package"},
-		[][]any{
-			{"h1", "web-1", "web", "prod", uint8(3), uint8(1), "Debian:12", "osv", "DSA-5750-1", []string{"CVE-2023-38545"}, "curl"},
-			{"h1", "web-1", "web", "prod", uint8(3), uint8(1), "Debian:12", "osv", "DSA-5750-1", []string{"CVE-2023-38545"}, "libcurl4"},
-			{"h2", "db-1", "db", "prod", uint8(4), uint8(0), "Debian:12", "osv", "DSA-5750-1", []string{"CVE-2023-38545"}, "curl"},
-			{"h3", "db-2", "db", "test", uint8(1), uint8(0), "Debian:12", "osv", "DSA-5750-1", []string{"CVE-2023-38545"}, "curl"},
-			{"h3", "db-2", "db", "test", uint8(1), uint8(0), "Debian:12", "osv", "DSA-9999-1", []string{"CVE-2024-9999"}, "openssl"},
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kpitest.Migrate(t, st)
+	kpitest.Seed(t, st)
 	book := exception.New(st, nil, exception.Config{})
 	approve := func(r exception.Request) string {
 		t.Helper()
@@ -207,15 +197,14 @@ func TestFindingExceptions(t *testing.T) {
 		}
 		return ex.ID
 	}
-	byHost := approve(exception.Request{Advisory: "CVE-2023-38545", Host: "web-1"})
-	byGroup := approve(exception.Request{Advisory: "DSA-5750-1", Group: "ring=prod,hostname=db-*"})
-	byPackage := approve(exception.Request{Advisory: "CVE-2024-9999", Package: "openssl"})
-	approve(exception.Request{Advisory: "CVE-2024-9999", Package: "curl"}) // covers nothing: curl has no such CVE
-	pending, err := book.Request(ctx, exception.Request{Advisory: "DSA-5750-1", Host: "h3", Owner: "o", Reason: "r", Requester: "alice", ExpiresIn: time.Hour})
-	if err != nil {
-		t.Fatal(err)
+	byHost := approve(exception.Request{Advisory: "CVE-2024-0002", Host: "h2.example"}) // by hostname and CVE alias
+	byGroup := approve(exception.Request{Advisory: "A1", Group: "ring=prod,hostname=h2*"})
+	byPackage := approve(exception.Request{Advisory: "CVE-2024-0004", Package: "pkgd"})
+	approve(exception.Request{Advisory: "CVE-2024-0004", Package: "pkga"}) // covers nothing: pkga has no such CVE
+	approve(exception.Request{Advisory: "A1", Group: "ring=test"})         // covers nothing: A1 is on prod only
+	if _, err := book.Request(ctx, exception.Request{Advisory: "A2", Host: "h2", Owner: "o", Reason: "r", Requester: "alice", ExpiresIn: time.Hour}); err != nil {
+		t.Fatal(err) // requested, never approved: covers nothing
 	}
-	_ = pending // requested, never approved: covers nothing
 
 	rows, err := st.Query(ctx, "SELECT host_id, advisory_id, package, exception_id FROM finding_exceptions ORDER BY host_id, advisory_id, package")
 	if err != nil {
@@ -231,10 +220,9 @@ func TestFindingExceptions(t *testing.T) {
 	}
 	rows.Close()
 	want := []string{
-		"h1 DSA-5750-1 curl " + byHost,
-		"h1 DSA-5750-1 libcurl4 " + byHost,
-		"h2 DSA-5750-1 curl " + byGroup,
-		"h3 DSA-9999-1 openssl " + byPackage,
+		"h2 A1 pkga " + byGroup,
+		"h2 A2 pkgb " + byHost,
+		"h3 A4 pkgd " + byPackage,
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("finding_exceptions:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
