@@ -102,13 +102,5 @@ func RunDeploy(ctx context.Context, st store.Store, name string, q DeployQuery) 
 	if err != nil {
 		return nil, err
 	}
-	rows, err := st.Query(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("deployment KPI %s: %w", name, err)
-	}
-	t, err := export.ReadTable(rows, 0)
-	if err != nil {
-		return nil, fmt.Errorf("deployment KPI %s: %w", name, err)
-	}
-	return t, nil
+	return readTable(ctx, st, "deployment KPI "+name, query, args)
 }

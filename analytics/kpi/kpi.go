@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/patchgrid/patchgrid/analytics/export"
+	"github.com/patchgrid/patchgrid/analytics/match"
 	"github.com/patchgrid/patchgrid/analytics/risk"
 	"github.com/patchgrid/patchgrid/schemas/store"
 )
@@ -109,22 +110,28 @@ func Run(ctx context.Context, st store.Store, name string, q Query) (*export.Tab
 	if err != nil {
 		return nil, err
 	}
+	return readTable(ctx, st, "KPI "+name, query, args)
+}
+
+// readTable runs query and reads its whole result; what names the KPI in
+// errors.
+func readTable(ctx context.Context, st store.Store, what, query string, args []any) (*export.Table, error) {
 	rows, err := st.Query(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("KPI %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	t, err := export.ReadTable(rows, 0)
 	if err != nil {
-		return nil, fmt.Errorf("KPI %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return t, nil
 }
 
 // DefaultStaleAfter is the stale limit of migration 0016's kpi_settings row:
 // a host whose latest scan is older than this at a refresh is stale in the
-// KPIs. It equals analytics/match.DefaultStaleAfter (the run summary's and
-// the API's default), which a test holds it to.
-const DefaultStaleAfter = 72 * time.Hour
+// KPIs. It is the run summary's and the API's default, so that all three
+// call the same hosts stale.
+const DefaultStaleAfter = match.DefaultStaleAfter
 
 // SetStaleAfter records the stale limit the KPI and risk views apply from
 // the next refresh on (kpi_settings 'stale_after_hours'; the latest row

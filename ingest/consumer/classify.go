@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"regexp"
-	"strconv"
 	"syscall"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -82,9 +80,6 @@ var (
 	}
 )
 
-// chdbCode finds the code in an embedded engine's message: "Code: 53. DB::Exception: ...".
-var chdbCode = regexp.MustCompile(`\bCode: (\d+)\.`)
-
 // classify decides whether retrying err can help, and for a permanent error
 // how many rows it condemns.
 func classify(err error) (errClass, errScope) {
@@ -95,7 +90,7 @@ func classify(err error) (errClass, errScope) {
 	case errors.Is(err, store.ErrUnknownColumn):
 		return classPermanent, scopeStatement
 	}
-	code, ok := serverCode(err)
+	code, ok := store.ErrorCode(err)
 	if ok {
 		if temporaryCodes[code] {
 			return classTemporary, scopeUnknown
@@ -118,18 +113,4 @@ func classify(err error) (errClass, errScope) {
 		return classTemporary, scopeUnknown
 	}
 	return classUnknown, scopeUnknown
-}
-
-// serverCode is the ClickHouse error code in err, from the server's
-// exception or from an embedded engine's message.
-func serverCode(err error) (int32, bool) {
-	var ex *clickhouse.Exception
-	if errors.As(err, &ex) {
-		return ex.Code, true
-	}
-	if m := chdbCode.FindStringSubmatch(err.Error()); m != nil {
-		n, err := strconv.ParseInt(m[1], 10, 32)
-		return int32(n), err == nil
-	}
-	return 0, false
 }
