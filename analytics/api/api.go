@@ -78,11 +78,29 @@ type Config struct {
 	// answered 503 with Retry-After. Defaults 8 and 2s.
 	MaxConcurrent int
 	QueueWait     time.Duration
+
+	// Heavy requests run in a lane of their own, so that a burst of them
+	// never holds the slots quick reads need (issue 15: 20 concurrent
+	// limit=max pages held every slot, and half of 2,000 quick reads
+	// were refused). Heavy are findings pages of more than HeavyPage
+	// rows (limit=max among them) and exports that run. MaxHeavy of them
+	// run at once, besides MaxConcurrent quick ones; the others queue,
+	// at most MaxHeavyQueued, each up to HeavyQueueWait, then get 503
+	// with Retry-After. A heavy page is worth waiting for: it is
+	// refused only past those bounds (a waiting request costs a
+	// goroutine and a socket, nothing in the engine). Defaults 1000 rows,
+	// max(1, MaxConcurrent/4), 8*MaxConcurrent waiting, and twice
+	// RequestTimeout. A store's connection pool should hold
+	// MaxConcurrent+MaxHeavy connections and one for /healthz.
+	HeavyPage, MaxHeavy, MaxHeavyQueued int
+	HeavyQueueWait                      time.Duration
 }
 
 type server struct {
-	cfg   Config
-	slots chan struct{} // the concurrency cap: one token per running query request
+	cfg Config
+	// quick and heavy are the concurrency caps of the two lanes (see
+	// Config.MaxHeavy).
+	quick, heavy *lane
 }
 
 // New returns the API's handler.
@@ -114,7 +132,21 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.QueueWait <= 0 {
 		cfg.QueueWait = 2 * time.Second
 	}
-	s := &server{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrent)}
+	if cfg.HeavyPage <= 0 {
+		cfg.HeavyPage = 1000
+	}
+	if cfg.MaxHeavy <= 0 {
+		cfg.MaxHeavy = max(1, cfg.MaxConcurrent/4)
+	}
+	if cfg.MaxHeavyQueued <= 0 {
+		cfg.MaxHeavyQueued = 8 * cfg.MaxConcurrent
+	}
+	if cfg.HeavyQueueWait <= 0 {
+		cfg.HeavyQueueWait = 2 * cfg.RequestTimeout
+	}
+	s := &server{cfg: cfg,
+		quick: &lane{slots: make(chan struct{}, cfg.MaxConcurrent), wait: cfg.QueueWait},
+		heavy: &lane{slots: make(chan struct{}, cfg.MaxHeavy), wait: cfg.HeavyQueueWait, maxQueued: int64(cfg.MaxHeavyQueued)}}
 	s.registerMetrics()
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
@@ -234,6 +266,31 @@ func (s *server) page(r *http.Request) (risk.Page, error) {
 		return p, badRequest(fmt.Errorf("offset must be at most %d (use filters, or the export, to reach further)", maxOffset))
 	}
 	return p, nil
+}
+
+// pageCost is the lane of a findings page: heavy past HeavyPage rows. A
+// limit that is not a number is left to page() to refuse.
+func (s *server) pageCost(r *http.Request) cost {
+	n := s.cfg.DefaultPage
+	switch v := r.URL.Query().Get("limit"); v {
+	case "":
+	case "max":
+		n = s.cfg.MaxPage
+	default:
+		n, _ = strconv.Atoi(v)
+	}
+	if n > s.cfg.HeavyPage {
+		return costHeavy
+	}
+	return costQuick
+}
+
+// exportCost: an export is heavy; a HEAD on it runs nothing (see export).
+func exportCost(r *http.Request) cost {
+	if r.Method == http.MethodHead {
+		return costNone
+	}
+	return costHeavy
 }
 
 func (s *server) findings(w http.ResponseWriter, r *http.Request) error {

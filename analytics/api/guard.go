@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/patchgrid/patchgrid/analytics/auth"
@@ -224,8 +225,19 @@ func (s *server) serveRoute(w *statusWriter, r *http.Request, rt Route) (auth.To
 		}
 		r = r.WithContext(context.WithValue(r.Context(), keyToken, tok))
 	}
-	if !rt.NoStore {
-		release, err := s.admit(r.Context())
+	c := costQuick
+	if rt.NoStore {
+		c = costNone
+	}
+	if rt.Cost != nil {
+		c = rt.Cost(r)
+	}
+	if c != costNone {
+		l := s.quick
+		if c == costHeavy {
+			l = s.heavy
+		}
+		release, err := l.admit(r.Context())
 		if err != nil {
 			return tok, err
 		}
@@ -256,18 +268,33 @@ func (s *server) authenticate(r *http.Request) (auth.Token, error) {
 	return auth.Token{}, err
 }
 
-// admit takes a slot of the concurrency cap, waiting up to QueueWait.
-func (s *server) admit(ctx context.Context) (func(), error) {
-	release := func() { <-s.slots }
+// lane is a concurrency cap: one slot per running request. A request
+// waits for a slot up to wait, and at most maxQueued wait at once (0: no
+// bound but the wait); past either bound it gets errOverloaded.
+type lane struct {
+	slots     chan struct{}
+	wait      time.Duration
+	maxQueued int64
+	queued    atomic.Int64
+}
+
+// admit takes a slot of the lane; the caller runs release when done.
+func (l *lane) admit(ctx context.Context) (func(), error) {
+	release := func() { <-l.slots }
 	select {
-	case s.slots <- struct{}{}:
+	case l.slots <- struct{}{}:
 		return release, nil
 	default:
 	}
-	t := time.NewTimer(s.cfg.QueueWait)
+	if n := l.queued.Add(1); l.maxQueued > 0 && n > l.maxQueued {
+		l.queued.Add(-1)
+		return nil, errOverloaded
+	}
+	defer l.queued.Add(-1)
+	t := time.NewTimer(l.wait)
 	defer t.Stop()
 	select {
-	case s.slots <- struct{}{}:
+	case l.slots <- struct{}{}:
 		return release, nil
 	case <-t.C:
 		return nil, errOverloaded
@@ -332,8 +359,11 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, sw *statusWriter, 
 // registerMetrics adds gauges of the limits: requests holding a slot of the
 // cap, and the store's connection pool when it reports one.
 func (s *server) registerMetrics() {
-	s.cfg.Metrics.GetOrCreateGauge(`patchgrid_http_inflight_queries`, func() float64 { return float64(len(s.slots)) })
-	s.cfg.Metrics.GetOrCreateGauge(`patchgrid_http_max_inflight_queries`, func() float64 { return float64(cap(s.slots)) })
+	s.cfg.Metrics.GetOrCreateGauge(`patchgrid_http_inflight_queries`, func() float64 { return float64(len(s.quick.slots)) })
+	s.cfg.Metrics.GetOrCreateGauge(`patchgrid_http_max_inflight_queries`, func() float64 { return float64(cap(s.quick.slots)) })
+	s.cfg.Metrics.GetOrCreateGauge(`patchgrid_http_inflight_heavy`, func() float64 { return float64(len(s.heavy.slots)) })
+	s.cfg.Metrics.GetOrCreateGauge(`patchgrid_http_max_inflight_heavy`, func() float64 { return float64(cap(s.heavy.slots)) })
+	s.cfg.Metrics.GetOrCreateGauge(`patchgrid_http_queued_heavy`, func() float64 { return float64(s.heavy.queued.Load()) })
 	if p, ok := s.cfg.Store.(interface{ PoolStats() (open, busy, max int) }); ok {
 		s.cfg.Metrics.GetOrCreateGauge(`patchgrid_store_connections_open`, func() float64 { o, _, _ := p.PoolStats(); return float64(o) })
 		s.cfg.Metrics.GetOrCreateGauge(`patchgrid_store_connections_busy`, func() float64 { _, b, _ := p.PoolStats(); return float64(b) })

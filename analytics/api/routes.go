@@ -19,7 +19,20 @@ type Route struct {
 	// NoStore marks a route that runs no store query: it bypasses the
 	// concurrency cap.
 	NoStore bool
+	// Cost, when set, tells which lane a request runs in (Config.MaxHeavy):
+	// the quick one, the heavy one, or none when this request runs no
+	// query (a HEAD on an export). Unset: quick, or none for NoStore.
+	Cost func(*http.Request) cost
 }
+
+// cost is the lane a request runs in.
+type cost int
+
+const (
+	costQuick cost = iota
+	costHeavy
+	costNone
+)
 
 // routes is every endpoint of the API and the role it needs: reads need a
 // viewer; writes (outcomes, exception requests, plan runs) an analyst;
@@ -34,11 +47,11 @@ func (s *server) routes() []Route {
 		// Deployment KPIs (0015_deploy_kpis.sql, kpi_deploy.go).
 		{Pattern: "GET /api/v1/kpis/deployments", Role: auth.Viewer, Handler: s.deployKPIList, NoStore: true},
 		{Pattern: "GET /api/v1/kpis/deployments/{name}", Role: auth.Viewer, Handler: s.deployKPI},
-		{Pattern: "GET /api/v1/findings", Role: auth.Viewer, Handler: s.findings},
+		{Pattern: "GET /api/v1/findings", Role: auth.Viewer, Handler: s.findings, Cost: s.pageCost},
 		{Pattern: "GET /api/v1/hosts", Role: auth.Viewer, Handler: s.hosts},
-		{Pattern: "GET /api/v1/hosts/{id}", Role: auth.Viewer, Handler: s.host},
+		{Pattern: "GET /api/v1/hosts/{id}", Role: auth.Viewer, Handler: s.host, Cost: s.pageCost},
 		{Pattern: "GET /api/v1/risk", Role: auth.Viewer, Handler: s.risk},
-		{Pattern: "GET /api/v1/export", Role: auth.Viewer, Handler: s.export},
+		{Pattern: "GET /api/v1/export", Role: auth.Viewer, Handler: s.export, Cost: exportCost},
 		{Pattern: "GET /api/v1/verdicts", Role: auth.Viewer, Handler: s.verdicts},
 		{Pattern: "GET /api/v1/plans", Role: auth.Viewer, Handler: s.planList},
 		{Pattern: "GET /api/v1/plans/{id}", Role: auth.Viewer, Handler: s.planGet},

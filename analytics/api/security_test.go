@@ -32,6 +32,7 @@ func TestSecurity(t *testing.T) {
 		{"host_allow_list", testHostAllowList},
 		{"cors", testCORS},
 		{"concurrency_cap", testConcurrencyCap},
+		{"heavy_lane", testHeavyLane},
 		{"request_timeout", testRequestTimeout},
 		{"errors_hide_detail", testErrorsHideDetail},
 		{"engine_overload_is_503", testEngineOverload},
@@ -256,6 +257,65 @@ func testConcurrencyCap(t *testing.T, fx *fixture) {
 	_, metrics := c.get(t, "/metrics")
 	if !bytes.Contains(metrics, []byte("patchgrid_http_overload_rejections_total 1")) {
 		t.Errorf("metrics: %s", metrics)
+	}
+}
+
+// Big findings pages run in a lane of their own: while it is full, quick
+// reads and HEADs on exports still run; a big page waits for a slot longer than QueueWait (it
+// is answered, not refused); past MaxHeavyQueued waiting, one more is
+// refused at once with 503 and Retry-After.
+func testHeavyLane(t *testing.T, fx *fixture) {
+	g := &gateStore{Store: fx.st, arrived: make(chan struct{}, 1), open: make(chan struct{})}
+	c := client{fx.server(t, Config{Store: g, MaxConcurrent: 1, QueueWait: 50 * time.Millisecond,
+		MaxHeavy: 1, MaxHeavyQueued: 1, HeavyQueueWait: 30 * time.Second}), fx.secret[auth.Viewer]}
+	get := func(path string, done chan<- int) {
+		req, _ := http.NewRequest("GET", c.srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}
+	first, second := make(chan int, 1), make(chan int, 1)
+	go get("/api/v1/findings?limit=max", first)
+	select {
+	case <-g.arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first big page never reached the store")
+	}
+	// The heavy lane is full; quick reads are not held up by it.
+	c.getJSON(t, "/api/v1/hosts?limit=5", 200)
+	go get("/api/v1/findings?limit=5000", second)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, m := c.get(t, "/metrics")
+		if bytes.Contains(m, []byte("patchgrid_http_queued_heavy 1")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second big page never queued: %s", m)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, body := c.get(t, "/api/v1/findings?limit=max")
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !bytes.Contains(body, []byte(`"request_id"`)) {
+		t.Errorf("past the heavy queue: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	// A HEAD on an export runs nothing: it takes no slot of either lane.
+	if resp, _ := c.do(t, "HEAD", "/api/v1/export?format=csv", nil); resp.StatusCode != 200 {
+		t.Errorf("HEAD export while the heavy lane is full: %d", resp.StatusCode)
+	}
+	time.Sleep(200 * time.Millisecond) // the queued page waits past QueueWait
+	close(g.open)
+	if code := <-first; code != 200 {
+		t.Errorf("the big page holding the lane: %d", code)
+	}
+	if code := <-second; code != 200 {
+		t.Errorf("the queued big page: %d", code)
 	}
 }
 

@@ -91,9 +91,9 @@ func Status(ctx context.Context, cfg Config, id string, due bool) (*Report, erro
 	if _, err := SyncHolds(ctx, cfg); err != nil {
 		return nil, err
 	}
-	// With due, one read of every action serves both the counts and the
-	// due list (action_states is computed once); without, the store
-	// counts.
+	// With due, one evaluation of action_states serves both the counts
+	// and the due list (the store counts, and sends only the actions that
+	// may be due); without, the store only counts.
 	var t *tally
 	var candidates []candidate
 	if due {

@@ -64,34 +64,50 @@ type candidate struct {
 	finished   time.Time
 }
 
-// readActions reads every action of a plan once: all of them counted,
-// the ones not done kept as candidates.
+// readActions evaluates a plan's action states once and lets the store
+// aggregate them: one row per (ring, state) with its count and latest
+// finish, except that the actions that are not done (planned,
+// in_progress, failed: the candidates) come one per row, in rank order,
+// with what the due list needs. Only those leave the store one by one;
+// the verified, exposed and other decided actions are counted there.
 func readActions(ctx context.Context, st store.Store, planID string) (*tally, []candidate, error) {
-	rows, err := st.Query(ctx, `SELECT action_id, host_id, hostname, group_name, ecosystem, package, target_version,
-		ring, wave, toUInt8(emergency), toUInt8(approval_required), status, window_start, window_end, state, attempts, max_attempts, finished_at
-		FROM action_states WHERE plan_id = ? ORDER BY rank`, planID)
+	rows, err := st.Query(ctx, `SELECT ring, state, count(), max(finished_at),
+		if(state IN `+candidateStates+`, action_id, '') AS candidate,
+		any(host_id), any(hostname), any(group_name), any(ecosystem), any(package), any(target_version),
+		any(wave), any(toUInt8(emergency)), any(toUInt8(approval_required)), any(status), any(window_start), any(window_end),
+		any(attempts), any(max_attempts), min(rank) AS first_rank
+		FROM action_states WHERE plan_id = ?
+		GROUP BY ring, state, candidate
+		ORDER BY first_rank`, planID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("plan %s: read action states: %w", planID, err)
 	}
 	defer rows.Close()
 	t := newTally()
 	var out []candidate
-	var c candidate
 	for rows.Next() {
+		var c candidate
+		var n uint64
 		var emergency, approval uint8
 		var state string
+		var rank uint32
 		a := &c.DueAction
-		if err := rows.Scan(&a.ActionID, &a.HostID, &a.Hostname, &a.Group, &a.Ecosystem, &a.Package, &a.TargetVersion,
-			&a.Ring, &a.Wave, &emergency, &approval, &c.planStatus, &a.WindowStart, &a.WindowEnd, &state, &c.attempts, &a.MaxAttempts, &c.finished); err != nil {
+		if err := rows.Scan(&a.Ring, &state, &n, &c.finished, &a.ActionID, &a.HostID, &a.Hostname, &a.Group, &a.Ecosystem, &a.Package, &a.TargetVersion,
+			&a.Wave, &emergency, &approval, &c.planStatus, &a.WindowStart, &a.WindowEnd, &c.attempts, &a.MaxAttempts, &rank); err != nil {
 			return nil, nil, fmt.Errorf("plan %s: read action states: %w", planID, err)
 		}
 		s, err := ParseState(state)
 		if err != nil {
-			return nil, nil, fmt.Errorf("plan %s: action %s: %w", planID, a.ActionID, err)
+			return nil, nil, fmt.Errorf("plan %s: action_states: %w", planID, err)
 		}
-		t.add(a.Ring, s, 1, c.finished)
-		if s != Planned && s != InProgress && s != Failed {
+		t.add(a.Ring, s, n, c.finished)
+		if a.ActionID == "" {
 			continue
+		}
+		if !s.candidate() || n != 1 {
+			// The query keys candidates by action id: anything else means
+			// the SQL and this code disagree on what a candidate is.
+			return nil, nil, fmt.Errorf("plan %s: action %s: %d actions in state %s read as one candidate (not retryable)", planID, a.ActionID, n, s)
 		}
 		a.Emergency, a.ApprovalRequired, a.State, a.Attempt = emergency != 0, approval != 0, s, c.attempts+1
 		out = append(out, c)
@@ -101,6 +117,13 @@ func readActions(ctx context.Context, st store.Store, planID string) (*tally, []
 	}
 	return t, out, nil
 }
+
+// candidate reports whether an action in state s may still be due: it has
+// not run (planned, in_progress) or its latest attempt failed.
+func (s State) candidate() bool { return s == Planned || s == InProgress || s == Failed }
+
+// candidateStates is the SQL list of the candidate states.
+var candidateStates = stateList(State.candidate)
 
 // dueList decides for each candidate whether it may run now:
 //   - its ring's gate is open (emergency actions: EmergencyOpen);

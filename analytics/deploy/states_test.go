@@ -13,9 +13,11 @@ import (
 	"github.com/patchgrid/patchgrid/schemas/outcome"
 )
 
-// Every state transition, worked by hand: one action per case, each on its
-// own host, with the outcomes and scans that lead to its state.
-func TestActionStatesOnCHDB(t *testing.T) {
+// statesFixture is the fixture with plan PL-states: one action per state
+// transition, each on its own host, with the outcomes and scans that lead
+// to its state (TestActionStatesOnCHDB says which).
+func statesFixture(t *testing.T) *fixture {
+	t.Helper()
 	f := newFixture(t)
 	kern := []string{"osv/ADV-2"}
 	acts := []act{
@@ -75,6 +77,13 @@ func TestActionStatesOnCHDB(t *testing.T) {
 	f.outcome("PL-states", "stale-scan", "h-stale", 1, "succeeded", 30*h, false, "")
 	f.scan("h-stale", 31*h, "inv-fixed", "6.1.0-25-amd64")
 
+	return f
+}
+
+// Every state transition, worked by hand: one action per case, each on its
+// own host, with the outcomes and scans that lead to its state.
+func TestActionStatesOnCHDB(t *testing.T) {
+	f := statesFixture(t)
 	want := map[string]struct {
 		state    deploy.State
 		attempts uint32
@@ -190,14 +199,24 @@ func TestActionStatesOnCHDB(t *testing.T) {
 // writes the non-outcome states as literals and passes the outcome
 // statuses through (last_status), which are schemas/outcome's.
 func TestStateNamesMatchSQL(t *testing.T) {
-	b, err := os.ReadFile("../../schemas/migrations/0014_deploy.sql")
+	// 0014 defines action_states, 0022 redefines it: both must hold.
+	for _, file := range []string{"0014_deploy.sql", "0022_deploy_verify_speed.sql"} {
+		t.Run(file, func(t *testing.T) { testStateNamesMatchSQL(t, file) })
+	}
+}
+
+func testStateNamesMatchSQL(t *testing.T, file string) {
+	b, err := os.ReadFile("../../schemas/migrations/" + file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sql := string(b)
 	i := strings.Index(sql, "CREATE VIEW IF NOT EXISTS action_states")
+	if i < 0 {
+		t.Fatal("action_states not found")
+	}
 	j := strings.Index(sql[i:], ") AS state,")
-	if i < 0 || j < 0 {
+	if j < 0 {
 		t.Fatal("action_states' state expression not found")
 	}
 	expr := sql[i : i+j]
@@ -226,7 +245,10 @@ func TestStateNamesMatchSQL(t *testing.T) {
 			t.Errorf("deploy.State %q is never produced by the SQL", s)
 		}
 	}
-	// The settings' defaults.
+	// The settings' defaults (0014's plan_deploy_settings; 0022 keeps it).
+	if file != "0014_deploy.sql" {
+		return
+	}
 	if !strings.Contains(sql, "if(v.window_s = 0, 86400, v.window_s)") || policy.DefaultVerificationWindow != 86400*time.Second {
 		t.Errorf("plan_deploy_settings' default window differs from policy.DefaultVerificationWindow %s", policy.DefaultVerificationWindow)
 	}

@@ -142,3 +142,35 @@ func BenchmarkIncrementalOneAdvisory(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReadHostFindings reads every host's findings of the fleet
+// through ReadHostFindings and computes each host's kernel states, as the
+// bench step match:<n> does.
+func BenchmarkReadHostFindings(b *testing.B) {
+	s := testStore(b)
+	hosts, _ := buildFleet(b, s)
+	if _, err := (&Job{Store: s}).Run(context.Background(), Full); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var st ReadStats
+	for range b.N {
+		var err error
+		st, err = ReadHostFindings(context.Background(), s, ReadConfig{ProgressEvery: -1}, func(h *Host, inv *InventoryFindings) error {
+			for _, i := range inv.Kernel {
+				_ = inv.Findings[i].KernelState(h.KernelRunning)
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if st.Hosts != uint64(hosts) {
+		b.Fatalf("read %d hosts, the fleet has %d", st.Hosts, hosts)
+	}
+	b.ReportMetric(float64(hosts)*float64(b.N)/b.Elapsed().Seconds(), "hosts/s")
+	b.ReportMetric(float64(st.HostFindings), "host_findings")
+}

@@ -264,7 +264,7 @@ func Explain(ctx context.Context, s store.Store, cmp CompareFunc, host, advisory
 		e.linef("no current record of %s is loaded: nothing to match", advisory)
 		return e.finish(ctx, s, hostID, advisory, uniq(cves))
 	}
-	if err := e.resolvedSeverity(ctx, s, advisory); err != nil {
+	if err := e.resolvedSeverity(ctx, s, advisory, osEco); err != nil {
 		return fail("resolved severity", err)
 	}
 
@@ -402,10 +402,11 @@ WHERE (source, advisory_id) IN (SELECT source, advisory_id FROM advisories FINAL
 ORDER BY source, advisory_id`
 
 // resolvedSeverity lists what severity findings of the advisory's current
-// records carry, and where it comes from. On a server too old for the
-// analytics migrations findings keep each record's own rating (shown with
-// the records), so there is nothing more to say.
-func (e *Explanation) resolvedSeverity(ctx context.Context, s store.Store, advisory string) error {
+// records carry on the host's release osEco, and where it comes from
+// (Ratings.Of: the rule of the fleet's exposures). On a server too old for
+// the analytics migrations findings keep each record's own rating (shown
+// with the records), so there is nothing more to say.
+func (e *Explanation) resolvedSeverity(ctx context.Context, s store.Store, advisory, osEco string) error {
 	if schemas.RequireAnalytics(ctx, s) != nil {
 		return nil
 	}
@@ -413,23 +414,48 @@ func (e *Explanation) resolvedSeverity(ctx context.Context, s store.Store, advis
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
+	type line struct {
+		key       RecordKey
+		sev, from string
+		cvssVer   string
+		score     float64
+	}
+	var lines []line
+	var keys []RecordKey
 	for rows.Next() {
-		var src, id, sev, from, cvssVer string
-		var score float64
-		if err := rows.Scan(&src, &id, &sev, &from, &cvssVer, &score); err != nil {
+		var l line
+		if err := rows.Scan(&l.key.Source, &l.key.AdvisoryID, &l.sev, &l.from, &l.cvssVer, &l.score); err != nil {
+			rows.Close()
 			return err
 		}
-		if from == "" {
-			from = "no loaded record of this vulnerability rates it"
+		lines = append(lines, l)
+		keys = append(keys, l.key)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rt, ok, err := ResolveRatings(ctx, s, keys)
+	if err != nil {
+		return err
+	}
+	for _, l := range lines {
+		on := ""
+		if ok && osEco != "" {
+			if r, found := rt.Of(l.key, osEco); found {
+				l.sev, l.from, on = r.Severity, r.Source, " on "+osEco
+			}
+		}
+		if l.from == "" {
+			l.from = "no loaded record of this vulnerability rates it"
 		}
 		cvss := ""
-		if score > 0 {
-			cvss = fmt.Sprintf(", CVSS %s %.1f", cvssVer, score)
+		if l.score > 0 {
+			cvss = fmt.Sprintf(", CVSS %s %.1f", l.cvssVer, l.score)
 		}
-		e.linef("a finding of %s/%s has severity %s%s (source: %s)", src, id, sev, cvss, from)
+		e.linef("a finding of %s/%s%s has severity %s%s (source: %s)", l.key.Source, l.key.AdvisoryID, on, l.sev, cvss, l.from)
 	}
-	return rows.Err()
+	return nil
 }
 
 // finish adds the risk context and what the last fleet match recorded.

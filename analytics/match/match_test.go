@@ -487,3 +487,65 @@ func TestExplainFailsClosed(t *testing.T) {
 		t.Errorf("host id: %q, %v", id, err)
 	}
 }
+
+// TestReadHostFindingsEqualsView: the streamed reader delivers exactly the
+// rows of host_findings, kernel state included, in batches smaller than
+// the fleet's inventories.
+func TestReadHostFindingsEqualsView(t *testing.T) {
+	s := testStore(t)
+	corpus().load(t, s)
+	runJob(t, s, Full)
+	want := hostFindings(t, s)
+	var got []string
+	hosts := map[string]bool{}
+	st, err := ReadHostFindings(context.Background(), s, ReadConfig{Inventories: 2, ProgressEvery: -1}, func(h *Host, inv *InventoryFindings) error {
+		if hosts[h.HostID] {
+			t.Errorf("host %s delivered twice", h.HostID)
+		}
+		hosts[h.HostID] = true
+		if inv.Hash != h.InventoryHash {
+			t.Errorf("host %s with inventory %s got the findings of %s", h.HostID, h.InventoryHash, inv.Hash)
+		}
+		kernel := 0
+		for i := range inv.Findings {
+			f := &inv.Findings[i]
+			if f.File == "" {
+				t.Errorf("%s %s %s: no provenance file", h.HostID, f.Name, f.AdvisoryID)
+			}
+			line := fmt.Sprintf("%s %s=%s %s %s", h.HostID, f.Name, f.Version, f.AdvisoryID, f.Status)
+			if k := f.KernelState(h.KernelRunning); k != "" {
+				line += " kernel:" + k
+				if kernel >= len(inv.Kernel) || inv.Kernel[kernel] != i {
+					t.Errorf("%s %s: a kernel image finding missing from Kernel %v", h.HostID, f.Name, inv.Kernel)
+				}
+				kernel++
+			}
+			if f.Fixed != "" {
+				line += " fixed:" + f.Fixed
+			}
+			got = append(got, line)
+		}
+		if kernel != len(inv.Kernel) {
+			t.Errorf("%s: Kernel %v lists %d findings, %d are kernel images", h.HostID, inv.Kernel, len(inv.Kernel), kernel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("ReadHostFindings:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+	}
+	if st.HostFindings != uint64(len(want)) || st.Hosts != uint64(len(hosts)) || st.Inventories < 3 {
+		t.Errorf("stats %+v: want %d host findings over %d hosts, several inventories", st, len(want), len(hosts))
+	}
+	var n uint64
+	if err := queryUint(context.Background(), s, &n, `SELECT uniqExact(host_id) FROM scans`); err != nil {
+		t.Fatal(err)
+	}
+	if st.Hosts != n {
+		t.Errorf("delivered %d hosts, the fleet has %d (hosts without findings count too)", st.Hosts, n)
+	}
+}

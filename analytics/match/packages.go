@@ -47,6 +47,11 @@ type Match struct {
 	Fixed        string    `json:"fixed,omitempty"`
 	LastAffected string    `json:"last_affected,omitempty"`
 	FixPublished time.Time `json:"fix_published,omitzero"`
+	// SeveritySource says where Severity comes from, as the fleet's
+	// exports do (kind:source/advisory_id[@release]); "" when nothing
+	// rates the vulnerability or the store is too old for the analytics
+	// migrations (Severity is then the record's own).
+	SeveritySource string `json:"severity_source,omitempty"`
 }
 
 // MatchInputs matches packages against the store's current advisory
@@ -107,5 +112,41 @@ func MatchInputs(ctx context.Context, s store.Store, cmp CompareFunc, ins []Inpu
 			out[i] = append(out[i], m)
 		}
 	}
+	if err := resolveMatchRatings(ctx, s, ins, out); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// resolveMatchRatings gives each match the severity its finding would
+// carry in the fleet (Ratings.Of for the input's ecosystem), in place of
+// the record's own.
+func resolveMatchRatings(ctx context.Context, s store.Store, ins []Input, out [][]Match) error {
+	seen := map[RecordKey]bool{}
+	var keys []RecordKey
+	for i := range out {
+		for _, m := range out[i] {
+			if k := (RecordKey{m.Source, m.AdvisoryID}); !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	rt, ok, err := ResolveRatings(ctx, s, keys)
+	if err != nil || !ok {
+		return err
+	}
+	for i := range out {
+		eco := ins[i].matchVersion().Ecosystem
+		for j := range out[i] {
+			m := &out[i][j]
+			if r, ok := rt.Of(RecordKey{m.Source, m.AdvisoryID}, eco); ok {
+				m.Severity, m.SeveritySource = r.Severity, r.Source
+			}
+		}
+	}
+	return nil
 }

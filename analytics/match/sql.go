@@ -1,5 +1,7 @@
 package match
 
+import "strings"
+
 // The fleet job's statements. They follow the 18.16 rules of 0003_matching.sql:
 // one JOIN per SELECT, USING on uniquely named columns, range predicates in
 // WHERE (inequalities inside JOIN ON fail on the 2018 server).
@@ -36,9 +38,12 @@ const sqlPendingAdvisoriesNew = `INSERT INTO match_pending_advisories (run_id, s
 SELECT ?, source, advisory_id, record_hash FROM advisories FINAL
 WHERE withdrawn = 0 AND (source, advisory_id, record_hash) NOT IN (SELECT source, advisory_id, record_hash FROM match_done_advisories)`
 
-// matchVersions is the version-level match. %[1]s restricts the versions
-// and %[2]s the ranges (both are complete WHERE conjuncts; the run id is
-// bound inside them). Each distinct (ecosystem, match_name, v_key) meets the
+// matchVersions is the version-level match. %[1]s restricts the versions,
+// %[2]s the ranges and %[3]s the advisories whose current records are read
+// (complete WHERE conjuncts; the run id is bound inside them, in that
+// order). The advisory restriction only narrows which advisories the
+// engine reads to find the current records: it must admit every advisory
+// of a range %[2]s admits. Each distinct (ecosystem, match_name, v_key) meets the
 // ranges of its (ecosystem, package) once, names compared under the
 // ecosystem's rule (names.go: name_key on both sides); ranges of one
 // advisory that cover the version are kept as separate rows unless one of
@@ -62,7 +67,7 @@ FROM (
         SELECT ecosystem, ` + nameKeySQL("ecosystem", "package") + ` AS name_key, source, advisory_id, record_hash, range_idx, range_type, status, comparator,
             introduced, introduced_key, fixed, fixed_key, last_affected, last_affected_key, fix_published
         FROM affected_ranges
-        WHERE (source, advisory_id, record_hash) IN (` + currentRecords + `) AND %[2]s
+        WHERE (source, advisory_id, record_hash) IN (` + currentRecords + ` AND %[3]s) AND %[2]s
     ) AS ranges USING (ecosystem, name_key)
     WHERE v_key >= introduced_key
         AND (fixed_key = '' OR v_key < fixed_key)
@@ -82,10 +87,33 @@ var (
         AND (ecosystem, match_name, v_key) NOT IN (SELECT ecosystem, match_name, v_key FROM match_pending_versions WHERE run_id = ?)`
 	rangesAll     = `1`
 	rangesPending = `(source, advisory_id, record_hash) IN (SELECT source, advisory_id, record_hash FROM match_pending_advisories WHERE run_id = ?)`
+	// rangesOfPendingVersions: ranges of the (ecosystem, package) pairs of
+	// this run's pending versions, on affected_ranges' primary key. Names
+	// of the ecosystems that normalize them (names.go) are compared after
+	// normalizing, so those ecosystems' ranges are all kept here; the join
+	// on name_key does the rest.
+	rangesOfPendingVersions = `(ecosystem IN (` + normalizingList + `)
+            OR (ecosystem, package) IN (SELECT ecosystem, match_name FROM match_pending_versions WHERE run_id = ?))`
+)
+
+// normalizingList is normalizingEcosystems as an SQL list of literals.
+var normalizingList = "'" + strings.Join(normalizingEcosystems, "', '") + "'"
+
+// Advisory restrictions for matchVersions and fanOut (see matchVersions):
+// on advisories' primary key, so that reading the current records of a few
+// advisories does not read them all.
+var (
+	advisoriesAll               = `1`
+	advisoriesOfPendingVersions = `(source, advisory_id) IN (SELECT source, advisory_id FROM affected_ranges WHERE ` + rangesOfPendingVersions + `)`
+	advisoriesPending           = `(source, advisory_id) IN (SELECT source, advisory_id FROM match_pending_advisories WHERE run_id = ?)`
+	// advisoriesOfPendingInventories: advisories with a version finding of
+	// a version the pending inventories hold.
+	advisoriesOfPendingInventories = `(source, advisory_id) IN (SELECT source, advisory_id FROM match_version_findings WHERE ` + findingsOfPendingInventories + `)`
 )
 
 // fanOut writes inventory-level findings: packages of the inventories %[1]s
-// selects, joined to the version findings %[2]s selects, collapsed to one row
+// selects, joined to the version findings %[2]s selects (of current records
+// among the advisories %[3]s admits, see matchVersions), collapsed to one row
 // per (inventory, package, advisory) with the lowest matching range as
 // evidence. Only findings of current records are fanned out.
 const fanOut = `INSERT INTO match_inventory_findings
@@ -103,7 +131,7 @@ ALL INNER JOIN (
     SELECT ecosystem, match_name, v_key, source, advisory_id, record_hash,
         argMin((range_idx, range_type, status, comparator, introduced, fixed, last_affected, fix_published), range_idx) AS ev
     FROM match_version_findings
-    WHERE (source, advisory_id, record_hash) IN (` + currentRecords + `) AND %[2]s
+    WHERE (source, advisory_id, record_hash) IN (` + currentRecords + ` AND %[3]s) AND %[2]s
     GROUP BY ecosystem, match_name, v_key, source, advisory_id, record_hash
 ) AS version_findings USING (ecosystem, match_name, v_key)`
 

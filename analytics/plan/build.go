@@ -121,8 +121,9 @@ type host struct {
 	policy.Host
 	group *policy.Group
 	// window is the host's own maintenance window (scans.maintenance_window)
-	// when it declares a readable one: it replaces the group's windows
-	// (see hostwindow.go). windowText is the declared text.
+	// when it declares a readable one: the host is patched where it
+	// overlaps the group's windows (see hostwindow.go). windowText is the
+	// declared text.
 	window     *policy.Window
 	windowText string
 	windowNote string // why a declared window was not used
@@ -449,11 +450,17 @@ func schedule(pol *policy.Policy, at, end time.Time, list []*unit) uint32 {
 	return wave
 }
 
-// schedulePhase places one ring's units (emergency or not) in waves: per
-// group, units in priority order are cut into chunks of the group's blast
-// radius; chunk j of every group forms the phase's wave j. Wave j+1 starts
-// after wave j's windows end; the next ring starts after the last wave
-// plus this ring's soak (unless the emergency path bypasses soak).
+// schedulePhase places one ring's units (emergency or not). The blast
+// radius caps how many hosts of a group change together: each host takes
+// the first slot of its windows (its own window within the group's, see
+// hostwindow.go) from the phase's start in which fewer than the group's
+// cap of its hosts are already placed, units in priority order. Hosts
+// whose windows differ change at different times, so a weekly host
+// window delays that host, never the group. A wave is one slot start of
+// the phase (waves are numbered in time order across groups), so no wave
+// holds more than a group's cap of its hosts. The next ring starts after
+// this ring's last slot ends plus its soak (unless the emergency path
+// bypasses soak). An unscheduled unit is in no wave (0).
 func schedulePhase(pol *policy.Policy, end time.Time, units []*unit, emergency bool, ri int, wave uint32, earliest *time.Time) uint32 {
 	var groups []*policy.Group
 	byGroup := map[*policy.Group][]*unit{}
@@ -483,61 +490,83 @@ func schedulePhase(pol *policy.Policy, end time.Time, units []*unit, emergency b
 		ok   bool
 	}
 	start := *earliest
-	for j := 0; ; j++ {
-		more := false
-		waveEnd := start
-		w := wave + uint32(j) + 1
-		for _, g := range groups {
-			us := byGroup[g]
-			c := pol.BlastRadiusOf(g).Cap(len(us))
-			if j*c >= len(us) {
-				continue
+	phaseEnd := start
+	// Slots are keyed by their start's Unix time: two windows in different
+	// zones may open at the same instant.
+	starts := map[int64]bool{}
+	for _, g := range groups {
+		us := byGroup[g]
+		c := pol.BlastRadiusOf(g).Cap(len(us))
+		// The group's hosts per slot start, and per distinct window (""
+		// is the group's windows; fleets declare few) the slot its next
+		// host would take: slots fill in time order, so each window's
+		// search only moves forward.
+		placed := map[int64]int{}
+		cursor := map[string]found{}
+		for _, u := range us {
+			key := ""
+			if u.h.window != nil && !opts.IgnoreWindows {
+				key = u.h.windowText
 			}
-			more = true
-			chunk := us[j*c : min((j+1)*c, len(us))]
-			// One search per distinct host window in the chunk ("" is the
-			// group's windows): fleets declare few windows.
-			slots := map[string]found{}
-			for pos, u := range chunk {
-				key := ""
-				if u.h.window != nil && !opts.IgnoreWindows {
-					key = u.h.windowText
+			f, ok := cursor[key]
+			if !ok {
+				f.slot, f.why, f.ok = slotFor(pol, g, u.h, key != "", start, end, opts)
+			}
+			for f.ok && placed[f.slot.Start.Unix()] >= c {
+				f.slot, f.why, f.ok = slotFor(pol, g, u.h, key != "", f.slot.End, end, opts)
+				if !f.ok {
+					f.why += fmt.Sprintf(" (each earlier slot holds the group's cap of %d hosts)", c)
 				}
-				f, ok := slots[key]
-				if !ok {
-					f.slot, f.why, f.ok = slotFor(pol, g, u.h, key != "", start, end, opts)
-					slots[key] = f
-					if f.ok && f.slot.End.After(waveEnd) {
-						waveEnd = f.slot.End
-					}
+			}
+			cursor[key] = f
+			u.slot, u.why, u.ok = f.slot, f.why, f.ok
+			if f.ok {
+				placed[f.slot.Start.Unix()]++
+				starts[f.slot.Start.Unix()] = true
+				if f.slot.End.After(phaseEnd) {
+					phaseEnd = f.slot.End
 				}
-				u.wave, u.slot, u.why, u.ok = w, f.slot, f.why, f.ok
-				var r strings.Builder
-				fmt.Fprintf(&r, "ring %s", ringName)
-				if !u.ringKnown {
-					fmt.Fprintf(&r, " (host ring %q not in the ring order: last)", u.h.Ring)
-				}
-				fmt.Fprintf(&r, ", wave %d, group %s (%d of %d hosts by deadline and risk, at most %d per wave)", w, policy.GroupName(g), j*c+pos+1, len(us), c)
-				if key != "" {
-					fmt.Fprintf(&r, ", host window %q", key)
-				}
-				if u.h.windowNote != "" {
-					r.WriteString(", " + u.h.windowNote)
-				}
-				u.place = r.String()
 			}
 		}
-		if !more {
-			wave += uint32(j)
-			break
-		}
-		start = waveEnd
 	}
-	*earliest = start
+	// Number the waves by slot start, then write each unit's.
+	order := make([]int64, 0, len(starts))
+	for t := range starts {
+		order = append(order, t)
+	}
+	slices.Sort(order)
+	waveOf := make(map[int64]uint32, len(order))
+	for i, t := range order {
+		waveOf[t] = wave + uint32(i) + 1
+	}
+	for _, g := range groups {
+		us := byGroup[g]
+		c := pol.BlastRadiusOf(g).Cap(len(us))
+		for pos, u := range us {
+			u.wave = 0
+			if u.ok {
+				u.wave = waveOf[u.slot.Start.Unix()]
+			}
+			var r strings.Builder
+			fmt.Fprintf(&r, "ring %s", ringName)
+			if !u.ringKnown {
+				fmt.Fprintf(&r, " (host ring %q not in the ring order: last)", u.h.Ring)
+			}
+			fmt.Fprintf(&r, ", wave %d, group %s (%d of %d hosts by deadline and risk, at most %d per wave)", u.wave, policy.GroupName(g), pos+1, len(us), c)
+			if u.h.window != nil && !opts.IgnoreWindows {
+				fmt.Fprintf(&r, ", host window %q within the group's windows", u.h.windowText)
+			}
+			if u.h.windowNote != "" {
+				r.WriteString(", " + u.h.windowNote)
+			}
+			u.place = r.String()
+		}
+	}
+	*earliest = phaseEnd
 	if ri < len(pol.Rings) && !(emergency && pol.Emergency.Bypasses(policy.BypassSoak)) {
-		*earliest = start.Add(time.Duration(pol.Rings[ri].Gate.MinSoak))
+		*earliest = phaseEnd.Add(time.Duration(pol.Rings[ri].Gate.MinSoak))
 	}
-	return wave
+	return wave + uint32(len(order))
 }
 
 // emergencySuffix is what the emergency path bypasses and whether it

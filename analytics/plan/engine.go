@@ -441,7 +441,8 @@ func (e *engine) final(ctx context.Context, bounds [][2]string) error {
 	return nil
 }
 
-// summary counts the written plan for its plans row.
+// summary counts the written plan for its plans row (whose no_fix is
+// NoFix + EndOfLife: every finding plan_no_fix lists).
 func (e *engine) summary(ctx context.Context, s *Summary) error {
 	rows, err := e.st.Query(ctx, `SELECT
 		(SELECT count() FROM plan_actions WHERE plan_id = ?),
@@ -450,14 +451,16 @@ func (e *engine) summary(ctx context.Context, s *Summary) error {
 		(SELECT countIf(status = 'unscheduled') FROM plan_actions WHERE plan_id = ?),
 		(SELECT countIf(emergency = 1) FROM plan_actions WHERE plan_id = ?),
 		(SELECT sum(risk_reduction) FROM plan_actions WHERE plan_id = ?),
-		(SELECT count() FROM plan_no_fix WHERE plan_id = ?),
+		(SELECT countIf(status != 'end_of_life') FROM plan_no_fix WHERE plan_id = ?),
 		(SELECT count() FROM plan_excepted WHERE plan_id = ?),
+		(SELECT countIf(status = 'end_of_life') FROM plan_no_fix WHERE plan_id = ?),
+		(SELECT uniqExactIf(host_id, status = 'end_of_life') FROM plan_no_fix WHERE plan_id = ?),
 		(SELECT sum(findings) FROM plan_stage_actions WHERE plan_id = ?),
 		(SELECT uniqExact(host_id) FROM (
 			SELECT DISTINCT host_id FROM plan_stage_actions WHERE plan_id = ?
 			UNION ALL SELECT DISTINCT host_id FROM plan_no_fix WHERE plan_id = ?
 			UNION ALL SELECT DISTINCT host_id FROM plan_excepted WHERE plan_id = ?))`,
-		e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id)
+		e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id)
 	if err != nil {
 		return fmt.Errorf("plan %s: count: %w", e.id, err)
 	}
@@ -466,10 +469,10 @@ func (e *engine) summary(ctx context.Context, s *Summary) error {
 		return fmt.Errorf("plan %s: count: no row: %w", e.id, rows.Err())
 	}
 	var staged uint64
-	if err := rows.Scan(&s.Actions, &s.Scheduled, &s.Late, &s.Unscheduled, &s.Emergency, &s.RiskReduction, &s.NoFix, &s.Excepted, &staged, &s.Hosts); err != nil {
+	if err := rows.Scan(&s.Actions, &s.Scheduled, &s.Late, &s.Unscheduled, &s.Emergency, &s.RiskReduction, &s.NoFix, &s.Excepted, &s.EndOfLife, &s.EndOfLifeHosts, &staged, &s.Hosts); err != nil {
 		return fmt.Errorf("plan %s: count: %w", e.id, err)
 	}
-	s.Findings = staged + s.NoFix + s.Excepted
+	s.Findings = staged + s.NoFix + s.EndOfLife + s.Excepted
 	return rows.Err()
 }
 

@@ -206,3 +206,38 @@ func TestEngineMatchesBuilder(t *testing.T) {
 		}
 	}
 }
+
+// Hand-worked on chDB: the host-window rule (TestHostWindowWithinGroupWindows's
+// cases), with the windows read from the hosts' latest scans.
+func TestHostWindowRuleOnCHDB(t *testing.T) {
+	st := testenv.CHDBStore(t)
+	ctx := context.Background()
+	if _, err := schemas.Migrate(ctx, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	pol := parse(t, hostWindowPolicy)
+	fs, wins := hostWindowFindings()
+	// Beside them, an end-of-life host (its finding as
+	// eol_inventory_findings makes it) and a package with no fix: no
+	// action for either, counted apart.
+	eol := finding("old", "prod", "Debian:10", "", "", "EOL-debian-10", "high", 40)
+	eol.Ecosystem, eol.Status = "Debian:10", "end_of_life"
+	unfixed := finding("old", "prod", "zlib", "1", "", "B", "low", 1)
+	unfixed.Status = "unfixed"
+	seedFindings(t, st, append(fs, eol, unfixed), wins)
+	s, err := Create(ctx, st, CreateOptions{At: at, Horizon: DefaultHorizon, Actor: "test", Policy: pol, PolicyVersion: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkHostWindowCases(t, readActions(t, st, s.ID))
+	stored, err := Get(ctx, st, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []Summary{s, stored} {
+		if x.Actions != uint64(len(hostWindowCases)) || x.NoFix != 1 || x.EndOfLife != 1 || x.EndOfLifeHosts != 1 ||
+			x.Findings != uint64(len(hostWindowCases)+2) {
+			t.Errorf("summary %+v: want %d actions, 1 no fix, 1 end-of-life finding on 1 host", x, len(hostWindowCases))
+		}
+	}
+}

@@ -19,12 +19,16 @@ import (
 // start is on the next day ("Sat 22:00-02:00 UTC" lasts four hours).
 //
 // The rule (README "Remediation plans"): a host that declares a readable
-// window is patched in its own window, which replaces its group's windows;
-// everything else of the group still applies (freezes, blast radius, ring
-// order, the emergency path's bypasses). Its owner knows when the service
-// can go down; the change board's freezes still stop it. A window that
-// cannot be read is named in the action's reason and the group's windows
-// apply: a typo never makes a host "any time".
+// window is patched where its window overlaps one of its group's windows:
+// its owner knows when the service can go down, the change board (the
+// policy's windows) when changes are allowed, and both must agree. A group
+// without windows leaves the host's window alone; a host without one gets
+// the group's. When the two never overlap before the horizon ends the
+// host's actions are unscheduled with that reason (never "any time").
+// Everything else of the group still applies (freezes, blast radius, ring
+// order, the emergency path's bypasses, which skip both windows). A window
+// that cannot be read is named in the action's reason and the group's
+// windows apply: a typo never makes a host "any time".
 
 // ParseHostWindow reads a host's declared window.
 func ParseHostWindow(s string) (policy.Window, error) {
@@ -82,18 +86,14 @@ func (h *host) setWindow(text string) {
 	h.window, h.windowText = &w, text
 }
 
-// slotFor is the slot of a host of group g: the group's windows, or the
-// host's own window (own true) within the group's freezes.
+// slotFor is the slot of a host of group g: the group's windows, or, for
+// a host that declares its own window (own), where that window overlaps
+// the group's (policy.NextSlotWithin), within the group's freezes.
 func slotFor(pol *policy.Policy, g *policy.Group, h *host, own bool, start, end time.Time, opts policy.SlotOptions) (policy.Slot, string, bool) {
 	if !own {
 		return pol.NextSlot(g, start, end, opts)
 	}
-	hg := policy.Group{Name: policy.GroupName(g)}
-	if g != nil {
-		hg = *g
-	}
-	hg.Windows = []policy.Window{*h.window}
-	slot, why, ok := pol.NextSlot(&hg, start, end, opts)
+	slot, why, ok := pol.NextSlotWithin(g, *h.window, start, end, opts)
 	if !ok {
 		why = fmt.Sprintf("host window %q: %s", h.windowText, why)
 	}

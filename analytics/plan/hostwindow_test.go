@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -55,52 +56,128 @@ func FuzzParseHostWindow(f *testing.F) {
 	})
 }
 
-// Hand-worked: a host's own window replaces its group's, within the
-// group's freezes; an unreadable one is named and the group's applies; the
-// emergency path bypasses both.
-func TestHostWindowReplacesGroupWindow(t *testing.T) {
-	pol := parse(t, sla+`groups:
-  - {name: g, select: {}, windows: [{days: [mon], start: "01:00", duration: 1h}]}
+// hostWindowPolicy is the policy of the hand-worked host-window tests:
+// group g (the change board allows every night 00:00-06:00 UTC, frozen on
+// the first weekend), group lab with no windows, and the emergency path
+// bypassing windows. Hosts in ring lab are in group lab.
+const hostWindowPolicy = sla + `groups:
+  - {name: lab, select: {ring: lab}}
+  - {name: g, select: {}, windows: [{days: [mon, tue, wed, thu, fri, sat, sun], start: "00:00", duration: 6h, timezone: UTC}]}
 freezes: [{name: first-weekend, from: 2026-12-05, to: 2026-12-06, groups: [g]}]
 emergency:
   when: {kev: true}
   bypass: [windows]
-`)
-	fs := []*Finding{
-		finding("own", "prod", "curl", "1", "2", "A", "high", 5),
-		finding("none", "prod", "curl", "1", "2", "A", "high", 5),
-		finding("typo", "prod", "curl", "1", "2", "A", "high", 5),
-		finding("night", "prod", "curl", "1", "2", "A", "high", 5),
-		finding("urgent", "prod", "curl", "1", "2", "K", "high", 5),
+`
+
+// hostWindowCase is one host of the hand-worked host-window tests: its
+// declared window and the slot (or the unscheduled reason) it must get.
+type hostWindowCase struct {
+	host, ring, window, start, end, reason string
+}
+
+// at is Wednesday 2026-12-02 12:00 UTC.
+var hostWindowCases = []hostWindowCase{
+	// Sat 22:00-02:00 meets the nightly window on Sunday 00:00-02:00;
+	// Sunday 6 December is frozen (the group's freeze holds), so the 13th.
+	{"own", "prod", "Sat 22:00-02:00 UTC", "2026-12-13T00:00:00Z", "2026-12-13T02:00:00Z", `host window "Sat 22:00-02:00 UTC" within the group's windows`},
+	// No window of its own: the group's next night.
+	{"none", "prod", "", "2026-12-03T00:00:00Z", "2026-12-03T06:00:00Z", "group g"},
+	// Unreadable: named, and the group's windows apply.
+	{"typo", "prod", "whenever", "2026-12-03T00:00:00Z", "2026-12-03T06:00:00Z", `host window "whenever": want`},
+	// Within the group's window: the host's hour.
+	{"early", "prod", "daily 03:00-04:00 UTC", "2026-12-03T03:00:00Z", "2026-12-03T04:00:00Z", `host window "daily 03:00-04:00 UTC"`},
+	// 23:00-01:00 in Berlin (UTC+1) is 22:00-00:00 UTC: it ends as the
+	// group's window opens, so the two never overlap: unscheduled, saying so.
+	{"night", "prod", "Wed 23:00-01:00 Europe/Berlin", "", "", `unscheduled: host window "Wed 23:00-01:00 Europe/Berlin": the host's window overlaps no window of group g before the horizon ends`},
+	// A group without windows: the host's own window, alone.
+	{"lab", "lab", "Sun 02:00-04:00 UTC", "2026-12-06T02:00:00Z", "2026-12-06T04:00:00Z", `host window "Sun 02:00-04:00 UTC"`},
+	// Emergency: windows bypassed, the host's too: now, for 4 hours.
+	{"urgent", "prod", "Sun 02:00-04:00 UTC", "2026-12-02T12:00:00Z", "2026-12-02T16:00:00Z", "emergency: KEV"},
+}
+
+func hostWindowFindings() ([]*Finding, map[string]string) {
+	var fs []*Finding
+	wins := map[string]string{}
+	for _, c := range hostWindowCases {
+		adv := "A"
+		if c.host == "urgent" {
+			adv = "K"
+		}
+		f := finding(c.host, c.ring, "curl", "1", "2", adv, "high", 5)
+		f.KEV = c.host == "urgent"
+		fs = append(fs, f)
+		wins[c.host] = c.window
 	}
-	fs[4].KEV = true
-	b := NewBuilder(pol, at, DefaultHorizon) // at: Wednesday 2026-12-02 12:00 UTC
+	return fs, wins
+}
+
+func checkHostWindowCases(t *testing.T, acts []Action) {
+	t.Helper()
+	by := map[string]*Action{}
+	for i := range acts {
+		by[acts[i].HostID] = &acts[i]
+	}
+	z := func(t time.Time) string {
+		if t.IsZero() || t.Unix() == 0 {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	for _, c := range hostWindowCases {
+		a := by[c.host]
+		if a == nil || z(a.WindowStart) != c.start || z(a.WindowEnd) != c.end || !strings.Contains(a.Reason, c.reason) ||
+			(c.start == "") != (a.Status == Unscheduled) {
+			t.Errorf("%s: got %+v\nwant %s..%s, reason containing %q", c.host, a, c.start, c.end, c.reason)
+		}
+	}
+}
+
+// Hand-worked: a host's own window applies where it overlaps its group's
+// windows, within the group's freezes; when the two never overlap the
+// action is unscheduled with that reason; a group without windows leaves
+// the host's window alone; an unreadable one is named and the group's
+// applies; the emergency path bypasses both.
+func TestHostWindowWithinGroupWindows(t *testing.T) {
+	pol := parse(t, hostWindowPolicy)
+	fs, wins := hostWindowFindings()
+	b := NewBuilder(pol, at, DefaultHorizon)
 	for _, f := range fs {
 		b.Add(f)
 	}
-	b.hosts["own"].setWindow("Sat 22:00-02:00 UTC")
-	b.hosts["typo"].setWindow("whenever")
-	b.hosts["night"].setWindow("Wed 23:00-01:00 Europe/Berlin")
-	b.hosts["urgent"].setWindow("Sun 02:00-04:00 UTC")
+	for id, w := range wins {
+		b.hosts[id].setWindow(w)
+	}
+	checkHostWindowCases(t, b.Build("PL-test", 1).Actions)
+}
+
+// The blast radius caps the hosts of a group in one slot: of four hosts
+// (cap 50%: 2), the two riskiest with the daily 03:00 window share
+// Thursday's, the third takes Friday's, and the Sunday host is not held
+// back by them: waves are slot starts in time order.
+func TestBlastRadiusPerSlot(t *testing.T) {
+	pol := parse(t, hostWindowPolicy+"blast_radius: {percent: 50}\n")
+	b := NewBuilder(pol, at, DefaultHorizon)
+	for i, w := range []string{"daily 03:00-04:00 UTC", "daily 03:00-04:00 UTC", "daily 03:00-04:00 UTC", "Tue 02:00-04:00 UTC"} {
+		b.Add(finding(fmt.Sprintf("h%d", i), "prod", "curl", "1", "2", "A", "high", float64(10-i)))
+		b.hosts[fmt.Sprintf("h%d", i)].setWindow(w)
+	}
 	p := b.Build("PL-test", 1)
-	acts := byHost(p)
-	for _, c := range []struct {
-		host, start, end, reason string
+	want := map[string]struct {
+		wave  uint32
+		start string
 	}{
-		// Saturday 5 December is frozen (the group's freeze holds for the
-		// host's window); the next Saturday 22:00 runs to Sunday 02:00.
-		{"own", "2026-12-12T22:00:00Z", "2026-12-13T02:00:00Z", `host window "Sat 22:00-02:00 UTC"`},
-		{"none", "2026-12-07T01:00:00Z", "2026-12-07T02:00:00Z", "group g"},
-		{"typo", "2026-12-07T01:00:00Z", "2026-12-07T02:00:00Z", `host window "whenever": want`},
-		// 23:00 in Berlin (UTC+1) is 22:00 UTC, the same Wednesday.
-		{"night", "2026-12-02T22:00:00Z", "2026-12-03T00:00:00Z", `host window "Wed 23:00-01:00 Europe/Berlin"`},
-		// Emergency: windows bypassed, the host's too: now, for 4 hours.
-		{"urgent", "2026-12-02T12:00:00Z", "2026-12-02T16:00:00Z", "emergency: KEV"},
-	} {
-		a := acts[c.host+"/curl"]
-		if a == nil || a.WindowStart.UTC().Format(time.RFC3339) != c.start || a.WindowEnd.UTC().Format(time.RFC3339) != c.end ||
-			!strings.Contains(a.Reason, c.reason) {
-			t.Errorf("%s: %+v", c.host, a)
+		"h0": {1, "2026-12-03T03:00:00Z"},
+		"h1": {1, "2026-12-03T03:00:00Z"},
+		"h2": {2, "2026-12-04T03:00:00Z"},
+		"h3": {3, "2026-12-08T02:00:00Z"},
+	}
+	for _, a := range p.Actions {
+		w := want[a.HostID]
+		if a.Wave != w.wave || a.WindowStart.UTC().Format(time.RFC3339) != w.start {
+			t.Errorf("%s: wave %d at %v, want wave %d at %s (%s)", a.HostID, a.Wave, a.WindowStart, w.wave, w.start, a.Reason)
 		}
+	}
+	if p.Waves != 3 {
+		t.Errorf("waves %d, want 3", p.Waves)
 	}
 }

@@ -30,30 +30,43 @@ type Summary struct {
 	Emergency     uint64    `json:"emergency"`
 	Waves         uint32    `json:"waves"`
 	Findings      uint64    `json:"findings"`
-	NoFix         uint64    `json:"no_fix"`
-	RiskReduction float64   `json:"risk_reduction"`
-	Current       bool      `json:"current"`
+	// NoFix counts open findings of a package with no fix released (no
+	// action); EndOfLife those of hosts on an end-of-life OS release
+	// (status end_of_life: the fix is a release upgrade, not a package
+	// action), on EndOfLifeHosts hosts. Both are listed in plan_no_fix.
+	NoFix         uint64  `json:"no_fix"`
+	RiskReduction float64 `json:"risk_reduction"`
+	Current       bool    `json:"current"`
 	// Excepted counts open findings an approved exception covers (no
 	// action; listed in plan_excepted).
-	Excepted uint64 `json:"excepted"`
+	Excepted       uint64 `json:"excepted"`
+	EndOfLife      uint64 `json:"end_of_life"`
+	EndOfLifeHosts uint64 `json:"end_of_life_hosts"`
 }
 
 // ErrNotFound marks an unknown plan id (or no plan yet).
 var ErrNotFound = errors.New("plan not found")
 
 const summaryCols = `plan_id, created_at, created_by, plan_at, horizon_end, policy_version, hosts, actions,
-	scheduled, late, unscheduled, emergency, waves, findings, no_fix, risk_reduction,
-	toUInt8(plan_id = (SELECT argMax(plan_id, (created_at, plan_id)) FROM plans)), excepted`
+	scheduled, late, unscheduled, emergency, waves, findings, toUInt64(no_fix - end_of_life), risk_reduction,
+	toUInt8(plan_id = (SELECT argMax(plan_id, (created_at, plan_id)) FROM plans)), excepted, end_of_life, end_of_life_hosts`
 
-// summaryFrom is plans with each plan's excepted findings counted
-// (plan_excepted, 0017).
-const summaryFrom = ` FROM plans ANY LEFT JOIN (SELECT plan_id, count() AS excepted FROM plan_excepted GROUP BY plan_id) AS x USING (plan_id)`
+// summaryFrom is plans with each plan's excepted findings (plan_excepted,
+// 0017) and end-of-life findings and hosts (plan_no_fix with status
+// end_of_life, which plans.no_fix includes) counted.
+const summaryFrom = ` FROM plans ANY LEFT JOIN (
+	SELECT plan_id, sum(x) AS excepted, sum(e) AS end_of_life, sum(eh) AS end_of_life_hosts FROM (
+		SELECT plan_id, count() AS x, toUInt64(0) AS e, toUInt64(0) AS eh FROM plan_excepted GROUP BY plan_id
+		UNION ALL
+		SELECT plan_id, toUInt64(0) AS x, count() AS e, toUInt64(uniqExact(host_id)) AS eh FROM plan_no_fix
+		WHERE status = 'end_of_life' GROUP BY plan_id)
+	GROUP BY plan_id) AS x USING (plan_id)`
 
 func scanSummary(rows store.Rows) (Summary, error) {
 	var s Summary
 	var cur uint8
 	err := rows.Scan(&s.ID, &s.CreatedAt, &s.CreatedBy, &s.At, &s.HorizonEnd, &s.PolicyVersion, &s.Hosts, &s.Actions,
-		&s.Scheduled, &s.Late, &s.Unscheduled, &s.Emergency, &s.Waves, &s.Findings, &s.NoFix, &s.RiskReduction, &cur, &s.Excepted)
+		&s.Scheduled, &s.Late, &s.Unscheduled, &s.Emergency, &s.Waves, &s.Findings, &s.NoFix, &s.RiskReduction, &cur, &s.Excepted, &s.EndOfLife, &s.EndOfLifeHosts)
 	s.Current = cur != 0
 	return s, err
 }
@@ -251,6 +264,37 @@ func Fixes(ctx context.Context, st store.Store, id string, limit int) ([]Fix, er
 		x.Emergency = em != 0
 		if x.FirstWindow.Unix() <= 0 {
 			x.FirstWindow = time.Time{}
+		}
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}
+
+// EOLRelease is one end-of-life OS release of a plan's hosts: the fix is
+// a release upgrade, not a package action, so the plan has no action for
+// it and lists it apart from the fixes (plan_no_fix, status end_of_life).
+type EOLRelease struct {
+	Release   string  `json:"release"`  // os ecosystem with its release, e.g. Debian:10
+	Advisory  string  `json:"advisory"` // source/EOL-<release>
+	Hosts     uint64  `json:"hosts"`
+	RiskScore float64 `json:"risk_score"` // the sum over its hosts
+}
+
+// EndOfLifeReleases lists plan id's end-of-life releases, most hosts
+// first, at most limit.
+func EndOfLifeReleases(ctx context.Context, st store.Store, id string, limit int) ([]EOLRelease, error) {
+	rows, err := st.Query(ctx, `SELECT ecosystem, any(advisory), uniqExact(host_id), sum(risk_score)
+		FROM plan_no_fix WHERE plan_id = ? AND status = 'end_of_life'
+		GROUP BY ecosystem ORDER BY uniqExact(host_id) DESC, ecosystem LIMIT ?`, id, limit)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s end-of-life releases: %w", id, err)
+	}
+	defer rows.Close()
+	var out []EOLRelease
+	for rows.Next() {
+		var x EOLRelease
+		if err := rows.Scan(&x.Release, &x.Advisory, &x.Hosts, &x.RiskScore); err != nil {
+			return nil, fmt.Errorf("plan %s end-of-life releases: %w", id, err)
 		}
 		out = append(out, x)
 	}

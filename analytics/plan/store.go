@@ -179,16 +179,16 @@ func Create(ctx context.Context, st store.Store, o CreateOptions) (Summary, erro
 	if err := st.Insert(ctx, "plans", []string{"plan_id", "created_at", "created_by", "plan_at", "horizon_end", "policy_version",
 		"hosts", "actions", "scheduled", "late", "unscheduled", "emergency", "waves", "findings", "no_fix", "risk_reduction"},
 		[][]any{{s.ID, s.CreatedAt, s.CreatedBy, s.At, s.HorizonEnd, s.PolicyVersion, s.Hosts, s.Actions, s.Scheduled, s.Late,
-			s.Unscheduled, s.Emergency, s.Waves, s.Findings, s.NoFix, s.RiskReduction}}); err != nil {
+			s.Unscheduled, s.Emergency, s.Waves, s.Findings, s.NoFix + s.EndOfLife, s.RiskReduction}}); err != nil {
 		return s, fmt.Errorf("plan %s: write plan: %w", s.ID, err)
 	}
 	s.Current = true
 	log.Info("plan created", "plan", s.ID, "findings", s.Findings, "actions", s.Actions, "hosts", s.Hosts,
-		"excepted", s.Excepted, "no_fix", s.NoFix, "took", time.Since(t0).Round(time.Millisecond))
+		"excepted", s.Excepted, "no_fix", s.NoFix, "end_of_life", s.EndOfLife, "took", time.Since(t0).Round(time.Millisecond))
 	if o.Audit != nil {
 		summary := map[string]any{"plan_id": s.ID, "policy_version": ver, "actions": s.Actions, "scheduled": s.Scheduled,
 			"late": s.Late, "unscheduled": s.Unscheduled, "emergency": s.Emergency, "waves": s.Waves, "risk_reduction": s.RiskReduction,
-			"excepted": s.Excepted}
+			"excepted": s.Excepted, "no_fix": s.NoFix, "end_of_life": s.EndOfLife}
 		if _, err := o.Audit.Append(ctx, audit.Event{Actor: o.Actor, Action: "plan.create", Object: "plan:" + s.ID, After: summary,
 			Detail: fmt.Sprintf("%d actions under policy version %d", s.Actions, ver)}); err != nil {
 			return s, fmt.Errorf("plan %s is stored, but its audit entry failed: %w", s.ID, err)

@@ -65,7 +65,7 @@ func TestPolicyAndPlanOnCHDB(t *testing.T) {
 	bad := bytes.Replace(v2, []byte("timezone: Europe/Berlin"), []byte("timezone: Mars/Olympus"), 1)
 	_, err = policy.Apply(ctx, st, auditLog, "bad.yaml", bad, "eve", now.Add(2*time.Second))
 	var perr *policy.Error
-	if !errors.As(err, &perr) || perr.File != "bad.yaml" || perr.Line != 11 || perr.Field != "groups[0].windows[0].timezone" {
+	if !errors.As(err, &perr) || perr.File != "bad.yaml" || perr.Line != 25 || perr.Field != "groups[1].windows[0].timezone" {
 		t.Fatalf("bad policy: %v", err)
 	}
 	act, err := policy.Active(ctx, st)

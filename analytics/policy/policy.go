@@ -223,9 +223,10 @@ type Gate struct {
 	MinSuccesses   uint32   `json:"min_successes"`
 }
 
-// BlastRadius caps the hosts of one group in one wave: at most Percent of
-// the group's hosts (rounded down, at least 1) and at most Hosts; zero
-// fields do not cap.
+// BlastRadius caps the hosts of one group in one wave (the hosts that
+// change in one slot, an occurrence of their windows): at most Percent of
+// the group's hosts in the ring (rounded down, at least 1) and at most
+// Hosts; zero fields do not cap.
 type BlastRadius struct {
 	Percent float64 `json:"percent,omitempty"`
 	Hosts   uint32  `json:"hosts,omitempty"`

@@ -143,11 +143,21 @@ func TestWindowsAcrossDSTAndMidnight(t *testing.T) {
 	}
 }
 
+// freezePolicy: weekly windows in two zones and a year-end freeze of one
+// group (the sample policy's groups before it moved to nightly windows).
+const freezePolicy = slaOnly + `groups:
+  - name: internet-edge
+    select: {internet_facing: true}
+    windows: [{days: [tue, thu], start: "22:00", duration: 4h, timezone: Europe/Berlin}]
+  - name: prod
+    select: {ring: prod}
+    windows: [{days: [sat], start: "01:00", duration: 6h, timezone: America/New_York}]
+freezes:
+  - {name: year-end, from: "2026-12-21", to: "2027-01-03", timezone: UTC, groups: [prod]}
+`
+
 func TestFreeze(t *testing.T) {
-	p, err := Parse("sample.yaml", SampleYAML)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := mustParse(t, freezePolicy)
 	prod := &p.Groups[1] // Saturdays 01:00 America/New_York for 6 h, frozen 2026-12-21..2027-01-03 (UTC days)
 	// Saturdays 26 Dec and 2 Jan are frozen; 9 Jan 01:00 EST = 06:00 UTC.
 	s, why, ok := p.NextSlot(prod, utc("2026-12-20T00:00:00Z"), utc("2027-02-01T00:00:00Z"), SlotOptions{})
@@ -270,4 +280,60 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A host's own window within its group's windows: the overlap of one
+// occurrence of each, past freezes; nothing when they never meet; the
+// host's window alone in a group without windows; both bypassed by the
+// emergency path.
+func TestNextSlotWithin(t *testing.T) {
+	p := mustParse(t, strings.Replace(freezePolicy, "freezes:", "  - {name: lab, select: {ring: lab}}\nfreezes:", 1))
+	edge, prod, lab := &p.Groups[0], &p.Groups[1], &p.Groups[2]
+	win := func(days []string, start string, d time.Duration, tz string) Window {
+		w, err := NewWindow(days, start, d, tz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	satNight := win([]string{"sat"}, "05:00", 3*time.Hour, "UTC")                                      // Sat 05:00-08:00 UTC
+	thuLate := win([]string{"thu"}, "23:00", 2*time.Hour, "Europe/Berlin")                             // Thu 22:00-00:00 UTC in winter
+	daily := win([]string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}, "03:00", time.Hour, "UTC") // never in edge's 21:00-01:00 UTC
+	for _, tc := range []struct {
+		name        string
+		g           *Group
+		own         Window
+		from, until string
+		o           SlotOptions
+		start, end  string // "" when none
+		why         string
+	}{
+		// Prod's Saturday 01:00-07:00 New York (06:00-12:00 UTC) meets
+		// 05:00-08:00 UTC at 06:00-08:00.
+		{"overlap", prod, satNight, "2026-12-01T00:00:00Z", "2026-12-20T00:00:00Z", SlotOptions{}, "2026-12-05T06:00:00Z", "2026-12-05T08:00:00Z", ""},
+		// From 2026-12-20, the Saturdays to 2 January are frozen.
+		{"frozen", prod, satNight, "2026-12-20T00:00:00Z", "2027-02-01T00:00:00Z", SlotOptions{}, "2027-01-09T06:00:00Z", "2027-01-09T08:00:00Z", ""},
+		{"frozen to the end", prod, satNight, "2026-12-20T00:00:00Z", "2027-01-05T00:00:00Z", SlotOptions{}, "", "", "change freeze year-end"},
+		// Edge's Thursday 22:00-02:00 Berlin is 21:00-01:00 UTC: the host's
+		// 22:00-00:00 UTC lies inside it.
+		{"inside", edge, thuLate, "2026-12-01T00:00:00Z", "2026-12-20T00:00:00Z", SlotOptions{}, "2026-12-03T22:00:00Z", "2026-12-04T00:00:00Z", ""},
+		{"never", edge, daily, "2026-12-01T00:00:00Z", "2026-12-20T00:00:00Z", SlotOptions{}, "", "", "overlaps no window of group internet-edge"},
+		// No group windows: the host's own.
+		{"group any time", lab, daily, "2026-12-01T12:00:00Z", "2026-12-20T00:00:00Z", SlotOptions{}, "2026-12-02T03:00:00Z", "2026-12-02T04:00:00Z", ""},
+		// Emergency: both windows bypassed, a 2 h slot now.
+		{"emergency", edge, daily, "2026-12-01T12:00:00Z", "2026-12-20T00:00:00Z", SlotOptions{IgnoreWindows: true, AnyTime: 2 * time.Hour}, "2026-12-01T12:00:00Z", "2026-12-01T14:00:00Z", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, why, ok := p.NextSlotWithin(tc.g, tc.own, utc(tc.from), utc(tc.until), tc.o)
+			if tc.start == "" {
+				if ok || !strings.Contains(why, tc.why) {
+					t.Errorf("slot %v ok=%v why=%q, want none because %q", s, ok, why, tc.why)
+				}
+				return
+			}
+			if !ok || !s.Start.Equal(utc(tc.start)) || !s.End.Equal(utc(tc.end)) {
+				t.Errorf("slot %s..%s ok=%v (%s), want %s..%s", s.Start.UTC(), s.End.UTC(), ok, why, tc.start, tc.end)
+			}
+		})
+	}
 }

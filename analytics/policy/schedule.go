@@ -134,6 +134,93 @@ func (p *Policy) NextSlot(g *Group, earliest, until time.Time, o SlotOptions) (s
 	return best, "", true
 }
 
+// NextSlotWithin is NextSlot for a host that declares its own window
+// (own): the slot is where one occurrence of own overlaps one of the
+// group's windows, so the host's owner (when the service may go down) and
+// the change board (when changes are allowed) both agree; a group without
+// windows ("any time") leaves own alone. The group's freezes apply to the
+// overlap. The emergency path's IgnoreWindows ignores both windows.
+// When no overlap opens before until, reason says whether the two never
+// meet or freezes cover every overlap.
+func (p *Policy) NextSlotWithin(g *Group, own Window, earliest, until time.Time, o SlotOptions) (slot Slot, reason string, ok bool) {
+	if o.IgnoreWindows {
+		return p.NextSlot(g, earliest, until, o)
+	}
+	if g == nil || len(g.Windows) == 0 {
+		return p.nextOwn(g, own, earliest, until, o)
+	}
+	freezes := p.freezesOf(g)
+	if o.IgnoreFreezes {
+		freezes = nil
+	}
+	frozeBy := map[string]bool{}
+	for t := earliest; t.Before(until); {
+		h, hok := own.next(t, until, nil, nil)
+		var gr Slot
+		gok := false
+		for _, w := range g.Windows {
+			s, ok := w.next(t, until, nil, nil)
+			if ok && (!gok || s.Start.Before(gr.Start)) {
+				gr, gok = s, true
+			}
+		}
+		if !hok || !gok {
+			break
+		}
+		s := Slot{Start: maxTime(h.Start, gr.Start), End: minTime(h.End, gr.End)}
+		if !s.Start.Before(s.End) {
+			// No overlap: the occurrence that ends first meets nothing
+			// before the other starts.
+			t = maxTime(h.Start, gr.Start)
+			continue
+		}
+		if !s.Start.Before(until) {
+			break
+		}
+		frozen := false
+		for _, f := range freezes {
+			if s.Start.Before(f.end) && f.start.Before(s.End) {
+				frozeBy[f.Name] = true
+				frozen = true
+			}
+		}
+		if !frozen {
+			return s, "", true
+		}
+		t = s.End
+	}
+	return Slot{}, frozenReason(frozeBy, fmt.Sprintf("the host's window overlaps no window of group %s", g.Name)), false
+}
+
+// nextOwn is the next occurrence of the host's own window, outside g's
+// freezes.
+func (p *Policy) nextOwn(g *Group, own Window, earliest, until time.Time, o SlotOptions) (Slot, string, bool) {
+	freezes := p.freezesOf(g)
+	if o.IgnoreFreezes {
+		freezes = nil
+	}
+	frozeBy := map[string]bool{}
+	s, ok := own.next(earliest, until, freezes, frozeBy)
+	if !ok {
+		return Slot{}, frozenReason(frozeBy, "no occurrence of the host's window"), false
+	}
+	return s, "", true
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 func frozenReason(frozeBy map[string]bool, none string) string {
 	if len(frozeBy) == 0 {
 		return none + " before the horizon ends"

@@ -80,6 +80,16 @@ type Stats struct {
 	ExposedHosts uint64
 	Exposures    uint64 // exposure_spans rows written, deletions included
 	Segments     uint64 // host_segments rows written, deletions included
+	// Steps is the time of each phase and of each snapshot table, in
+	// order (also logged in one line at the end). Not in the audit
+	// record: it is a measurement, not what the refresh decided.
+	Steps []StepTime `json:"-"`
+}
+
+// StepTime is how long one phase or one snapshot table of a refresh took.
+type StepTime struct {
+	Name string
+	Took time.Duration
 }
 
 // Run runs one refresh. It is idempotent, and a failed one leaves the
@@ -115,7 +125,23 @@ func (r *Job) Run(ctx context.Context, mode Mode) (Stats, error) {
 	}
 	log.Info("refresh", "refresh", st.RefreshID, "mode", st.Mode, "hosts", st.Hosts, "advisories", st.Advisories,
 		"exposed_hosts", st.ExposedHosts, "exposure_rows", st.Exposures, "segment_rows", st.Segments, "took", time.Since(now).Round(time.Millisecond))
+	log.Info("refresh steps", stepAttrs(st.Steps)...)
 	return st, nil
+}
+
+// stepAttrs makes one log line's attributes of the steps' times: which
+// phase or snapshot dominates a slow refresh, without Debug logging.
+func stepAttrs(steps []StepTime) []any {
+	out := make([]any, 0, 2*len(steps))
+	for _, s := range steps {
+		out = append(out, s.Name, s.Took.Round(10*time.Millisecond))
+	}
+	return out
+}
+
+// timed appends the time since t0 to st.Steps under name.
+func (st *Stats) timed(name string, t0 time.Time) {
+	st.Steps = append(st.Steps, StepTime{Name: name, Took: time.Since(t0)})
 }
 
 func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
@@ -141,6 +167,7 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 	if err := queryOne(ctx, r.Store, sqlWatermark, nil, &st.Watermark); err != nil {
 		return fmt.Errorf("refresh %s: watermark: %w", id, err)
 	}
+	t0 := time.Now()
 	var steps []refreshStep
 	if st.Mode == Full {
 		steps = append(steps,
@@ -159,6 +186,8 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 	if err := queryOne(ctx, r.Store, sqlCountPending, []any{id, id}, &st.Hosts, &st.Advisories); err != nil {
 		return fmt.Errorf("refresh %s: counting pending work: %w", id, err)
 	}
+	st.timed("pending", t0)
+	t0 = time.Now()
 	// This refresh's staging tables: the pending hosts' segments as
 	// recomputed, and the hosts whose exposures are recomputed.
 	suffix := stagingSuffix(id)
@@ -198,6 +227,8 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 	if err := queryOne(ctx, r.Store, tables.Replace("SELECT count() FROM {expose}"), nil, &st.ExposedHosts); err != nil {
 		return fmt.Errorf("refresh %s: counting hosts to expose: %w", id, err)
 	}
+	st.timed("segments", t0)
+	t0 = time.Now()
 	shards = max(1, (st.ExposedHosts+hostsPerShard-1)/hostsPerShard)
 	steps = steps[:0]
 	for i := range shards {
@@ -223,12 +254,15 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 		[]any{version, version}, &st.Exposures, &st.Segments); err != nil {
 		return fmt.Errorf("refresh %s: counting rows written: %w", id, err)
 	}
+	st.timed("exposures", t0)
 	// exposure_facts leaves out dims (kpi_exposures rebuilds them).
 	m := r.meter(log, "refresh snapshots", "tables", uint64(len(Snapshots)+1))
 	defer m.Stop()
+	t0 = time.Now()
 	if err := r.replace(ctx, id, "exposure_facts", "SELECT * EXCEPT (dims) FROM kpi_exposures_live", log, m); err != nil {
 		return err
 	}
+	st.timed("exposure_facts", t0)
 	// Current ClickHouse reorders inner joins by estimated size, and for
 	// finding_risk it picks the fan-out of every host's inventory findings
 	// as a hash table (GBs at 10,000 hosts) over the open exposures it
@@ -242,9 +276,11 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 		if name == "finding_risk" && reorders > 0 {
 			q += " SETTINGS query_plan_optimize_join_order_limit = 0"
 		}
+		t0 = time.Now()
 		if err := r.replace(ctx, id, name+"_snapshot", q, log, m); err != nil {
 			return err
 		}
+		st.timed(name, t0)
 	}
 	for _, q := range sqlDropPending {
 		if err := r.Store.Exec(ctx, q, id); err != nil {

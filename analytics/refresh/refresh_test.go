@@ -90,6 +90,7 @@ func TestRefreshDifferential(t *testing.T) {
 		t.Fatalf("analytics views unavailable: %v", err)
 	}
 	bodies := originalKPIs(t)
+	previous := previousLive(t)
 	// 0016 (H4: stale hosts in the KPIs): the simulated history ends
 	// testDaysAgo days ago, so every host would be stale, which 0004 did
 	// not know; a stale limit longer than that keeps them current.
@@ -201,6 +202,7 @@ func TestRefreshDifferential(t *testing.T) {
 		checkExposures(ctx, t, st, name)
 		checkKPIs(ctx, t, st, name, bodies)
 		checkSnapshots(ctx, t, st, name)
+		checkPrevious(ctx, t, st, name, previous)
 		t.Logf("%s: refresh %+v; match+refresh %v, checks %v", name, statsLine(rs), t1.Sub(t0).Round(time.Millisecond), time.Since(t1).Round(time.Millisecond))
 		return rs
 	}
@@ -552,6 +554,70 @@ func checkSnapshots(ctx context.Context, t *testing.T, st store.Store, name stri
 		}
 		if na != nb || onlyA != 0 || onlyB != 0 || na == 0 {
 			t.Errorf("%s: %s (%d rows) and %s (%d rows) differ: %d rows only in the first, %d only in the second", name, p[0], na, p[1], nb, onlyA, onlyB)
+		}
+	}
+}
+
+// rewritten are the KPI and posture views 0021 redefines, with the
+// migration that defined them last before it.
+var rewritten = []struct {
+	view      string
+	migration int
+}{
+	{"kpi_open_exposure_live", 16}, {"kpi_sla_compliance_live", 16}, {"kpi_remediation_rate_live", 16},
+	{"kpi_exposure_window_live", 16}, {"compliance_posture_live", 19},
+}
+
+// previousLive returns the bodies of the views 0021 redefines as their
+// earlier migration defined them.
+func previousLive(t *testing.T) map[string]string {
+	t.Helper()
+	migs, err := schemas.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, m := range migs {
+		for _, r := range rewritten {
+			if m.Version != r.migration {
+				continue
+			}
+			head := "CREATE VIEW IF NOT EXISTS " + r.view + " AS"
+			for _, s := range m.Statements {
+				if strings.HasPrefix(s, head) {
+					out[r.view] = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s[len(head):]), ";"))
+				}
+			}
+		}
+	}
+	for _, r := range rewritten {
+		if out[r.view] == "" {
+			t.Fatalf("migration %d has no view %s", r.migration, r.view)
+		}
+	}
+	return out
+}
+
+// checkPrevious holds each view 0021 rewrote to its previous definition
+// evaluated on the same tables: the same rows, every column compared as
+// text (so that nan equals nan), duplicates counted.
+func checkPrevious(ctx context.Context, t *testing.T, st store.Store, name string, bodies map[string]string) {
+	t.Helper()
+	for _, r := range rewritten {
+		q := fmt.Sprintf(`SELECT count(), countIf(d > 0), countIf(d < 0) FROM (
+    SELECT r, sum(side) AS d FROM (
+        SELECT toString(tuple(*)) AS r, 1 AS side FROM %[1]s
+        UNION ALL
+        SELECT toString(tuple(*)) AS r, -1 AS side FROM (%[2]s)
+    )
+    GROUP BY r)`, r.view, bodies[r.view])
+		var rows, onlyNew, onlyOld uint64
+		if err := queryOne(ctx, st, q, nil, &rows, &onlyNew, &onlyOld); err != nil {
+			t.Fatalf("%s: comparing %s with its definition of migration %d: %v", name, r.view, r.migration, err)
+		}
+		if onlyNew != 0 || onlyOld != 0 || rows == 0 {
+			t.Errorf("%s: %s differs from its definition of migration %d: %d distinct rows, %d more often in 0021's, %d more often in the previous",
+				name, r.view, r.migration, rows, onlyNew, onlyOld)
 		}
 	}
 }

@@ -224,6 +224,9 @@ func printPlanCreated(w io.Writer, p plan.Summary, took time.Duration) {
 	fmt.Fprintf(w, "  %d scheduled, %d late (first window after the deadline), %d unscheduled (listed with the reason), %d emergency, %d waves, risk removed %.1f\n",
 		p.Scheduled, p.Late, p.Unscheduled, p.Emergency, p.Waves, p.RiskReduction)
 	fmt.Fprintf(w, "  %d findings have no fix available (no action)\n", p.NoFix)
+	if p.EndOfLife > 0 {
+		fmt.Fprintf(w, "  %d hosts run an end-of-life OS release (%d findings): upgrade the release, not a package action (no action)\n", p.EndOfLifeHosts, p.EndOfLife)
+	}
 	fmt.Fprintf(w, "  %d findings are covered by an approved exception (no action; table plan_excepted)\n", p.Excepted)
 }
 
@@ -234,8 +237,12 @@ func showPlan(ctx context.Context, w io.Writer, st store.Store, s plan.Summary, 
 	}
 	fmt.Fprintf(w, "plan %s (policy version %d%s), created %s by %s for %s, horizon to %s\n", s.ID, s.PolicyVersion, cur,
 		s.CreatedAt.UTC().Format(time.RFC3339), s.CreatedBy, s.At.UTC().Format(time.RFC3339), s.HorizonEnd.UTC().Format(time.RFC3339))
-	fmt.Fprintf(w, "%d actions on %d hosts: %d scheduled, %d late, %d unscheduled, %d emergency; %d waves; risk removed %.1f; %d findings: no fix available; %d findings: excepted (accepted risk)\n\n",
+	fmt.Fprintf(w, "%d actions on %d hosts: %d scheduled, %d late, %d unscheduled, %d emergency; %d waves; risk removed %.1f; %d findings: no fix available; %d findings: excepted (accepted risk)",
 		s.Actions, s.Hosts, s.Scheduled, s.Late, s.Unscheduled, s.Emergency, s.Waves, s.RiskReduction, s.NoFix, s.Excepted)
+	if s.EndOfLife > 0 {
+		fmt.Fprintf(w, "; %d hosts on an end-of-life OS release (%d findings, no action)", s.EndOfLifeHosts, s.EndOfLife)
+	}
+	fmt.Fprint(w, "\n\n")
 	switch by {
 	case "fix":
 		fixes, err := plan.Fixes(ctx, st, s.ID, limit)
@@ -244,6 +251,19 @@ func showPlan(ctx context.Context, w io.Writer, st store.Store, s plan.Summary, 
 		}
 		for _, f := range fixes {
 			fmt.Fprintln(w, FixLine(f))
+		}
+		// End-of-life releases are no package fix: listed after the
+		// fixes, apart, so a change board sees them without mistaking
+		// them for plan actions.
+		eol, err := plan.EndOfLifeReleases(ctx, st, s.ID, limit)
+		if err != nil {
+			return err
+		}
+		if len(eol) > 0 {
+			fmt.Fprintln(w, "\nnot a package action (no plan action):")
+		}
+		for _, x := range eol {
+			fmt.Fprintln(w, EOLLine(x))
 		}
 	case "wave":
 		waves, err := plan.Waves(ctx, st, s.ID)
@@ -310,6 +330,15 @@ func FixLine(f plan.Fix) string {
 		fmt.Fprintf(&b, ", %d unscheduled", f.Unscheduled)
 	}
 	return b.String()
+}
+
+// EOLLine is one end-of-life release in one line.
+func EOLLine(x plan.EOLRelease) string {
+	s := ""
+	if x.Hosts != 1 {
+		s = "s"
+	}
+	return fmt.Sprintf("upgrade the OS release %s (end of life, %s) on %d host%s, risk %.1f", x.Release, x.Advisory, x.Hosts, s, x.RiskScore)
 }
 
 // WaveLine is one wave in one line.

@@ -67,6 +67,47 @@ func Row(o outcome.Outcome, received time.Time) []any {
 	}
 }
 
+// Rows are the rows of outs (Columns), received at received: Row for each,
+// built for a batch at once. The rows share one backing array, and a value
+// equal to the previous row's (plan, package, versions, status and error
+// repeat along a wave of a plan; received is the same for all) is boxed
+// once, so a row costs a few allocations instead of one per column.
+func Rows(outs []outcome.Outcome, received time.Time) [][]any {
+	ncol := len(Columns)
+	vals := make([]any, len(outs)*ncol)
+	rows := make([][]any, len(outs))
+	recv := any(received.UTC())
+	var plan, pkg, from, to, status, errText boxed
+	for i := range outs {
+		o := &outs[i]
+		reboot := uint8(0)
+		if o.RebootRequired {
+			reboot = 1
+		}
+		row := vals[i*ncol : (i+1)*ncol : (i+1)*ncol]
+		row[0], row[1], row[2], row[3] = plan.box(o.PlanID), o.ActionID, o.Attempt, o.HostID
+		row[4], row[5], row[6], row[7] = pkg.box(o.Package), from.box(o.FromVersion), to.box(o.ToVersion), status.box(string(o.Status))
+		row[8], row[9], row[10], row[11], row[12] = o.StartedAt.UTC(), o.FinishedAt.UTC(), errText.box(o.Error), reboot, recv
+		rows[i] = row
+	}
+	return rows
+}
+
+// boxed remembers the last string put in an interface value, to reuse it
+// while the same string comes again.
+type boxed struct {
+	s  string
+	v  any
+	ok bool
+}
+
+func (b *boxed) box(s string) any {
+	if !b.ok || s != b.s {
+		b.s, b.v, b.ok = s, s, true
+	}
+	return b.v
+}
+
 // Insert stores outcomes that Checker.Check accepted, in one insert. It is
 // the direct way in (no Kafka); a repeated call stores nothing new (the
 // table replaces rows with the same key).
@@ -74,11 +115,7 @@ func Insert(ctx context.Context, st store.Store, outs []outcome.Outcome, receive
 	if len(outs) == 0 {
 		return nil
 	}
-	rows := make([][]any, len(outs))
-	for i, o := range outs {
-		rows[i] = Row(o, received)
-	}
-	if err := st.Insert(ctx, Table, Columns, rows); err != nil {
+	if err := st.Insert(ctx, Table, Columns, Rows(outs, received)); err != nil {
 		return fmt.Errorf("insert %d outcomes: %w", len(outs), err)
 	}
 	return nil
@@ -119,7 +156,8 @@ func (c *Checker) Check(ctx context.Context, outs []outcome.Outcome) ([]error, e
 	out := make([]error, len(outs))
 	var missing []int // outcomes whose action is not in memory
 	c.mu.Lock()
-	for i, o := range outs {
+	for i := range outs {
+		o := &outs[i]
 		if p, ok := c.known[actionKey{o.PlanID, o.ActionID}]; ok {
 			out[i] = verdict(o, p, true, false)
 		} else {
@@ -142,19 +180,13 @@ func (c *Checker) Check(ctx context.Context, outs []outcome.Outcome) ([]error, e
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	if len(c.known)+len(found) > maxKnown {
-		clear(c.known)
-	}
-	withActions := map[string]bool{}
-	for k, p := range found {
-		c.known[k] = p
-		withActions[k.plan] = true
-	}
-	c.mu.Unlock()
 	// A plan without a single action may still be a plan (with no
 	// action, every outcome of it is refused either way): ask plans, for
 	// the reason.
+	withActions := map[string]bool{}
+	for k := range found {
+		withActions[k.plan] = true
+	}
 	var empty []string
 	for _, p := range plans {
 		if !withActions[p] {
@@ -167,8 +199,24 @@ func (c *Checker) Check(ctx context.Context, outs []outcome.Outcome) ([]error, e
 			return nil, err
 		}
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case len(c.known) == 0 && len(found) <= maxKnown:
+		// The first plan read (a consumer's usual case: one plan's wave)
+		// is kept as read, not copied. found is read under the lock from
+		// here on, as c.known is.
+		c.known = found
+	default:
+		if len(c.known)+len(found) > maxKnown {
+			c.known = make(map[actionKey]planned, len(found))
+		}
+		for k, p := range found {
+			c.known[k] = p
+		}
+	}
 	for _, i := range missing {
-		o := outs[i]
+		o := &outs[i]
 		p, ok := found[actionKey{o.PlanID, o.ActionID}]
 		out[i] = verdict(o, p, ok, unknownPlans[o.PlanID])
 	}
@@ -177,7 +225,7 @@ func (c *Checker) Check(ctx context.Context, outs []outcome.Outcome) ([]error, e
 
 // verdict judges o against its planned action p (ok: there is one;
 // unknownPlan: not even its plan exists).
-func verdict(o outcome.Outcome, p planned, ok, unknownPlan bool) error {
+func verdict(o *outcome.Outcome, p planned, ok, unknownPlan bool) error {
 	switch {
 	case !ok && unknownPlan:
 		return consumer.Reject(ReasonUnknownPlan, fmt.Errorf("plan_id %q is not a plan (action_id %q)", o.PlanID, o.ActionID))
@@ -258,7 +306,7 @@ func (s sink) Check(ctx context.Context, outs []outcome.Outcome) ([]error, error
 	return s.checker.Check(ctx, outs)
 }
 
-func (sink) Row(o outcome.Outcome, received time.Time) []any { return Row(o, received) }
+func (sink) Rows(outs []outcome.Outcome, received time.Time) [][]any { return Rows(outs, received) }
 
 // Run consumes outcomes (cfg.Topic, default patchgrid.outcomes; group
 // default patchgrid-outcomes; dead-letter topic default the topic +

@@ -10,7 +10,6 @@
 package outcome
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -168,73 +167,22 @@ func Encode(o Outcome) ([]byte, error) {
 }
 
 // Decode reads one outcome. Unknown fields are refused (a misspelt
-// "reboot_requried" must not pass as false), as are trailing data and
-// duplicate fields.
+// "reboot_requried" must not pass as false), as are fields in another case
+// ("Plan_ID"), duplicate fields (JSON decoders disagree on which one wins,
+// so such a message means different things to different readers), null
+// values, and trailing data. It reads the message in one pass (decode.go).
 func Decode(b []byte) (Outcome, error) {
 	var o Outcome
 	if len(b) > MaxMessageBytes {
 		return o, bad("message", "%d bytes, more than %d", len(b), MaxMessageBytes)
 	}
-	if err := checkDuplicates(b); err != nil {
-		return o, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&o); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return Outcome{}, bad(te.Field, "want a JSON %s, got %s", te.Type, te.Value)
-		}
-		return Outcome{}, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if dec.More() {
-		return Outcome{}, fmt.Errorf("%w: data after the outcome object", ErrMalformed)
+	d := decoder{b: b}
+	if err := d.decode(&o); err != nil {
+		return Outcome{}, err
 	}
 	if err := o.Validate(); err != nil {
 		return Outcome{}, err
 	}
 	o.StartedAt, o.FinishedAt = o.StartedAt.UTC(), o.FinishedAt.UTC()
 	return o, nil
-}
-
-// fields are the JSON names of Outcome, spelt exactly.
-var fields = map[string]bool{
-	"version": true, "plan_id": true, "action_id": true, "host_id": true, "package": true,
-	"from_version": true, "to_version": true, "status": true, "attempt": true,
-	"started_at": true, "finished_at": true, "error": true, "reboot_required": true,
-}
-
-// checkDuplicates refuses an object that names a field twice (JSON decoders
-// disagree on which one wins, so such a message means different things to
-// different readers) or names one not spelt exactly as the schema does
-// (encoding/json would match "Plan_ID" to plan_id).
-func checkDuplicates(b []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	tok, err := dec.Token()
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return fmt.Errorf("%w: not a JSON object", ErrMalformed)
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrMalformed, err)
-		}
-		key, _ := tok.(string)
-		if !fields[key] {
-			return bad(key, "unknown field")
-		}
-		if seen[key] {
-			return bad(key, "given twice")
-		}
-		seen[key] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return fmt.Errorf("%w: field %s: %v", ErrMalformed, key, err)
-		}
-	}
-	return nil
 }

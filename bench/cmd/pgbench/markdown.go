@@ -126,7 +126,7 @@ const (
 
 // stepOrder ranks step names the way a run executes them.
 func stepOrder(name string) int {
-	for i, p := range []string{"version", "feeds", "scanner", "ingest_e2e", "match", "kpi", "export", "plan", "api", "peer_osv"} {
+	for i, p := range []string{"version", "feeds", "scanner", "ingest_e2e", "outcome_ingest", "match", "kpi", "export", "plan", "api", "peer_osv", "verify", "make_run"} {
 		if stepKind(name) == p {
 			return i
 		}

@@ -450,7 +450,7 @@ func summarize(steps []StepResult) []Metric {
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		for _, name := range []string{"full_match_hosts_per_s", "full_match_with_fanout_hosts_per_s"} {
+		for _, name := range []string{"full_match_hosts_per_s", "full match + every host's findings delivered (inventory rows shared by reference), hosts/s"} {
 			m, ok := find(n, name)
 			if !ok {
 				continue

@@ -165,3 +165,16 @@ func TestWriteResults(t *testing.T) {
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), nil))
 }
+
+// Every step the orchestrator runs has a place in the current table's
+// order; an unranked step would sort after every other one.
+func TestStepOrderCoversEveryStep(t *testing.T) {
+	for _, quick := range []bool{false, true} {
+		o := &orchestrator{quick: quick}
+		for _, s := range o.steps(Config{Endpoints: []int{1000}}) {
+			if stepOrder(s.name) == 100 {
+				t.Errorf("quick=%v: step %q has no place in stepOrder", quick, s.name)
+			}
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -33,16 +34,24 @@ func (s *services) ensure(ctx context.Context, name string) (addr string, starte
 		s.log.Info("service already up; it will be left running", "service", name, "pid", servicePID(s.runDir, name))
 		return addr, false, nil
 	}
-	s.log.Info("starting service", "service", name)
+	// A server whose recorded process is alive is someone else's even when
+	// its status probe failed (a slow answer on a loaded machine): `up`
+	// waits for it and this run must not stop it afterwards (a run did,
+	// under load, and took the shared broker down).
+	before := servicePID(s.runDir, name)
+	preexisting := before > 0 && syscall.Kill(before, 0) == nil
+	s.log.Info("starting service", "service", name, "already_running_pid", before)
 	cmd := exec.CommandContext(ctx, "bash", "scripts/services.sh", "up", name)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	// Recorded before checking the result: a half-started server is ours
 	// to stop too.
-	s.started = append(s.started, name)
-	if err := cmd.Run(); err != nil {
-		return "", true, fmt.Errorf("services.sh up %s: %w", name, err)
+	if !preexisting {
+		s.started = append(s.started, name)
 	}
-	return addr, true, nil
+	if err := cmd.Run(); err != nil {
+		return "", !preexisting, fmt.Errorf("services.sh up %s: %w", name, err)
+	}
+	return addr, !preexisting, nil
 }
 
 // stopStarted stops what ensure started, by the PID file services.sh wrote

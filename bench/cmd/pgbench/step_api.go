@@ -127,6 +127,15 @@ func stepAPI(ctx context.Context, cfg Config, log *slog.Logger, out *StepOutput)
 		"p99", percentile(mixed, 0.99), "healthz_p99", percentile(health, 0.99), "peak_rss_mb", peak, "took", wall.Round(time.Millisecond))
 	out.Info["api_requests"], out.Info["api_ok"], out.Info["api_503"], out.Info["api_errors"] = n+apiHeavy, res.ok.Load(), res.overloaded.Load(), res.errors.Load()
 	out.Info["api_max_concurrent"], out.Info["api_memory_budget_mb"] = maxConcurrent, apiMemoryBudget>>20
+	out.Info["api_max_heavy"] = max(1, maxConcurrent/4) // api.Config's default
+	out.Info["api_503_by_kind"] = res.overByKind
+	// Latencies of the answered requests of each kind, to tell which
+	// endpoint a slow p99 comes from.
+	byKind := map[string]string{}
+	for kind, d := range res.byKind {
+		byKind[kind] = fmt.Sprintf("n=%d p50=%.0fms p99=%.0fms", len(d), ms(percentile(d, 0.5)), ms(percentile(d, 0.99)))
+	}
+	out.Info["api_latency_by_kind"] = byKind
 	if e := res.firstError.Load(); e != nil {
 		out.Info["api_first_error"] = *e
 		out.Info["api_errors_by_kind"] = res.failedByKind

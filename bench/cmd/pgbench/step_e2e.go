@@ -158,6 +158,11 @@ func stepIngestE2E(ctx context.Context, cfg Config, log *slog.Logger, out *StepO
 		ratio(Metric{Name: "end-to-end ingest incl. publish", Value: float64(rows) / (pubD + ingD).Seconds(), Unit: "rows/s", Better: "higher",
 			Note: fmt.Sprintf("simulate+publish %.1fs, consume %.1fs", pubD.Seconds(), ingD.Seconds())},
 			"ceiling: store.Insert of the same rows into the same server", ceilRate),
+		// Host scans per second (one message is one host's scan or
+		// heartbeat), beside the rate at which the topic can be read at all.
+		ratio(Metric{Name: "end-to-end ingest, host scans/s", Value: float64(ist.Consumed) / ingD.Seconds(), Unit: "hosts/s", Better: "higher",
+			Note: fmt.Sprintf("%d endpoints × %d days: %d scans and heartbeats consumed in %.1fs", cfg.E2EHosts, cfg.Days, ist.Consumed, ingD.Seconds())},
+			"floor: Kafka fetch of the same messages, messages/s", float64(sum.Messages)/fetchD.Seconds()),
 		Metric{Name: "Kafka fetch floor (kafka-go group reader, messages discarded)", Value: float64(rows) / fetchD.Seconds(), Unit: "rows/s", Better: "higher",
 			Note: fmt.Sprintf("reading the %d messages (%.0f MB) alone took %.2fs of the consumer's %.2fs", sum.Messages, float64(fetchBytes)/1e6, fetchD.Seconds(), ingD.Seconds())},
 		Metric{Name: "ClickHouse server peak RSS (VmHWM, whole server lifetime)", Value: chRSS, Unit: "MB", Better: "lower"},

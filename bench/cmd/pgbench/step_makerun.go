@@ -63,6 +63,11 @@ func stepMakeRun(ctx context.Context, cfg Config, log *slog.Logger, out *StepOut
 	for name, d := range stages {
 		out.Info["stage_"+name+"_s"] = round(d.Seconds(), 2)
 	}
+	// Which phase or snapshot of the refresh dominates (issue 16).
+	refreshSteps := refreshStepTimes(stderr.Bytes())
+	for name, d := range refreshSteps {
+		out.Info["refresh_"+name+"_s"] = round(d.Seconds(), 2)
+	}
 	out.Info["args"] = args
 	note := "make run's defaults: 10,000 endpoints × 7 days"
 	if cfg.Quick {
@@ -73,7 +78,8 @@ func stepMakeRun(ctx context.Context, cfg Config, log *slog.Logger, out *StepOut
 			RefValue: makeRunWallCeilingS, Ratio: round(wall.Seconds()/makeRunWallCeilingS, 3), Better: "lower", Note: note},
 		Metric{Name: "make run peak RSS", Value: round(rssMB, 0), Unit: "MB", Ref: "goal ceiling",
 			RefValue: makeRunRSSCeilingMB, Ratio: round(rssMB/makeRunRSSCeilingMB, 3), Better: "lower", Note: note})
-	log.Info("make run", "wall", wall.Round(time.Millisecond), "peak_rss_mb", int(rssMB), "stages", fmt.Sprint(stages))
+	log.Info("make run", "wall", wall.Round(time.Millisecond), "peak_rss_mb", int(rssMB), "stages", fmt.Sprint(stages),
+		"refresh_steps", fmt.Sprint(refreshSteps))
 	return nil
 }
 
@@ -93,6 +99,33 @@ func stageTimes(log []byte) map[string]time.Duration {
 		}
 		if d, err := time.ParseDuration(unquote(string(m[2]))); err == nil {
 			out[string(m[1])] = d
+		}
+	}
+	return out
+}
+
+// refreshStepLine matches the refresh's closing line of step times
+// (analytics/refresh: msg="refresh steps" name=duration ...).
+var (
+	refreshStepLine = regexp.MustCompile(`msg="refresh steps"(.*)$`)
+	keyDuration     = regexp.MustCompile(`(\S+)=(\S+)`)
+)
+
+// refreshStepTimes reads the time of each refresh phase and snapshot from
+// the run's log (a later line's time of a step wins).
+func refreshStepTimes(log []byte) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	sc := bufio.NewScanner(bytes.NewReader(log))
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	for sc.Scan() {
+		m := refreshStepLine.FindSubmatch(sc.Bytes())
+		if m == nil {
+			continue
+		}
+		for _, kv := range keyDuration.FindAllSubmatch(m[1], -1) {
+			if d, err := time.ParseDuration(unquote(string(kv[2]))); err == nil {
+				out[string(kv[1])] = d
+			}
 		}
 	}
 	return out

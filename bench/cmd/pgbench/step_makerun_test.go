@@ -23,3 +23,21 @@ time=2026-12-03T12:01:44Z level=INFO msg="[6/7] match done" versions=3 took=bogu
 		}
 	}
 }
+
+func TestRefreshStepTimes(t *testing.T) {
+	log := []byte(`time=2026-12-03T12:00:00Z level=INFO msg="refresh steps" pending=10ms segments=2.5s exposure_facts=1m5s
+time=2026-12-03T12:01:44Z level=INFO msg="refresh" hosts=10000 took=1m43.2s
+time=2026-12-03T12:02:00Z level=INFO msg="refresh steps" pending=20ms finding_risk=12.25s kpi_mttr=bogus
+`)
+	got := refreshStepTimes(log)
+	want := map[string]time.Duration{"pending": 20 * time.Millisecond, "segments": 2500 * time.Millisecond,
+		"exposure_facts": 65 * time.Second, "finding_risk": 12250 * time.Millisecond}
+	if len(got) != len(want) {
+		t.Fatalf("refreshStepTimes = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("step %s: %v, want %v", k, got[k], v)
+		}
+	}
+}

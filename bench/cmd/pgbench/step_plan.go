@@ -78,6 +78,7 @@ func stepPlan(ctx context.Context, cfg Config, log *slog.Logger, out *StepOutput
 	out.Info["plan_actions"] = s.Actions
 	out.Info["plan_hosts"] = s.Hosts
 	out.Info["plan_no_fix"] = s.NoFix
+	out.Info["plan_end_of_life"] = s.EndOfLife
 	out.Info["plan_waves"] = s.Waves
 	out.Metrics = append(out.Metrics,
 		ratio(Metric{Name: "plan create", Value: took.Seconds(), Unit: "s", Better: "lower",

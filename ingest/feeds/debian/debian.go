@@ -140,9 +140,22 @@ type trackerRelease struct {
 	Urgency      string `json:"urgency"`
 }
 
+// trackerSpecific is the Specific JSON of a tracker CVE record: the
+// urgency per release, keyed by ecosystem (Debian:12) and normalized to
+// the severity vocabulary; the worst over the CVE's packages when they
+// differ. A release whose urgency is no rating ("not yet assigned",
+// "end-of-life") is absent. 0020_release_ratings.sql reads it so that a
+// host on that release takes the tracker's rating for its release, not the
+// record's Severity, which stays the worst over releases (what a store
+// without the analytics migrations shows).
+type trackerSpecific struct {
+	Urgency map[string]string `json:"urgency"`
+}
+
 // ParseTrackerJSON parses the tracker's JSON export: package → CVE →
 // release → status. One advisory per CVE, with the ranges of every package
-// and release.
+// and release, its urgency per release in Specific (trackerSpecific) and
+// the worst of them as its Severity.
 func ParseTrackerJSON(data []byte, file string) ([]feed.Advisory, []feed.Problem, error) {
 	var doc map[string]map[string]json.RawMessage
 	if err := json.Unmarshal(data, &doc); err != nil {
@@ -150,6 +163,7 @@ func ParseTrackerJSON(data []byte, file string) ([]feed.Advisory, []feed.Problem
 	}
 	var probs []feed.Problem
 	byID := map[string]*feed.Advisory{}
+	urgency := map[string]map[string]string{} // CVE → ecosystem → worst severity
 	rank := map[string]int{"unknown": 0, "none": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
 	pkgs := make([]string, 0, len(doc))
 	for p := range doc {
@@ -200,8 +214,18 @@ func ParseTrackerJSON(data []byte, file string) ([]feed.Advisory, []feed.Problem
 					continue
 				}
 				a.Ranges = append(a.Ranges, r)
-				if s := feed.NormalizeSeverity(tr.Urgency); rank[s] > rank[a.Severity] {
+				s := feed.NormalizeSeverity(tr.Urgency)
+				if rank[s] > rank[a.Severity] {
 					a.Severity = s
+				}
+				if rank[s] == 0 {
+					continue
+				}
+				if urgency[id] == nil {
+					urgency[id] = map[string]string{}
+				}
+				if rank[s] > rank[urgency[id][r.Ecosystem]] {
+					urgency[id][r.Ecosystem] = s
 				}
 			}
 		}
@@ -214,6 +238,11 @@ func ParseTrackerJSON(data []byte, file string) ([]feed.Advisory, []feed.Problem
 	out := make([]feed.Advisory, 0, len(ids))
 	for _, id := range ids {
 		a := byID[id]
+		if u := urgency[id]; len(u) > 0 {
+			// Marshalling a map of strings cannot fail; its keys come out sorted.
+			b, _ := json.Marshal(trackerSpecific{Urgency: u})
+			a.Specific = string(b)
+		}
 		a.Normalize()
 		out = append(out, *a)
 	}

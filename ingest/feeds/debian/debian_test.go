@@ -89,6 +89,45 @@ func TestTrackerJSON(t *testing.T) {
 	}
 }
 
+// TestTrackerUrgencyPerRelease: the tracker rates a CVE per release; the
+// record keeps each release's urgency (worst over packages) in Specific,
+// keyed by ecosystem, and the worst of all as its Severity. Urgencies that
+// are no rating leave their release out.
+func TestTrackerUrgencyPerRelease(t *testing.T) {
+	rel := func(status, fixed, urgency string) string {
+		return `{"status":"` + status + `","fixed_version":"` + fixed + `","urgency":"` + urgency + `"}`
+	}
+	for _, tc := range []struct {
+		name, json, severity, specific string
+	}{
+		{"two releases rated differently",
+			`{"curl":{"CVE-1":{"releases":{"bookworm":` + rel("resolved", "7.88.1-10+deb12u4", "low") + `,"bullseye":` + rel("open", "", "high**") + `}}}}`,
+			"high", `{"urgency":{"Debian:11":"high","Debian:12":"low"}}`},
+		{"unimportant is low, not yet assigned and end-of-life are absent",
+			`{"p":{"CVE-1":{"releases":{"trixie":` + rel("open", "", "unimportant") + `,"bookworm":` + rel("open", "", "not yet assigned") + `,"buster":` + rel("open", "", "end-of-life") + `}}}}`,
+			"low", `{"urgency":{"Debian:13":"low"}}`},
+		{"worst over packages per release",
+			`{"a":{"CVE-1":{"releases":{"bookworm":` + rel("open", "", "low") + `}}},"b":{"CVE-1":{"releases":{"bookworm":` + rel("open", "", "medium") + `,"sid":` + rel("open", "", "low") + `}}}}`,
+			"medium", `{"urgency":{"Debian:12":"medium","Debian:sid":"low"}}`},
+		{"no release rated",
+			`{"p":{"CVE-1":{"releases":{"bookworm":` + rel("open", "", "not yet assigned") + `}}}}`,
+			"unknown", ""},
+		{"skipped status carries no urgency",
+			`{"p":{"CVE-1":{"releases":{"bookworm":` + rel("resolved", "", "high") + `,"bullseye":` + rel("open", "", "low") + `}}}}`,
+			"low", `{"urgency":{"Debian:11":"low"}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			advs, _, err := ParseTrackerJSON([]byte(tc.json), "x")
+			if err != nil || len(advs) != 1 {
+				t.Fatalf("%v: %d records", err, len(advs))
+			}
+			if a := advs[0]; a.Severity != tc.severity || a.Specific != tc.specific {
+				t.Errorf("severity %q specific %q; want %q %q", a.Severity, a.Specific, tc.severity, tc.specific)
+			}
+		})
+	}
+}
+
 func FuzzParseList(f *testing.F) {
 	f.Add([]byte("[01 Aug 2002] DSA-141 mpack - buffer overflow\n\t{CVE-2002-1425}\n\t[woody] - mpack 1.5-7woody2\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
