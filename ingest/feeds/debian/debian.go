@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/patchgrid/patchgrid/ingest/feeds/feed"
+	"github.com/patchgrid/patchgrid/schemas/severity"
 )
 
 // Source is the advisories.source of DSA, DLA and tracker CVE records.
@@ -164,7 +165,6 @@ func ParseTrackerJSON(data []byte, file string) ([]feed.Advisory, []feed.Problem
 	var probs []feed.Problem
 	byID := map[string]*feed.Advisory{}
 	urgency := map[string]map[string]string{} // CVE → ecosystem → worst severity
-	rank := map[string]int{"unknown": 0, "none": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
 	pkgs := make([]string, 0, len(doc))
 	for p := range doc {
 		pkgs = append(pkgs, p)
@@ -215,16 +215,16 @@ func ParseTrackerJSON(data []byte, file string) ([]feed.Advisory, []feed.Problem
 				}
 				a.Ranges = append(a.Ranges, r)
 				s := feed.NormalizeSeverity(tr.Urgency)
-				if rank[s] > rank[a.Severity] {
+				if severity.Index(s) < severity.Index(a.Severity) {
 					a.Severity = s
 				}
-				if rank[s] == 0 {
+				if s == severity.Unknown {
 					continue
 				}
 				if urgency[id] == nil {
 					urgency[id] = map[string]string{}
 				}
-				if rank[s] > rank[urgency[id][r.Ecosystem]] {
+				if severity.Index(s) < severity.Index(urgency[id][r.Ecosystem]) {
 					urgency[id][r.Ecosystem] = s
 				}
 			}
