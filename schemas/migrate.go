@@ -280,16 +280,72 @@ func Skipped(ctx context.Context, st store.Store) ([]Migration, error) {
 	return out, nil
 }
 
+// RequireMigrated returns an error when st lacks an embedded migration its
+// ClickHouse can run: read-only commands (stdin match, explain, export,
+// report, serve) do not migrate, and on a store an older patchgrid made,
+// or one never migrated, they would otherwise fail with the engine's
+// "unknown table" on some view. The error says what to run; a retry
+// without it cannot help.
+func RequireMigrated(ctx context.Context, st store.Store) error {
+	where := st.Backend()
+	if a, ok := st.(interface{ Addr() string }); ok {
+		where = a.Addr()
+	}
+	rows, err := st.Query(ctx, "EXISTS TABLE schema_migrations")
+	if err != nil {
+		return fmt.Errorf("store %s: look for schema_migrations (a retry may help): %w", where, err)
+	}
+	var exists uint8
+	if rows.Next() {
+		err = rows.Scan(&exists)
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	rows.Close()
+	if err != nil {
+		return fmt.Errorf("store %s: look for schema_migrations (a retry may help): %w", where, err)
+	}
+	if exists == 0 {
+		return fmt.Errorf("store %s holds no patchgrid schema: run `patchgrid migrate` (or load feeds or ingest, which migrate) first", where)
+	}
+	migs, err := Migrations()
+	if err != nil {
+		return err
+	}
+	ver, err := st.ServerVersion(ctx)
+	if err != nil {
+		return err
+	}
+	done, err := appliedMigrations(ctx, st)
+	if err != nil {
+		return fmt.Errorf("store %s: read schema_migrations (a retry may help): %w", where, err)
+	}
+	var pending []string
+	for _, m := range migs {
+		if _, ok := done[m.Version]; ok || m.MinServer.Major > 0 && !ver.AtLeast(m.MinServer.Major, m.MinServer.Minor) {
+			continue
+		}
+		pending = append(pending, m.Name)
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("store %s lacks %d migration(s) of this patchgrid (%s): run `patchgrid migrate` first",
+			where, len(pending), strings.Join(pending, ", "))
+	}
+	return nil
+}
+
 // RequireAnalytics returns an error when st's ClickHouse is too old for the
 // analytics migrations (the 2018 server can hold ingested inventories but
-// not run the KPI views). Analytics commands call it before starting.
+// not run the KPI views), or when st lacks a migration (RequireMigrated).
+// Analytics commands call it before starting.
 func RequireAnalytics(ctx context.Context, st store.Store) error {
 	skipped, err := Skipped(ctx, st)
 	if err != nil {
 		return err
 	}
 	if len(skipped) == 0 {
-		return nil
+		return RequireMigrated(ctx, st)
 	}
 	ver, _ := st.ServerVersion(ctx)
 	need := skipped[0]

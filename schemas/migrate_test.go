@@ -184,3 +184,48 @@ func TestMigrateSkipsForOldServer(t *testing.T) {
 		t.Fatalf("applied %v, err %v", applied, err)
 	}
 }
+
+// Commands that do not migrate say what to run on a store that was never
+// migrated or lacks this patchgrid's latest migration, and pass on a
+// migrated one; on the 2018 server the migrations it cannot run are not
+// asked for.
+func TestRequireMigrated(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(testing.TB) store.Store
+	}{{"chdb", testenv.CHDBStore}, {"server", testenv.ServerStore}} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := tc.open(t)
+			ctx := context.Background()
+			if err := RequireMigrated(ctx, st); err == nil || !strings.Contains(err.Error(), "no patchgrid schema: run `patchgrid migrate`") {
+				t.Fatalf("never migrated: %v", err)
+			}
+			migs, err := Migrations()
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := migs[len(migs)-1]
+			if _, err := migrate(ctx, st, slog.New(slog.DiscardHandler), migs[:len(migs)-1]); err != nil {
+				t.Fatal(err)
+			}
+			ver, err := st.ServerVersion(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = RequireMigrated(ctx, st)
+			if last.MinServer.Major > 0 && !ver.AtLeast(last.MinServer.Major, last.MinServer.Minor) {
+				if err != nil {
+					t.Fatalf("server %s cannot run %s, yet: %v", ver.Text, last.Name, err)
+				}
+			} else if err == nil || !strings.Contains(err.Error(), "lacks 1 migration(s) of this patchgrid ("+last.Name+"): run `patchgrid migrate`") {
+				t.Fatalf("one migration behind: %v", err)
+			}
+			if _, err := Migrate(ctx, st, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := RequireMigrated(ctx, st); err != nil {
+				t.Fatalf("migrated: %v", err)
+			}
+		})
+	}
+}

@@ -127,7 +127,11 @@ func Status(ctx context.Context, cfg Config, id string, due bool) (*Report, erro
 		return nil, err
 	}
 	if due {
-		r.Due = dueList(cfg.Now, pol, gates, r.Holds, candidates)
+		windows, err := readHostWindows(ctx, cfg.Store, sum.ID, candidates)
+		if err != nil {
+			return nil, err
+		}
+		r.Due = dueList(cfg.Now, pol, gates, r.Holds, candidates, windows)
 	}
 	return r, nil
 }

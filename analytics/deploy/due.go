@@ -134,7 +134,11 @@ var candidateStates = stateList(State.candidate)
 //     the group's first window that starts after the failed attempt
 //     finished and is still open now (any time for a group without
 //     windows, or an emergency that bypasses windows).
-func dueList(now time.Time, pol *policy.Policy, gates []Gate, holds []Hold, candidates []candidate) *DueList {
+//
+// A host that declared its own maintenance window (hostWindows, from the
+// plan's plan_hosts) retries where that window overlaps its group's, as
+// the planner placed its first attempt (plan.ParseHostWindow's rule).
+func dueList(now time.Time, pol *policy.Policy, gates []Gate, holds []Hold, candidates []candidate, hostWindows map[string]policy.Window) *DueList {
 	gate := map[string]Gate{}
 	for _, g := range gates {
 		gate[g.Ring] = g
@@ -165,7 +169,11 @@ func dueList(now time.Time, pol *policy.Policy, gates []Gate, holds []Hold, cand
 				out.NotDue[NotDueExhausted]++
 				continue
 			}
-			slot, ok := retrySlot(pol, groups[a.Group], a.Emergency, c.finished.UTC(), now)
+			var own *policy.Window
+			if w, ok := hostWindows[a.HostID]; ok {
+				own = &w
+			}
+			slot, ok := retrySlot(pol, groups[a.Group], own, a.Emergency, c.finished.UTC(), now)
 			if !ok {
 				out.NotDue[NotDueNoRetrySlt]++
 				continue
@@ -201,22 +209,71 @@ func dueList(now time.Time, pol *policy.Policy, gates []Gate, holds []Hold, cand
 }
 
 // retrySlot is a failed action's retry window: the first window of its
-// group that starts after the failure and is still open at now (or the
-// next one after now).
-func retrySlot(pol *policy.Policy, g *policy.Group, emergency bool, failed, now time.Time) (policy.Slot, bool) {
+// group (where own, the host's declared window, overlaps it, if the host
+// declared one) that starts after the failure and is still open at now
+// (or the next one after now).
+func retrySlot(pol *policy.Policy, g *policy.Group, own *policy.Window, emergency bool, failed, now time.Time) (policy.Slot, bool) {
 	o := policy.SlotOptions{}
 	if emergency {
 		o.IgnoreWindows = pol.Emergency.Bypasses(policy.BypassWindows)
 		o.IgnoreFreezes = pol.Emergency.Bypasses(policy.BypassFreezes)
 	}
+	next := func(from time.Time) (policy.Slot, bool) {
+		if own != nil {
+			slot, _, ok := pol.NextSlotWithin(g, *own, from, from.Add(retrySearch), o)
+			return slot, ok
+		}
+		slot, _, ok := pol.NextSlot(g, from, from.Add(retrySearch), o)
+		return slot, ok
+	}
 	earliest := failed
 	if now.After(earliest) {
 		earliest = now
 	}
-	slot, _, ok := pol.NextSlot(g, earliest, earliest.Add(retrySearch), o)
+	slot, ok := next(earliest)
 	if ok && !slot.Start.After(failed) {
 		// The window the attempt failed in: the retry waits for the next.
-		slot, _, ok = pol.NextSlot(g, slot.End, slot.End.Add(retrySearch), o)
+		slot, ok = next(slot.End)
 	}
 	return slot, ok
+}
+
+// readHostWindows reads the declared windows of the hosts of a plan's
+// failed candidates (the only ones whose window is computed here; the
+// planner placed the others). A window the planner could not read was
+// never stored (plan_hosts.host_window is ''), so one that fails to parse
+// here means the two disagree: an error, not "any time".
+func readHostWindows(ctx context.Context, st store.Store, planID string, candidates []candidate) (map[string]policy.Window, error) {
+	var hosts []string
+	for _, c := range candidates {
+		if c.State == Failed {
+			hosts = append(hosts, c.HostID)
+		}
+	}
+	if len(hosts) == 0 {
+		return nil, nil
+	}
+	rows, err := st.Query(ctx, `SELECT host_id, any(host_window) FROM plan_hosts
+		WHERE plan_id = ? AND host_window != '' AND host_id IN (SELECT arrayJoin(?))
+		GROUP BY host_id`, planID, hosts)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: read host windows: %w", planID, err)
+	}
+	defer rows.Close()
+	out := map[string]policy.Window{}
+	for rows.Next() {
+		var host, text string
+		if err := rows.Scan(&host, &text); err != nil {
+			return nil, fmt.Errorf("plan %s: read host windows: %w", planID, err)
+		}
+		w, err := plan.ParseHostWindow(text)
+		if err != nil {
+			return nil, fmt.Errorf("plan %s: host %s: stored window (not retryable): %w", planID, host, err)
+		}
+		out[host] = w
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("plan %s: read host windows: %w", planID, err)
+	}
+	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/patchgrid/patchgrid/analytics/match"
+	"github.com/patchgrid/patchgrid/schemas"
 	"github.com/patchgrid/patchgrid/schemas/version"
 )
 
@@ -32,6 +33,10 @@ func runExplain(ctx context.Context, env *cliEnv, args []string) int {
 		return exitFailure
 	}
 	defer st.Close()
+	if err := schemas.RequireMigrated(ctx, st); err != nil {
+		fmt.Fprintf(env.stderr, "patchgrid explain: %v\n", err)
+		return exitFailure
+	}
 	e, err := match.Explain(ctx, st, version.Compare, fs.Arg(0), fs.Arg(1), match.ExplainOptions{All: *all})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "patchgrid explain: %v\n", err)

@@ -61,6 +61,10 @@ writes one JSON line per input with the advisories it matches and their evidence
 		return exitFailure
 	}
 	defer st.Close()
+	if err := schemas.RequireMigrated(ctx, st); err != nil {
+		fmt.Fprintf(env.stderr, "patchgrid match: %v\n", err)
+		return exitFailure
+	}
 
 	if *fleet {
 		log := env.logger(nil)

@@ -123,3 +123,22 @@ not json
 		t.Errorf("bad --fail-on: exit %d", code)
 	}
 }
+
+// On a store that was never migrated, the commands that do not migrate
+// say what to run instead of the engine's "unknown table".
+func TestReadOnlyCommandsOnUnmigratedStore(t *testing.T) {
+	st := testenv.CHDBStore(t)
+	cfg := testenv.CHDBConfig(t)
+	env := map[string]string{"PATCHGRID_DATA_DIR": cfg.DataDir, "PATCHGRID_CHDB_LIB": cfg.CHDBLib}
+	db := currentDB(t, st)
+	for _, args := range [][]string{
+		{"match", "--clickhouse-db", db},
+		{"match", "--clickhouse-db", db, "--fleet"},
+		{"explain", "--clickhouse-db", db, "host-1", "CVE-2023-42366"},
+	} {
+		code, _, errOut := runCLI(t, `{"ecosystem":"Alpine:v3.16","name":"busybox","version":"1.35.0-r17"}`+"\n", env, args...)
+		if code != exitFailure || !strings.Contains(errOut, "run `patchgrid migrate`") {
+			t.Errorf("%v: exit %d, stderr %q; want a failure saying to run patchgrid migrate", args, code, errOut)
+		}
+	}
+}
