@@ -241,7 +241,7 @@ func retrySlot(pol *policy.Policy, g *policy.Group, own *policy.Window, emergenc
 // readHostWindows reads the declared windows of the hosts of a plan's
 // failed candidates (the only ones whose window is computed here; the
 // planner placed the others). A window the planner could not read was
-// never stored (plan_hosts.host_window is ''), so one that fails to parse
+// never stored (plan_hosts.host_window is empty), so one that fails to parse
 // here means the two disagree: an error, not "any time".
 func readHostWindows(ctx context.Context, st store.Store, planID string, candidates []candidate) (map[string]policy.Window, error) {
 	var hosts []string
