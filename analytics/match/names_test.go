@@ -3,6 +3,7 @@ package match
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -108,9 +109,17 @@ func TestNamesPyPIRealData(t *testing.T) {
 	}
 	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	storeInventory(t, s, "as-written", "", at, res.Packages)
+	// An incremental run first, with every version new: it reads only the
+	// ranges whose normalized names its pending versions have, and must
+	// find what the full run finds below.
+	runJob(t, s, Incremental)
+	incremental := exposedIDs(t, s, "as-written")
 	storeInventory(t, s, "lower", "", at, lower)
 	runJob(t, s, Full)
 	asWritten, low := exposedIDs(t, s, "as-written"), exposedIDs(t, s, "lower")
+	if !maps.EqualFunc(incremental, asWritten, slices.Equal) {
+		t.Errorf("incremental run found %v, full run %v", incremental, asWritten)
+	}
 	if len(asWritten["Werkzeug"]) == 0 || len(asWritten["Flask"]) == 0 {
 		t.Errorf("as written: Werkzeug %v, Flask %v; want findings for both", asWritten["Werkzeug"], asWritten["Flask"])
 	}

@@ -192,14 +192,18 @@ func (e *engine) hostBounds(ctx context.Context) ([][2]string, error) {
 
 // stage aggregates the fixable findings per (host, ecosystem, package).
 // One level: the advisory dedupe (each advisory once, at its highest risk,
-// as the Builder's dedupe) is array work on the group's (advisory, risk)
-// pairs ar, sorted by advisory with the highest risk first, of which the
-// first of each advisory counts.
+// as the Builder's dedupe) is array work on the group's (advisory, risk,
+// kev) triples ar, sorted by advisory with the highest risk first, of
+// which the first of each advisory counts (top). The advisories, the KEV
+// ones and the risk all come from that one array (sorted by advisory, so
+// the lists are sorted): no second and third per-group set.
 func (e *engine) stage(ctx context.Context, excepted bool) ([][2]string, error) {
+	t0 := time.Now()
 	bounds, err := e.hostBounds(ctx)
 	if err != nil {
 		return nil, err
 	}
+	e.log.Info("plan step", "plan", e.id, "step", "host batches", "batches", len(bounds), "took", time.Since(t0).Round(time.Millisecond))
 	sevs := sqlStrings(severity.All)
 	for i, b := range bounds {
 		conds := []string{fixable, "host_id >= ?", "host_id <= ?"}
@@ -216,11 +220,11 @@ func (e *engine) stage(ctx context.Context, excepted bool) ([][2]string, error) 
 			ecosystem, package, min(installed_version),
 			maxIf((k.key, fixed_version), k.error = '').2,
 			argMinIf(k.error, fixed_version, k.error != ''),
-			arraySort(groupUniqArray(adv)),
-			arraySort(groupUniqArrayIf(adv, kev = 1)),
+			arrayMap(x -> x.1, arrayFilter((x, n) -> n = 1, arraySort(x -> (x.1, -x.2), groupArray((adv, risk, kev))) AS ar,
+				arrayEnumerateUniq(arrayMap(x -> x.1, ar)) AS first) AS top),
+			arrayDistinct(arrayMap(x -> x.1, arrayFilter(x -> x.3 = 1, ar))),
 			` + sevs + `[min(if(indexOf(` + sevs + `, severity) = 0, length(` + sevs + `), indexOf(` + sevs + `, severity)))],
-			round(arraySum(arrayMap(x -> x.2, arrayFilter((x, n) -> n = 1, arraySort(x -> (x.1, -x.2), groupArray((adv, risk))) AS ar,
-				arrayEnumerateUniq(arrayMap(x -> x.1, ar))))), 2),
+			round(arraySum(arrayMap(x -> x.2, top)), 2),
 			min(dl),
 			toUInt8(countIf(em != '') > 0),
 			argMinIf(concat(em, ' (', adv, ')'), adv, em != ''),
@@ -343,10 +347,20 @@ func (e *engine) units(ctx context.Context) ([]*unit, int, error) {
 }
 
 // hostInfo attaches each planned host's tags and declared maintenance
-// window from its latest scan.
+// window from its latest scan (the latest scanned_at, then the highest
+// scan_id). scans holds every scan of every host (9 million rows for
+// 100,000 hosts over 90 days): the latest scan time of each planned host
+// is found over the narrow (host_id, scanned_at) columns first, so tags
+// and windows are read and compared for those scans only, not carried
+// through an argMax over every scan (3 to 4.5 times faster over the
+// 9 million scans of the bench fleet, where it was plan create's largest
+// step).
 func (e *engine) hostInfo(ctx context.Context, hosts map[string]*host) error {
-	rows, err := e.st.Query(ctx, `SELECT host_id, argMax(tags, (scanned_at, scan_id)), argMax(maintenance_window, (scanned_at, scan_id))
-		FROM scans WHERE host_id IN (SELECT DISTINCT host_id FROM plan_stage_actions WHERE plan_id = ?) GROUP BY host_id`, e.id)
+	rows, err := e.st.Query(ctx, `SELECT host_id, argMax(tags, scan_id), argMax(maintenance_window, scan_id)
+		FROM scans WHERE (host_id, scanned_at) IN (
+			SELECT host_id, max(scanned_at) FROM scans
+			WHERE host_id IN (SELECT DISTINCT host_id FROM plan_stage_actions WHERE plan_id = ?) GROUP BY host_id)
+		GROUP BY host_id`, e.id)
 	if err != nil {
 		return fmt.Errorf("plan %s: host tags and windows: %w", e.id, err)
 	}
@@ -442,25 +456,25 @@ func (e *engine) final(ctx context.Context, bounds [][2]string) error {
 }
 
 // summary counts the written plan for its plans row (whose no_fix is
-// NoFix + EndOfLife: every finding plan_no_fix lists).
+// NoFix + EndOfLife: every finding plan_no_fix lists). One statement
+// reads each table once (one-row aggregates, cross-joined): a statement
+// costs tens of milliseconds on a loaded machine whatever its size.
 func (e *engine) summary(ctx context.Context, s *Summary) error {
-	rows, err := e.st.Query(ctx, `SELECT
-		(SELECT count() FROM plan_actions WHERE plan_id = ?),
-		(SELECT countIf(status = 'scheduled') FROM plan_actions WHERE plan_id = ?),
-		(SELECT countIf(status = 'late') FROM plan_actions WHERE plan_id = ?),
-		(SELECT countIf(status = 'unscheduled') FROM plan_actions WHERE plan_id = ?),
-		(SELECT countIf(emergency = 1) FROM plan_actions WHERE plan_id = ?),
-		(SELECT sum(risk_reduction) FROM plan_actions WHERE plan_id = ?),
-		(SELECT countIf(status != 'end_of_life') FROM plan_no_fix WHERE plan_id = ?),
-		(SELECT count() FROM plan_excepted WHERE plan_id = ?),
-		(SELECT countIf(status = 'end_of_life') FROM plan_no_fix WHERE plan_id = ?),
-		(SELECT uniqExactIf(host_id, status = 'end_of_life') FROM plan_no_fix WHERE plan_id = ?),
-		(SELECT sum(findings) FROM plan_stage_actions WHERE plan_id = ?),
-		(SELECT uniqExact(host_id) FROM (
+	rows, err := e.st.Query(ctx, `SELECT a.n, a.scheduled, a.late, a.unscheduled, a.emergency, a.risk,
+		nf.no_fix, x.n, nf.eol, nf.eol_hosts, st.findings, h.n
+	FROM (SELECT count() AS n, countIf(status = 'scheduled') AS scheduled, countIf(status = 'late') AS late,
+			countIf(status = 'unscheduled') AS unscheduled, countIf(emergency = 1) AS emergency, sum(risk_reduction) AS risk
+		FROM plan_actions WHERE plan_id = ?) AS a
+	CROSS JOIN (SELECT countIf(status != 'end_of_life') AS no_fix, countIf(status = 'end_of_life') AS eol,
+			uniqExactIf(host_id, status = 'end_of_life') AS eol_hosts
+		FROM plan_no_fix WHERE plan_id = ?) AS nf
+	CROSS JOIN (SELECT count() AS n FROM plan_excepted WHERE plan_id = ?) AS x
+	CROSS JOIN (SELECT sum(findings) AS findings FROM plan_stage_actions WHERE plan_id = ?) AS st
+	CROSS JOIN (SELECT uniqExact(host_id) AS n FROM (
 			SELECT DISTINCT host_id FROM plan_stage_actions WHERE plan_id = ?
 			UNION ALL SELECT DISTINCT host_id FROM plan_no_fix WHERE plan_id = ?
-			UNION ALL SELECT DISTINCT host_id FROM plan_excepted WHERE plan_id = ?))`,
-		e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id, e.id)
+			UNION ALL SELECT DISTINCT host_id FROM plan_excepted WHERE plan_id = ?)) AS h`,
+		e.id, e.id, e.id, e.id, e.id, e.id, e.id)
 	if err != nil {
 		return fmt.Errorf("plan %s: count: %w", e.id, err)
 	}

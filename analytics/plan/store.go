@@ -147,10 +147,13 @@ func Create(ctx context.Context, st store.Store, o CreateOptions) (Summary, erro
 	if err := e.versionKeys(ctx); err != nil {
 		return s, err
 	}
+	log.Info("plan step", "plan", id, "step", "version keys", "took", time.Since(t0).Round(time.Millisecond))
+	t1 := time.Now()
 	excepted, err := e.exceptions(ctx)
 	if err != nil {
 		return s, err
 	}
+	log.Info("plan step", "plan", id, "step", "exceptions", "took", time.Since(t1).Round(time.Millisecond))
 	if err := e.noFix(ctx, excepted); err != nil {
 		return s, err
 	}
@@ -158,20 +161,26 @@ func Create(ctx context.Context, st store.Store, o CreateOptions) (Summary, erro
 	if err != nil {
 		return s, err
 	}
-	units, _, err := e.units(ctx)
+	t1 = time.Now()
+	units, nHosts, err := e.units(ctx)
 	if err != nil {
 		return s, err
 	}
+	log.Info("plan step", "plan", id, "step", "read units and host windows", "units", len(units), "hosts", nHosts, "took", time.Since(t1).Round(time.Millisecond))
+	t1 = time.Now()
 	s.Waves = schedule(pol, e.at, e.end, units)
 	if err := e.writeHosts(ctx, units); err != nil {
 		return s, err
 	}
+	log.Info("plan step", "plan", id, "step", "schedule and write hosts", "waves", s.Waves, "took", time.Since(t1).Round(time.Millisecond))
 	if err := e.final(ctx, bounds); err != nil {
 		return s, err
 	}
+	t1 = time.Now()
 	if err := e.summary(ctx, &s); err != nil {
 		return s, err
 	}
+	log.Info("plan step", "plan", id, "step", "summary", "took", time.Since(t1).Round(time.Millisecond))
 	// The plans row last: a plan becomes current only once complete (a
 	// failed create leaves orphan rows no view shows; a retry makes a new
 	// plan).

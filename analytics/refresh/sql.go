@@ -90,6 +90,11 @@ UNION DISTINCT
 SELECT host_id FROM {segments}
 WHERE inventory_hash IN (SELECT inventory_hash FROM refresh_pending_inventories WHERE refresh_id = ?)`
 
+	// The host_id bounds between ? shards of equal size of the hosts to
+	// expose, in order (? - 1 of them; none for one shard).
+	sqlShardBounds = `SELECT arrayMap(k -> hs[intDiv(k * length(hs), ?) + 1], range(1, ?))
+FROM (SELECT arraySort(groupArray(host_id)) AS hs FROM {expose})`
+
 	// A full refresh recomputes the exposures of every host.
 	sqlExposeAll = `INSERT INTO {expose} (host_id) SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?`
 
@@ -116,16 +121,36 @@ WHERE n.in_new = 0 OR o.in_old = 0
         != (o.seg_first, o.seg_last, o.next_scan, o.scans, o.is_last, o.inventory_hash, o.kernel_running, o.scans_through)
 SETTINGS join_use_nulls = 0`
 
+	// sqlExposing is what each distinct (inventory, running kernel) of the
+	// hosts %[1]s (a condition on host_segments) exposes among the
+	// advisories %[2]s (a condition on match_inventory_findings): one row
+	// per (state_key, advisory_key), the 64-bit hashes sqlSpans joins on.
+	// Idle kernel images are left out as in 0003's exposure_history
+	// (function patchgrid_kernel_state, 0005).
+	sqlExposing = `SELECT cityHash64(inventory_hash, kernel_running) AS state_key, cityHash64(source, advisory_id) AS advisory_key
+FROM (SELECT DISTINCT inventory_hash, kernel_running FROM host_segments FINAL WHERE %[1]s) AS states
+INNER JOIN (
+    SELECT inventory_hash, source, advisory_id, name, version, arch
+    FROM match_inventory_findings FINAL
+    WHERE %[2]s AND (source, advisory_id, record_hash) IN (SELECT source, advisory_id, record_hash FROM advisories FINAL WHERE withdrawn = 0)
+) AS findings USING (inventory_hash)
+WHERE patchgrid_kernel_state(name, version, arch, kernel_running) != 'not_running'
+GROUP BY state_key, advisory_key`
+
+	// sqlShardExposing is the staged {exposing} rows of the states of the
+	// hosts %s (one shard's condition on host_segments).
+	sqlShardExposing = `SELECT state_key, advisory_key FROM {exposing}
+WHERE state_key IN (SELECT cityHash64(inventory_hash, kernel_running) FROM host_segments FINAL WHERE %s)`
+
 	// sqlSpans writes the exposure_spans rows that differ from those
 	// stored: %[1]s selects the hosts (a condition on host_segments), %[2]s
-	// the advisories (a condition on match_inventory_findings), %[3]s the
-	// stored rows recomputed (a condition on exposure_spans: the same hosts
-	// and advisories). The one placeholder is the version. What each
-	// distinct (inventory, running kernel) exposes is worked out once, then
-	// fanned out to the segments that ran it; idle kernel images are left
-	// out as in 0003's exposure_history (function patchgrid_kernel_state,
-	// 0005). Grouping on 64-bit hashes of host and advisory, and joining
-	// their strings back afterwards, is several times faster than grouping
+	// is what their states expose (sqlExposing's rows: state_key,
+	// advisory_key), %[3]s the stored rows recomputed (a condition on
+	// exposure_spans: the same hosts and advisories). The first placeholder
+	// is the version. What each distinct (inventory, running kernel)
+	// exposes is worked out once (sqlExposing), then fanned out on its
+	// 64-bit key to the segments that ran it. Grouping on 64-bit hashes of
+	// host and advisory, and joining their strings back afterwards, is several times faster than grouping
 	// on the strings, and so is comparing with the stored rows on the
 	// hashes (the hash table of the stored side holds no string); the rows
 	// written, new, changed or deleted, get their strings back from the
@@ -153,20 +178,11 @@ FROM (
             toInt64(sum(scans)) - if(exposed_now = 1, toInt64(max(scans_through)), 0) AS scans_offset,
             toUInt8(1) AS in_new
         FROM (
-            SELECT cityHash64(host_id) AS host_key, seg_idx, seg_first, seg_last, next_scan, scans, is_last, scans_through, inventory_hash, kernel_running
+            SELECT cityHash64(host_id) AS host_key, seg_idx, seg_first, seg_last, next_scan, scans, is_last, scans_through,
+                cityHash64(inventory_hash, kernel_running) AS state_key
             FROM host_segments FINAL WHERE %[1]s
         ) AS segments
-        INNER JOIN (
-            SELECT inventory_hash, kernel_running, cityHash64(source, advisory_id) AS advisory_key
-            FROM (SELECT DISTINCT inventory_hash, kernel_running FROM host_segments FINAL WHERE %[1]s) AS states
-            INNER JOIN (
-                SELECT inventory_hash, source, advisory_id, name, version, arch
-                FROM match_inventory_findings FINAL
-                WHERE %[2]s AND (source, advisory_id, record_hash) IN (SELECT source, advisory_id, record_hash FROM advisories FINAL WHERE withdrawn = 0)
-            ) AS findings USING (inventory_hash)
-            WHERE patchgrid_kernel_state(name, version, arch, kernel_running) != 'not_running'
-            GROUP BY inventory_hash, kernel_running, advisory_key
-        ) AS exposing USING (inventory_hash, kernel_running)
+        INNER JOIN (%[2]s) AS exposing USING (state_key)
         GROUP BY host_key, advisory_key
     ) AS n
     FULL OUTER JOIN (

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -53,16 +54,20 @@ type Sink[T any] interface {
 	// it at once. An error dead-letters the message (reason: a
 	// *Rejection's, else ReasonInvalid).
 	Decode(value []byte) (T, error)
-	// Check vets a batch's decoded items against the store at once (a
-	// query per batch, not per message). It returns one error per item:
-	// nil loads it, anything else dead-letters it (a *Rejection names the
-	// reason). Its own error means the store could not be asked: the
-	// check is retried with backoff; rows are never loaded unchecked.
+	// Check vets decoded items against the store at once (a query per
+	// call at most, not per message): the decoders call it for each chunk
+	// they decoded (up to fetchChunk items, several chunks at once), so
+	// that checking overlaps the insert of the previous batch. It returns
+	// one error per item: nil loads it, anything else dead-letters it (a
+	// *Rejection names the reason). Its own error means the store could
+	// not be asked: the items are checked again with the rest of their
+	// batch, retried with backoff; rows are never loaded unchecked.
 	Check(ctx context.Context, items []T) ([]error, error)
-	// Rows are the rows of a batch's checked items (one per item, in
-	// order, of Columns), stamped with when they were received. A batch's
-	// rows are built at once so that a sink can share memory between them
-	// (one backing array; values repeated from row to row boxed once).
+	// Rows are the rows of checked items (one per item, in order, of
+	// Columns), stamped with when they were received; decoders call it
+	// for the items of a chunk that Check accepted. A chunk's rows are
+	// built at once so that a sink can share memory between them (one
+	// backing array; values repeated from row to row boxed once).
 	Rows(items []T, received time.Time) [][]any
 }
 
@@ -79,7 +84,8 @@ type SinkStats struct {
 type sinkItem[T any] struct {
 	m    kafka.Message
 	item T
-	err  error // decode error: dead-lettered, no row
+	err  error // decode error or the check's refusal: dead-lettered, no row
+	row  []any // the checked item's row; nil while unchecked
 }
 
 // Messages travel from the fetcher through the decoders to the batch in
@@ -98,14 +104,21 @@ const (
 )
 
 // sinkChunk is fetched messages on their way through a decoder; done is
-// closed once all are decoded.
+// closed once all are decoded, checked and their rows built.
 type sinkChunk[T any] struct {
 	items []sinkItem[T]
 	done  chan struct{}
+	// refs counts the batches holding items of the chunk, plus one while
+	// the loop hands its items out; at zero it is reused (loop only).
+	refs int
 }
 
+// sinkBatch points at its items in their chunks: copying items (a Kafka
+// message and a decoded value each, hundreds of bytes) into a batch's own
+// array cost more than decoding them.
 type sinkBatch[T any] struct {
-	items   []sinkItem[T]
+	items   []*sinkItem[T]
+	chunks  []*sinkChunk[T] // the chunks items point into
 	bytes   int
 	started time.Time
 }
@@ -189,6 +202,9 @@ func RunSink[T any](ctx context.Context, cfg Config, st store.Store, sink Sink[T
 		rowsM: m.rowsInserted(sink.Table()),
 	}
 	defer r.dlq.Close()
+	// Closing the reader leaves the group (its partitions go to another
+	// member at once) and stops its fetchers; loop has waited for the
+	// last commit by then.
 	defer r.reader.Close()
 	err = r.loop(ctx, drainTo)
 	s := r.snapshot()
@@ -208,27 +224,40 @@ func (r *sinkRun[T]) count(f func(s *SinkStats)) {
 	r.mu.Unlock()
 }
 
-// loop runs a fetcher and cfg.DecodeWorkers decoders, batches their
-// messages here in fetch order, and hands full batches to one inserter
-// goroutine, so that fetching and decoding overlap inserting and at most
-// two batches are in memory (as Run does for scans).
+// loop runs a fetcher and cfg.DecodeWorkers decoders (which also check
+// their chunks and build the rows, see prepare), batches their messages
+// here in fetch order, and hands batches to one inserter goroutine, whose
+// inserted batches one committer goroutine commits: fetching, decoding
+// and checking overlap inserting, and inserting overlaps committing. At
+// most two batches are in memory (as Run does for scans).
 func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
 	// fetched carries chunks in fetch order; decoders finish them in any
-	// order. free returns chunks the batch has copied, for reuse.
+	// order. free returns chunks no batch holds any more, for reuse: up
+	// to those of two full batches and the chunks ahead.
 	fetched := make(chan *sinkChunk[T], chunksAhead)
 	work := make(chan *sinkChunk[T], chunksAhead)
-	free := make(chan *sinkChunk[T], chunksAhead+2)
+	free := make(chan *sinkChunk[T], chunksAhead+2+2*(r.cfg.BatchRows/fetchChunk+1))
+	release := func(c *sinkChunk[T]) {
+		if c.refs--; c.refs == 0 {
+			select {
+			case free <- c:
+			default:
+			}
+		}
+	}
 	fetchErr := make(chan error, 1)
 	var decoders sync.WaitGroup
 	for range r.cfg.DecodeWorkers {
 		decoders.Go(func() {
+			var buf []T
 			for c := range work {
 				for i := range c.items {
 					it := &c.items[i]
 					it.item, it.err = r.sink.Decode(it.m.Value)
 				}
+				buf = r.prepare(fetchCtx, c.items, buf)
 				close(c.done)
 			}
 		})
@@ -329,6 +358,41 @@ func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
 	defer stopIns()
 	toInsert := make(chan *sinkBatch[T])
 	inserted := make(chan error, 1)
+	// The committer commits inserted batches, in order, while the
+	// inserter inserts the next one: a synchronous commit is a round trip
+	// to the group coordinator (tens of milliseconds on a busy broker)
+	// during which the inserter would idle. A batch is committed only
+	// after its insert all the same. pending counts batches inserted and
+	// not yet committed; committed tells the loop one was.
+	toCommit := make(chan []kafka.Message, 1)
+	committed := make(chan struct{}, 1)
+	var pending atomic.Int64
+	var comWG sync.WaitGroup
+	comWG.Go(func() {
+		cctx, cancel := context.WithCancel(insCtx)
+		defer cancel()
+		stop := context.AfterFunc(ctx, func() { time.AfterFunc(r.cfg.ShutdownTimeout, cancel) })
+		defer stop()
+		for msgs := range toCommit {
+			// A commit that keeps failing is given up on: the rows are
+			// stored, and redelivering them changes nothing (the sink's
+			// table replaces them).
+			if err := r.retry(cctx, "commit", 5, func(ctx context.Context) error {
+				return r.reader.CommitMessages(ctx, msgs...)
+			}); err != nil {
+				r.log.Warn("commit failed; messages will be redelivered", "partitions", len(msgs), "err", err)
+			}
+			r.m.batches.Inc()
+			r.count(func(s *SinkStats) { s.Batches++ })
+			pending.Add(-1)
+			select {
+			case committed <- struct{}{}:
+			default:
+			}
+		}
+	})
+	defer comWG.Wait()
+	defer close(toCommit)
 	var insWG sync.WaitGroup
 	insWG.Add(1)
 	go func() {
@@ -340,10 +404,14 @@ func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
 				context.AfterFunc(bctx, func() { t.Stop() })
 			})
 			start := time.Now()
-			err := r.flush(bctx, b)
+			msgs, err := r.flush(bctx, b)
 			stop()
 			cancel()
 			r.m.batchSeconds.Update(time.Since(start).Seconds())
+			if err == nil {
+				pending.Add(1)
+				toCommit <- msgs
+			}
 			inserted <- err
 		}
 	}()
@@ -374,8 +442,12 @@ func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
 			return err
 		}
 		// The batch the inserter finished is free again.
+		for _, c := range spare.chunks {
+			release(c)
+		}
 		clear(spare.items)
-		spare.items, spare.bytes = spare.items[:0], 0
+		clear(spare.chunks)
+		spare.items, spare.chunks, spare.bytes = spare.items[:0], spare.chunks[:0], 0
 		select {
 		case toInsert <- cur:
 		case <-ctx.Done():
@@ -409,13 +481,26 @@ func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
 		return err
 	}
 
+	// insertedNext follows the inserter's report err of its batch: rather
+	// than idle until the next chunk, the inserter takes the batch that
+	// waits, if it is worth an insert.
+	insertedNext := func(err error) error {
+		if err != nil {
+			return err
+		}
+		if len(cur.items) >= r.cfg.EagerRows {
+			return submit(ctx)
+		}
+		return nil
+	}
+
 	tick := time.NewTicker(min(r.cfg.FlushInterval/4+time.Millisecond, 250*time.Millisecond))
 	defer tick.Stop()
 	progress := newProgress(r.cfg.ProgressInterval)
 	var lastDrainCheck time.Time
 	drain := newDrainTracker(drainTo)
 	checkDrained := func(now time.Time) bool {
-		if drainTo == nil || len(cur.items) > 0 || inFlight {
+		if drainTo == nil || len(cur.items) > 0 || inFlight || pending.Load() > 0 {
 			return false
 		}
 		lastDrainCheck = now
@@ -439,20 +524,36 @@ func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
 				}
 				return fmt.Errorf("fetch from %s: %w", r.cfg.Topic, err)
 			}
-			select {
-			case <-c.done:
-			case <-ctx.Done():
-				return shutdown()
+			// While the decoders finish the chunk, the inserter may finish
+			// its batch: it takes the next one at once.
+			for decoded := false; !decoded; {
+				select {
+				case <-c.done:
+					decoded = true
+				case err := <-inserted:
+					inFlight = false
+					if err := insertedNext(err); err != nil {
+						return stopAfter(err)
+					}
+				case <-ctx.Done():
+					return shutdown()
+				}
 			}
 			r.count(func(s *SinkStats) { s.Consumed += int64(len(c.items)) })
 			r.m.consumed.Add(len(c.items))
-			for _, it := range c.items {
+			c.refs = 1
+			for i := range c.items {
+				it := &c.items[i]
 				r.m.consumedB.Add(len(it.m.Value))
 				r.m.observeLag(it.m.Partition, it.m.Offset, it.m.HighWaterMark)
 				if len(cur.items) == 0 {
 					cur.started = time.Now()
 				}
 				cur.items = append(cur.items, it)
+				if n := len(cur.chunks); n == 0 || cur.chunks[n-1] != c {
+					cur.chunks = append(cur.chunks, c)
+					c.refs++
+				}
 				cur.bytes += len(it.m.Key) + len(it.m.Value)
 				// As in Run: a batch goes when full, when the drain targets
 				// are reached, or early when the inserter would idle.
@@ -465,15 +566,16 @@ func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
 					}
 				}
 			}
-			select {
-			case free <- c:
-			default:
-			}
+			release(c)
 		case err := <-inserted:
 			inFlight = false
-			if err != nil {
+			if err := insertedNext(err); err != nil {
 				return stopAfter(err)
 			}
+			if drain.reached() && checkDrained(time.Now()) {
+				return nil
+			}
+		case <-committed:
 			if drain.reached() && checkDrained(time.Now()) {
 				return nil
 			}
@@ -499,21 +601,84 @@ func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
 	}
 }
 
-// flush dead-letters the batch's undecodable messages and those the sink's
-// check refuses, inserts the rows of the others (dead-lettering those the
-// store refuses for good), then commits the whole batch. Dead-letter writes
-// precede the commit, so a crash in between only repeats some of them.
-func (r *sinkRun[T]) flush(ctx context.Context, b *sinkBatch[T]) error {
-	ok := make([]int, 0, len(b.items))
-	items := make([]T, 0, len(b.items))
-	var dead []deadLetter
-	for i, it := range b.items {
+// prepare checks the decoded items of a chunk and builds the rows of
+// those accepted, in the decoder that decoded them, so that checking and
+// building rows overlap the insert of the batch before (the inserter only
+// inserts). A refused item gets the refusal as its err and is
+// dead-lettered like an undecodable one. When Check fails (the store
+// cannot be asked, or the fetch is stopping), the items stay unchecked and
+// flush checks them with the rest of their batch, retrying. buf is scratch
+// space, returned for reuse.
+func (r *sinkRun[T]) prepare(ctx context.Context, items []sinkItem[T], buf []T) []T {
+	clear(buf)
+	buf = buf[:0]
+	for i := range items {
+		if items[i].err == nil {
+			buf = append(buf, items[i].item)
+		}
+	}
+	if len(buf) == 0 {
+		return buf
+	}
+	verdicts, err := r.sink.Check(ctx, buf)
+	if err != nil || len(verdicts) != len(buf) {
+		return buf
+	}
+	accepted := buf[:0] // compacted in place: k only grows
+	k := 0
+	for i := range items {
+		it := &items[i]
 		if it.err != nil {
-			dead = append(dead, deadLetter{it.m, it.err})
 			continue
 		}
-		ok = append(ok, i)
-		items = append(items, it.item)
+		if verdicts[k] != nil {
+			it.err = verdicts[k]
+		} else {
+			accepted = append(accepted, buf[k])
+		}
+		k++
+	}
+	if len(accepted) == 0 {
+		return buf
+	}
+	rows := r.sink.Rows(accepted, r.cfg.Now())
+	if len(rows) != len(accepted) {
+		return buf // flush reports the sink's bug
+	}
+	k = 0
+	for i := range items {
+		if it := &items[i]; it.err == nil {
+			it.row = rows[k]
+			k++
+		}
+	}
+	return buf
+}
+
+// flush dead-letters the batch's undecodable messages and those the sink's
+// check refuses, inserts the rows of the others (dead-lettering those the
+// store refuses for good), and returns the messages whose commit commits
+// the whole batch (the committer's job, once flush has returned).
+// Dead-letter writes precede the commit, so a crash in between only
+// repeats some of them. Items the decoders could not check (prepare) are
+// checked here.
+func (r *sinkRun[T]) flush(ctx context.Context, b *sinkBatch[T]) ([]kafka.Message, error) {
+	load := make([]int, 0, len(b.items))
+	rows := make([][]any, 0, len(b.items))
+	var unchecked []int
+	var items []T
+	var dead []deadLetter
+	for i, it := range b.items {
+		switch {
+		case it.err != nil:
+			dead = append(dead, deadLetter{it.m, it.err})
+		case it.row != nil:
+			load = append(load, i)
+			rows = append(rows, it.row)
+		default:
+			unchecked = append(unchecked, i)
+			items = append(items, it.item)
+		}
 	}
 	if len(items) > 0 {
 		var verdicts []error
@@ -527,36 +692,38 @@ func (r *sinkRun[T]) flush(ctx context.Context, b *sinkBatch[T]) error {
 			return err
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		// Keep the accepted items and their indexes, in place.
-		load := ok[:0]
+		idx := unchecked[:0]
 		accepted := items[:0]
-		for k, i := range ok {
+		for k, i := range unchecked {
 			if verdicts[k] != nil {
 				dead = append(dead, deadLetter{b.items[i].m, verdicts[k]})
 				continue
 			}
-			load = append(load, i)
+			idx = append(idx, i)
 			accepted = append(accepted, items[k])
 		}
-		var rows [][]any
 		if len(accepted) > 0 {
-			rows = r.sink.Rows(accepted, r.cfg.Now())
-			if len(rows) != len(accepted) {
-				return fmt.Errorf("sink built %d rows for %d items", len(rows), len(accepted))
+			more := r.sink.Rows(accepted, r.cfg.Now())
+			if len(more) != len(accepted) {
+				return nil, fmt.Errorf("sink built %d rows for %d items", len(more), len(accepted))
 			}
+			load, rows = append(load, idx...), append(rows, more...)
 		}
+	}
+	if len(rows) > 0 {
 		if err := r.sinkDeadLetters(ctx, dead); err != nil {
-			return err
+			return nil, err
 		}
 		dead = nil
 		if err := r.insertSettle(ctx, b, load, rows, r.cfg.UnclassifiedAttempts); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := r.sinkDeadLetters(ctx, dead); err != nil {
-		return err
+		return nil, err
 	}
 	// Committing a partition's last message commits everything before it
 	// (kafka-go keeps the highest offset per partition), so one message
@@ -572,19 +739,7 @@ func (r *sinkRun[T]) flush(ctx context.Context, b *sinkBatch[T]) error {
 			msgs[j] = m
 		}
 	}
-	// A commit that keeps failing is given up on: the rows are stored, and
-	// redelivering them changes nothing (the sink's table replaces them).
-	if err := r.retry(ctx, "commit", 5, func(ctx context.Context) error {
-		return r.reader.CommitMessages(ctx, msgs...)
-	}); err != nil {
-		if ctx.Err() != nil {
-			return err
-		}
-		r.log.Warn("commit failed; messages will be redelivered", "messages", len(b.items), "err", err)
-	}
-	r.m.batches.Inc()
-	r.count(func(s *SinkStats) { s.Batches++ })
-	return nil
+	return msgs, nil
 }
 
 // insertSettle inserts rows (those of the messages idx of b) and, when the

@@ -11,17 +11,21 @@
 // stored. An outcome whose plan_id is not a plan, whose action_id is not an
 // action of that plan, or whose host_id or package is not the action's is
 // refused (dead-lettered by the consumer, a 422 from the API) with a reason
-// naming it. Checks are made per batch: one query reads the actions of the
-// plans a batch names that are not in memory yet; actions, immutable once
-// planned, are remembered, so a steady stream of outcomes for one plan
-// queries it once (an unknown action is looked up again every time: the
-// check never remembers a refusal).
+// naming it. Checks are made per group of outcomes (a chunk of the
+// consumer's messages, a request of the API): one query reads the whole
+// plans the group names that are not in memory yet; actions, immutable
+// once planned, are remembered, so a steady stream of outcomes for one
+// plan reads it once (an unknown action is looked up again every time,
+// alone: the check never remembers a refusal).
 package outcomes
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -121,29 +125,36 @@ func Insert(ctx context.Context, st store.Store, outs []outcome.Outcome, receive
 	return nil
 }
 
-// actionKey identifies one action of one plan.
-type actionKey struct{ plan, action string }
-
 // planned is what an outcome must agree with.
 type planned struct{ host, pkg string }
 
-// maxKnown bounds the Checker's memory of planned actions (about 100 bytes
-// each); past it the memory starts afresh, costing one query per batch
+// maxKnown bounds the Checker's memory of planned actions (about 80 bytes
+// each); past it the memory starts afresh, costing one query per plan
 // until it fills again.
 const maxKnown = 1 << 20
 
 // Checker checks outcomes against plan_actions. It is safe for concurrent
-// use.
+// use (the consumer's decoders check their chunks at once, the API its
+// requests).
+//
+// It remembers plans read whole, by plan then action id: an outcome's
+// check is then a map lookup or two. An action missing from a plan in
+// memory is looked up alone (a query for the missing ids, not the plan
+// again), so a storm of outcomes naming actions that do not exist costs
+// small queries. Two Checks missing the same plan read it once: the
+// second waits for the first.
 type Checker struct {
 	st store.Store
 
-	mu    sync.Mutex
-	known map[actionKey]planned
+	mu      sync.Mutex
+	plans   map[string]map[string]planned // plan → action → planned; plans read whole, never written once here
+	actions int                           // actions in plans
+	loading map[string]chan struct{}      // plans being read whole, closed when done
 }
 
 // NewChecker returns a Checker reading st.
 func NewChecker(st store.Store) *Checker {
-	return &Checker{st: st, known: map[actionKey]planned{}}
+	return &Checker{st: st, plans: map[string]map[string]planned{}, loading: map[string]chan struct{}{}}
 }
 
 // Check returns one error per outcome: nil when its plan and action exist
@@ -154,42 +165,89 @@ func NewChecker(st store.Store) *Checker {
 // then.
 func (c *Checker) Check(ctx context.Context, outs []outcome.Outcome) ([]error, error) {
 	out := make([]error, len(outs))
+	// The maps of the plans outs name, taken under c.mu (usually one
+	// plan); the lookups run outside it, in parallel with other Checks.
+	inMemory := map[string]map[string]planned{}
+	var read []string // plans to read whole
+	var wait []chan struct{}
+	// Plans read by another Check: wait for them, then look again.
+	for pass := 0; ; pass++ {
+		read, wait = read[:0], wait[:0]
+		c.mu.Lock()
+		for i := range outs {
+			p := outs[i].PlanID
+			if i > 0 && p == outs[i-1].PlanID {
+				continue
+			}
+			if _, ok := inMemory[p]; ok || slices.Contains(read, p) {
+				continue
+			}
+			if m, ok := c.plans[p]; ok {
+				inMemory[p] = m
+			} else if ch, busy := c.loading[p]; busy {
+				if !slices.Contains(wait, ch) {
+					wait = append(wait, ch)
+				}
+			} else {
+				read = append(read, p)
+			}
+		}
+		if len(wait) == 0 || pass > 0 {
+			// Claim the plans to read (after one wait, a plan another
+			// Check failed to read is read here).
+			for _, p := range read {
+				c.loading[p] = make(chan struct{})
+			}
+			c.mu.Unlock()
+			break
+		}
+		c.mu.Unlock()
+		for _, ch := range wait {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return nil, fmt.Errorf("wait for plan_actions: %w", ctx.Err())
+			}
+		}
+	}
 	var missing []int // outcomes whose action is not in memory
-	c.mu.Lock()
+	var acts map[string]planned
 	for i := range outs {
 		o := &outs[i]
-		if p, ok := c.known[actionKey{o.PlanID, o.ActionID}]; ok {
+		if i == 0 || o.PlanID != outs[i-1].PlanID {
+			acts = inMemory[o.PlanID]
+		}
+		if p, ok := acts[o.ActionID]; ok {
 			out[i] = verdict(o, p, true, false)
 		} else {
 			missing = append(missing, i)
 		}
 	}
-	c.mu.Unlock()
 	if len(missing) == 0 {
 		return out, nil
 	}
-	var plans []string
-	seen := map[string]bool{}
-	for _, i := range missing {
-		if p := outs[i].PlanID; !seen[p] {
-			seen[p] = true
-			plans = append(plans, p)
+	found, err := c.lookup(ctx, read, outs, missing)
+	c.mu.Lock()
+	for _, p := range read {
+		if ch, ok := c.loading[p]; ok {
+			close(ch)
+			delete(c.loading, p)
 		}
 	}
-	found, err := c.lookup(ctx, plans)
+	if err == nil {
+		c.remember(read, found)
+	}
+	c.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	// A plan without a single action may still be a plan (with no
 	// action, every outcome of it is refused either way): ask plans, for
 	// the reason.
-	withActions := map[string]bool{}
-	for k := range found {
-		withActions[k.plan] = true
-	}
 	var empty []string
-	for _, p := range plans {
-		if !withActions[p] {
+	for _, i := range missing {
+		p := outs[i].PlanID
+		if _, known := inMemory[p]; !known && len(found[p]) == 0 && !slices.Contains(empty, p) {
 			empty = append(empty, p)
 		}
 	}
@@ -199,28 +257,34 @@ func (c *Checker) Check(ctx context.Context, outs []outcome.Outcome) ([]error, e
 			return nil, err
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case len(c.known) == 0 && len(found) <= maxKnown:
-		// The first plan read (a consumer's usual case: one plan's wave)
-		// is kept as read, not copied. found is read under the lock from
-		// here on, as c.known is.
-		c.known = found
-	default:
-		if len(c.known)+len(found) > maxKnown {
-			c.known = make(map[actionKey]planned, len(found))
-		}
-		for k, p := range found {
-			c.known[k] = p
-		}
-	}
 	for _, i := range missing {
 		o := &outs[i]
-		p, ok := found[actionKey{o.PlanID, o.ActionID}]
+		p, ok := found[o.PlanID][o.ActionID]
 		out[i] = verdict(o, p, ok, unknownPlans[o.PlanID])
 	}
 	return out, nil
+}
+
+// remember keeps the plans read whole that lookup found; c.mu is held.
+// Actions found alone are not added to their plan's map: plans' maps are
+// read without c.mu once stored, so they are never written again. (An
+// action missing from a plan read whole is an anomaly: the plan was read
+// while its actions were being stored.)
+func (c *Checker) remember(read []string, found map[string]map[string]planned) {
+	n := 0
+	for _, p := range read {
+		n += len(found[p])
+	}
+	if c.actions+n > maxKnown {
+		c.plans, c.actions = map[string]map[string]planned{}, 0
+	}
+	for _, p := range read {
+		if acts, ok := found[p]; ok && len(acts) <= maxKnown {
+			// Kept as read, not copied: found is not written after this.
+			c.plans[p] = acts
+			c.actions += len(acts)
+		}
+	}
 }
 
 // verdict judges o against its planned action p (ok: there is one;
@@ -246,29 +310,152 @@ func verdict(o *outcome.Outcome, p planned, ok, unknownPlan bool) error {
 const sqlActions = `SELECT plan_id, action_id, host_id, package FROM plan_actions
 WHERE plan_id IN (SELECT arrayJoin(?))`
 
+// sqlSomeActions reads some actions of a set of plans: those missing from
+// plans in memory (the result may hold pairs that were not asked; they
+// are true actions all the same).
+const sqlSomeActions = `SELECT plan_id, action_id, host_id, package FROM plan_actions
+WHERE plan_id IN (SELECT arrayJoin(?)) AND action_id IN (SELECT arrayJoin(?))`
+
 // sqlPlans reads which of a set of plan ids are plans.
 const sqlPlans = `SELECT DISTINCT plan_id FROM plans WHERE plan_id IN (SELECT arrayJoin(?))`
 
-// lookup reads every action of plans.
-func (c *Checker) lookup(ctx context.Context, plans []string) (map[actionKey]planned, error) {
-	rows, err := c.st.Query(ctx, sqlActions, plans)
-	if err != nil {
-		return nil, fmt.Errorf("read plan_actions of %d plans: %w", len(plans), err)
-	}
-	defer rows.Close()
-	found := map[actionKey]planned{}
-	for rows.Next() {
-		var k actionKey
-		var p planned
-		if err := rows.Scan(&k.plan, &k.action, &p.host, &p.pkg); err != nil {
-			return nil, fmt.Errorf("read plan_actions: %w", err)
+// lookup reads the actions of outs[missing]: every action of the plans
+// read, and the missing actions of the other plans. The result maps plan
+// → action → planned.
+func (c *Checker) lookup(ctx context.Context, read []string, outs []outcome.Outcome, missing []int) (map[string]map[string]planned, error) {
+	found := map[string]map[string]planned{}
+	if len(read) > 0 {
+		if err := c.readActions(ctx, found, sqlActions, read); err != nil {
+			return nil, fmt.Errorf("read plan_actions of %d plans: %w", len(read), err)
 		}
-		found[k] = p
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read plan_actions: %w", err)
+	var plans, acts []string
+	for _, i := range missing {
+		o := &outs[i]
+		if slices.Contains(read, o.PlanID) {
+			continue
+		}
+		if !slices.Contains(plans, o.PlanID) {
+			plans = append(plans, o.PlanID)
+		}
+		acts = append(acts, o.ActionID)
+	}
+	if len(acts) > 0 {
+		if err := c.readActions(ctx, found, sqlSomeActions, plans, acts); err != nil {
+			return nil, fmt.Errorf("read %d actions of %d plans from plan_actions: %w", len(acts), len(plans), err)
+		}
 	}
 	return found, nil
+}
+
+// readActions adds the rows of query (plan_id, action_id, host_id,
+// package) to found. On the embedded engine the result comes as one
+// RowBinary document whose strings the maps slice, instead of a string
+// allocated per value (a 100,000-action plan is read while every outcome
+// of the consumer waits for it).
+func (c *Checker) readActions(ctx context.Context, found map[string]map[string]planned, query string, args ...any) error {
+	var g gathered
+	if rq, ok := c.st.(store.RawQuerier); ok {
+		var buf bytes.Buffer
+		if _, err := rq.QueryRaw(ctx, &buf, "RowBinary", query, args...); err != nil {
+			return err
+		}
+		doc := buf.String()
+		var col [4]string
+		for len(doc) > 0 {
+			for i := range col {
+				var err error
+				if col[i], doc, err = rowBinaryString(doc); err != nil {
+					return fmt.Errorf("decode result: %w", err)
+				}
+			}
+			g.add(col[0], col[1], col[2], col[3])
+		}
+	} else {
+		rows, err := c.st.Query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var plan, action, host, pkg string
+		for rows.Next() {
+			if err := rows.Scan(&plan, &action, &host, &pkg); err != nil {
+				return err
+			}
+			g.add(plan, action, host, pkg)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	g.into(found)
+	return nil
+}
+
+// rowBinaryString reads a RowBinary String (uvarint length, bytes) off the
+// front of doc.
+func rowBinaryString(doc string) (s, rest string, err error) {
+	var n uint64
+	for i := 0; i < len(doc) && i < binary.MaxVarintLen64; i++ {
+		b := doc[i]
+		n |= uint64(b&0x7f) << (7 * i)
+		if b < 0x80 {
+			if n > uint64(len(doc)-i-1) {
+				break
+			}
+			end := i + 1 + int(n)
+			return doc[i+1 : end], doc[end:], nil
+		}
+	}
+	return "", "", errors.New("truncated string")
+}
+
+// gathered collects a result's actions by plan, so that each plan's map is
+// made at its size: growing a map of a 100,000-action plan row by row
+// rehashes it again and again.
+type gathered struct {
+	byPlan   map[string][]plannedAction
+	lastPlan string
+	cur      []plannedAction
+	lastPkg  string
+}
+
+type plannedAction struct {
+	id string
+	planned
+}
+
+func (g *gathered) add(plan, action, host, pkg string) {
+	if g.byPlan == nil {
+		g.byPlan = map[string][]plannedAction{}
+	}
+	if g.cur == nil || plan != g.lastPlan {
+		if g.cur != nil {
+			g.byPlan[g.lastPlan] = g.cur
+		}
+		g.cur, g.lastPlan = g.byPlan[plan], plan
+	}
+	// A plan's actions upgrade a few packages: one copy each.
+	if pkg != g.lastPkg {
+		g.lastPkg = pkg
+	}
+	g.cur = append(g.cur, plannedAction{action, planned{host, g.lastPkg}})
+}
+
+func (g *gathered) into(found map[string]map[string]planned) {
+	if g.cur != nil {
+		g.byPlan[g.lastPlan] = g.cur
+	}
+	for p, as := range g.byPlan {
+		m := found[p]
+		if m == nil {
+			m = make(map[string]planned, len(as))
+			found[p] = m
+		}
+		for _, a := range as {
+			m[a.id] = a.planned
+		}
+	}
 }
 
 func (c *Checker) unknownPlans(ctx context.Context, plans []string) (map[string]bool, error) {

@@ -334,6 +334,32 @@ func TestConsumeOutcomes(t *testing.T) {
 	}
 }
 
+// TestDrainTwiceInOneGroup: automation drains the topic once per
+// simulated day with the same consumer group. Each run must leave the
+// group when it returns: a member left behind keeps its partitions, and
+// the next run of the group waits for them forever.
+func TestDrainTwiceInOneGroup(t *testing.T) {
+	broker := testenv.Kafka(t)
+	st := testenv.CHDBStore(t)
+	migrate(t, st)
+	f := newFixture("plan-twice", 20)
+	f.seed(t, st)
+	msgs := encode(t, f.outcomes)
+	half := len(msgs) / 2
+	topic := newTopic(t, broker, 3)
+	produce(t, broker, topic, msgs[:half])
+	if stats := drain(t, broker, topic, st, nil); stats.Consumed != int64(half) {
+		t.Fatalf("first drain consumed %d, want %d", stats.Consumed, half)
+	}
+	produce(t, broker, topic, msgs[half:])
+	if stats := drain(t, broker, topic, st, nil); stats.Consumed != int64(len(msgs)-half) {
+		t.Fatalf("second drain consumed %d, want %d", stats.Consumed, len(msgs)-half)
+	}
+	if got, want := readLoaded(t, st), f.expectLoaded(); got != want {
+		t.Errorf("loaded %+v, want %+v", got, want)
+	}
+}
+
 // rejectingStore refuses, as a server would with TYPE_MISMATCH, every
 // outcomes insert holding a package named "reject-*": an error that names
 // no row, so the consumer finds the messages by bisection.

@@ -28,8 +28,10 @@ type RawQuerier interface {
 	QueryRaw(ctx context.Context, w io.Writer, format, query string, args ...any) (rows int64, err error)
 }
 
-// RawFormats are the formats QueryRaw writes.
-var RawFormats = []string{"ArrowStream", "Parquet", "CSVWithNames", "JSONEachRow", "CSV"}
+// RawFormats are the formats QueryRaw writes. RowBinary (no header: the
+// caller knows the columns' types) is for readers in this repository that
+// parse a large result themselves (ingest/outcomes reads plans whole).
+var RawFormats = []string{"ArrowStream", "Parquet", "CSVWithNames", "JSONEachRow", "CSV", "RowBinary"}
 
 var _ RawQuerier = (*chdbStore)(nil)
 
@@ -46,7 +48,7 @@ type splicer interface {
 
 func newSplicer(format string) (splicer, error) {
 	switch format {
-	case "JSONEachRow", "CSV":
+	case "JSONEachRow", "CSV", "RowBinary":
 		return concatSplicer{}, nil
 	case "CSVWithNames":
 		return &csvSplicer{}, nil

@@ -3,10 +3,12 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -56,6 +58,22 @@ func rawSum(t *testing.T, format string, b []byte) (rows, sum int64) {
 			}
 			rows, sum = rows+1, sum+r.N
 		}
+	case "RowBinary": // n UInt64, s String (its decimal text, checked)
+		for len(b) > 0 {
+			if len(b) < 9 {
+				t.Fatalf("RowBinary: %d bytes left, want a row", len(b))
+			}
+			v := binary.LittleEndian.Uint64(b)
+			l, k := binary.Uvarint(b[8:])
+			if k <= 0 || uint64(len(b)-8-k) < l {
+				t.Fatal("RowBinary: bad string length")
+			}
+			if got := string(b[8+k : 8+k+int(l)]); got != strconv.FormatUint(v, 10) {
+				t.Fatalf("RowBinary: s = %q for n = %d", got, v)
+			}
+			b = b[8+k+int(l):]
+			rows, sum = rows+1, sum+int64(v)
+		}
 	}
 	return rows, sum
 }
@@ -71,7 +89,7 @@ func TestQueryRawJoinsChunks(t *testing.T) {
 	}
 	ctx := context.Background()
 	const q = "SELECT number AS n, toString(number) AS s FROM numbers(?) WHERE number % 3 = ? SETTINGS output_format_parquet_string_as_string = 1"
-	for _, format := range []string{"ArrowStream", "Parquet", "CSVWithNames", "JSONEachRow"} {
+	for _, format := range []string{"ArrowStream", "Parquet", "CSVWithNames", "JSONEachRow", "RowBinary"} {
 		for _, c := range []struct{ n, rem, wantRows, wantSum int64 }{
 			{300_000, 1, 100_000, 100_000 * (1 + 299_998) / 2}, // several chunks, filtered
 			{10, 1, 3, 1 + 4 + 7},                              // one chunk

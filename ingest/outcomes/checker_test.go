@@ -1,0 +1,227 @@
+package outcomes_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/patchgrid/patchgrid/ingest/consumer"
+	"github.com/patchgrid/patchgrid/ingest/outcomes"
+	"github.com/patchgrid/patchgrid/schemas/outcome"
+	"github.com/patchgrid/patchgrid/schemas/store"
+	"github.com/patchgrid/patchgrid/schemas/testenv"
+)
+
+// countingStore counts the reads of plan_actions: whole plans, and single
+// actions (the query naming action ids). It keeps the embedded engine's
+// RawQuerier.
+type countingStore struct {
+	store.Store
+	wholePlans, someActions atomic.Int64
+}
+
+func (s *countingStore) count(q string) {
+	switch {
+	case !strings.Contains(q, "FROM plan_actions"):
+	case strings.Contains(q, "action_id IN"):
+		s.someActions.Add(1)
+	default:
+		s.wholePlans.Add(1)
+	}
+}
+
+func (s *countingStore) Query(ctx context.Context, q string, args ...any) (store.Rows, error) {
+	s.count(q)
+	return s.Store.Query(ctx, q, args...)
+}
+
+func (s *countingStore) QueryRaw(ctx context.Context, w io.Writer, format, q string, args ...any) (int64, error) {
+	s.count(q)
+	return s.Store.(store.RawQuerier).QueryRaw(ctx, w, format, q, args...)
+}
+
+// queryOnly hides the embedded engine's RawQuerier, as the server backend
+// lacks it: the Checker reads rows one by one instead.
+type queryOnly struct{ store.Store }
+
+// TestCheckerVerdicts: each verdict, through both ways of reading
+// plan_actions, with the plan read whole once and an unknown action looked
+// up alone every time, never remembered (it is found once it is planned).
+func TestCheckerVerdicts(t *testing.T) {
+	st := testenv.CHDBStore(t)
+	migrate(t, st)
+	f := newFixture("plan-check", 6)
+	f.seed(t, st)
+	// A plan without a single action.
+	if err := st.Insert(context.Background(), "plans", []string{"plan_id", "created_at", "actions"},
+		[][]any{{"plan-empty", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), uint64(0)}}); err != nil {
+		t.Fatal(err)
+	}
+	ok := f.outcomes[1] // plan-check-a0001 on host-0001, openssl
+	with := func(edit func(o *outcome.Outcome)) outcome.Outcome {
+		o := ok
+		edit(&o)
+		return o
+	}
+	cases := []struct {
+		name    string
+		o       outcome.Outcome
+		reason  string // "" accepted
+		mention string
+	}{
+		{"planned", ok, "", ""},
+		{"unknown plan", with(func(o *outcome.Outcome) { o.PlanID = "plan-nope" }), outcomes.ReasonUnknownPlan, `"plan-nope"`},
+		{"plan without actions", with(func(o *outcome.Outcome) { o.PlanID = "plan-empty" }), outcomes.ReasonUnknownAction, `"plan-empty"`},
+		{"unknown action", with(func(o *outcome.Outcome) { o.ActionID = "plan-check-a9999" }), outcomes.ReasonUnknownAction, `"plan-check-a9999"`},
+		{"other host", with(func(o *outcome.Outcome) { o.HostID = "host-evil" }), outcomes.ReasonActionMismatch, `"host-evil"`},
+		{"other package", with(func(o *outcome.Outcome) { o.Package = "bash" }), outcomes.ReasonActionMismatch, `"bash"`},
+	}
+	outs := make([]outcome.Outcome, len(cases))
+	for i, c := range cases {
+		outs[i] = c.o
+	}
+	ctx := context.Background()
+	for _, backend := range []struct {
+		name string
+		st   store.Store
+	}{{"raw", st}, {"rows", queryOnly{st}}} {
+		t.Run(backend.name, func(t *testing.T) {
+			cs := &countingStore{Store: backend.st}
+			var checked store.Store = cs
+			if _, raw := backend.st.(store.RawQuerier); !raw {
+				checked = queryOnly{cs} // counted, still without QueryRaw
+			}
+			c := outcomes.NewChecker(checked)
+			for round := range 2 {
+				verdicts, err := c.Check(ctx, outs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, cse := range cases {
+					v := verdicts[i]
+					var rej *consumer.Rejection
+					switch {
+					case cse.reason == "" && v != nil:
+						t.Errorf("round %d, %s: refused: %v", round, cse.name, v)
+					case cse.reason == "":
+					case !errors.As(v, &rej) || rej.Reason != cse.reason:
+						t.Errorf("round %d, %s: verdict %v, want reason %s", round, cse.name, v, cse.reason)
+					case !strings.Contains(v.Error(), cse.mention):
+						t.Errorf("round %d, %s: %q does not name %s", round, cse.name, v, cse.mention)
+					}
+				}
+			}
+			// plan-check is read whole once; plan-nope and plan-empty,
+			// not plans with actions, are read whole every time; the
+			// unknown action of plan-check alone in the second round.
+			if w, s := cs.wholePlans.Load(), cs.someActions.Load(); w != 2 || s != 1 {
+				t.Errorf("plan_actions read %d times whole and %d times for single actions, want 2 and 1", w, s)
+			}
+		})
+	}
+
+	// An action planned after its plan was read is found alone.
+	c := outcomes.NewChecker(st)
+	if _, err := c.Check(ctx, outs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	late := with(func(o *outcome.Outcome) { o.ActionID, o.HostID = "plan-check-late", "host-late" })
+	verdicts, err := c.Check(ctx, []outcome.Outcome{late})
+	if err != nil || verdicts[0] == nil {
+		t.Fatalf("unplanned action: verdict %v, err %v; want a refusal", verdicts, err)
+	}
+	if err := st.Insert(ctx, "plan_actions", []string{"plan_id", "action_id", "rank", "host_id", "package"},
+		[][]any{{late.PlanID, late.ActionID, uint32(99), late.HostID, late.Package}}); err != nil {
+		t.Fatal(err)
+	}
+	if verdicts, err := c.Check(ctx, []outcome.Outcome{late}); err != nil || verdicts[0] != nil {
+		t.Errorf("action planned late: verdict %v, err %v; want it accepted", verdicts, err)
+	}
+}
+
+// TestCheckerReadsPlanOnce: chunks of one plan checked at once (the
+// consumer's decoders) read the plan whole once; the others wait for it.
+func TestCheckerReadsPlanOnce(t *testing.T) {
+	st := testenv.CHDBStore(t)
+	migrate(t, st)
+	f := newFixture("plan-once", 4000)
+	f.seed(t, st)
+	cs := &countingStore{Store: st}
+	c := outcomes.NewChecker(cs)
+	const workers = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	chunk := (len(f.outcomes) + workers - 1) / workers
+	for w := range workers {
+		part := f.outcomes[w*chunk : min((w+1)*chunk, len(f.outcomes))]
+		wg.Go(func() {
+			verdicts, err := c.Check(context.Background(), part)
+			if err != nil {
+				errs <- err
+				return
+			}
+			for _, v := range verdicts {
+				if v != nil {
+					errs <- v
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if w, s := cs.wholePlans.Load(), cs.someActions.Load(); w != 1 || s != 0 {
+		t.Errorf("plan_actions read %d times whole and %d times for single actions, want once whole", w, s)
+	}
+}
+
+// failingReads fails the first n reads of plan_actions, as a store being
+// restarted would (it hides the RawQuerier: rows are read one by one).
+type failingReads struct {
+	store.Store
+	n, failed atomic.Int64
+}
+
+func (s *failingReads) Query(ctx context.Context, q string, args ...any) (store.Rows, error) {
+	if strings.Contains(q, "FROM plan_actions") && s.failed.Load() < s.n.Load() {
+		s.failed.Add(1)
+		return nil, errors.New("connection refused (test)")
+	}
+	return s.Store.Query(ctx, q, args...)
+}
+
+// TestCheckFailureRetried: when the plan check cannot ask the store, the
+// decoders leave their chunks unchecked and the inserter checks them,
+// retrying until the store answers: every outcome loads once, none is
+// dead-lettered, no row loads unchecked.
+func TestCheckFailureRetried(t *testing.T) {
+	broker := testenv.Kafka(t)
+	st := testenv.CHDBStore(t)
+	migrate(t, st)
+	f := newFixture("plan-flaky", 40)
+	f.seed(t, st)
+	topic := newTopic(t, broker, 2)
+	produce(t, broker, topic, encode(t, f.outcomes))
+	fs := &failingReads{Store: st}
+	fs.n.Store(4)
+	stats := drain(t, broker, topic, fs, metrics.NewSet())
+	if got, want := readLoaded(t, st), f.expectLoaded(); got != want {
+		t.Errorf("loaded %+v, want %+v", got, want)
+	}
+	if stats.DeadLettered != 0 || stats.Rows != int64(len(f.outcomes)) {
+		t.Errorf("stats %+v: want %d rows, none dead-lettered", stats, len(f.outcomes))
+	}
+	if fs.failed.Load() != 4 {
+		t.Errorf("%d reads of plan_actions failed, want 4", fs.failed.Load())
+	}
+}
