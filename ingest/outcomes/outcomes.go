@@ -22,7 +22,6 @@ package outcomes
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -365,7 +364,7 @@ func (c *Checker) readActions(ctx context.Context, found map[string]map[string]p
 		for len(doc) > 0 {
 			for i := range col {
 				var err error
-				if col[i], doc, err = rowBinaryString(doc); err != nil {
+				if col[i], doc, err = store.CutRowBinaryString(doc); err != nil {
 					return fmt.Errorf("decode result: %w", err)
 				}
 			}
@@ -390,24 +389,6 @@ func (c *Checker) readActions(ctx context.Context, found map[string]map[string]p
 	}
 	g.into(found)
 	return nil
-}
-
-// rowBinaryString reads a RowBinary String (uvarint length, bytes) off the
-// front of doc.
-func rowBinaryString(doc string) (s, rest string, err error) {
-	var n uint64
-	for i := 0; i < len(doc) && i < binary.MaxVarintLen64; i++ {
-		b := doc[i]
-		n |= uint64(b&0x7f) << (7 * i)
-		if b < 0x80 {
-			if n > uint64(len(doc)-i-1) {
-				break
-			}
-			end := i + 1 + int(n)
-			return doc[i+1 : end], doc[end:], nil
-		}
-	}
-	return "", "", errors.New("truncated string")
 }
 
 // gathered collects a result's actions by plan, so that each plan's map is

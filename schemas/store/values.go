@@ -427,6 +427,26 @@ func (r *rbReader) str() (string, error) {
 	return string(p), err
 }
 
+// CutRowBinaryString reads one RowBinary String (uvarint length, bytes)
+// off the front of doc without copying: s shares doc's memory, so a
+// reader of a large result (ingest/outcomes' plan check) slices one
+// document instead of allocating a string per value.
+func CutRowBinaryString(doc string) (s, rest string, err error) {
+	var n uint64
+	for i := 0; i < len(doc) && i < binary.MaxVarintLen64; i++ {
+		b := doc[i]
+		n |= uint64(b&0x7f) << (7 * i)
+		if b < 0x80 {
+			if n > uint64(len(doc)-i-1) {
+				break
+			}
+			end := i + 1 + int(n)
+			return doc[i+1 : end], doc[end:], nil
+		}
+	}
+	return "", "", errShort
+}
+
 // decode reads one value of type t in canonical form.
 func (r *rbReader) decode(t *chType) (any, error) {
 	fixed := func(n int) ([]byte, error) { return r.bytes(n) }

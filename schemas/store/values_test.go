@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -154,6 +155,37 @@ func TestStreamable(t *testing.T) {
 	} {
 		if got := streamable(q); got != want {
 			t.Errorf("streamable(%q) = %v", q, got)
+		}
+	}
+}
+
+// CutRowBinaryString reads what rbReader.str reads, without copying, and
+// refuses a length past the end of the document.
+func TestCutRowBinaryString(t *testing.T) {
+	long := strings.Repeat("x", 300) // a two-byte length
+	doc := "\x00" + "\x03abc" + "\xac\x02" + long
+	var got []string
+	for rest := doc; rest != ""; {
+		var s string
+		var err error
+		if s, rest, err = CutRowBinaryString(rest); err != nil {
+			t.Fatalf("cut %q: %v", rest, err)
+		}
+		got = append(got, s)
+	}
+	r := &rbReader{b: []byte(doc)}
+	for i, s := range got {
+		want, err := r.str()
+		if err != nil || s != want {
+			t.Errorf("string %d: %q, rbReader %q (%v)", i, s, want, err)
+		}
+	}
+	if len(got) != 3 || got[1] != "abc" || got[2] != long {
+		t.Errorf("cut %q", got)
+	}
+	for _, bad := range []string{"\x04abc", "\x80", "\xac\x02x"} {
+		if _, _, err := CutRowBinaryString(bad); err == nil {
+			t.Errorf("%q: no error for a truncated string", bad)
 		}
 	}
 }
