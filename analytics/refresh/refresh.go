@@ -54,13 +54,22 @@ type Job struct {
 	Store store.Store
 	// Log receives one line per step and per run. Default: slog.Default().
 	Log *slog.Logger
-	// Memory is what one of its segment and exposure statements may use
-	// (each works on one shard of hosts). Default: membudget's. The
-	// snapshot copies of the KPI views run without it.
+	// Memory is what one of its segment, exposure and per-host snapshot
+	// statements may use (each works on one shard of hosts). Default:
+	// membudget's.
 	Memory membudget.Budget
+	// FleetMemory is what one copy of a fleet-wide KPI snapshot may use:
+	// those aggregate every exposure at once (their medians hold each
+	// group's distinct durations), so they are not sharded and need more
+	// than a shard. Default: FleetSnapshotBytes.
+	FleetMemory membudget.Budget
 	// HostsPerShard bounds the hosts one segment or exposure statement
 	// works on. Default hostsPerShard.
 	HostsPerShard uint64
+	// SnapshotHostsPerShard bounds the hosts one copy of a per-host
+	// snapshot (perHostSnapshots, exposure_facts) works on. Default
+	// snapshotHostsPerShard.
+	SnapshotHostsPerShard uint64
 	// ProgressEvery is the interval of progress lines (hosts or tables
 	// done, per second, ETA) during a phase that lasts longer. Default
 	// progress.DefaultEvery; negative: none.
@@ -213,16 +222,23 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 	}
 	// Segmenting holds every scan, and exposing every (host, advisory), of
 	// the hosts it works on in memory: a shard of hosts at a time keeps
-	// that bounded.
+	// that bounded. Shards are ranges of host_id, so that each reads only
+	// its hosts' granules of scans (ordered by host_id) rather than every
+	// scan once per shard.
 	perShard := r.HostsPerShard
 	if perShard == 0 {
 		perShard = hostsPerShard
 	}
 	shards := max(1, (st.Hosts+perShard-1)/perShard)
+	bounds, err := r.shardBounds(ctx, id, "(SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?)", []any{id}, shards, st.Hosts)
+	if err != nil {
+		return err
+	}
 	steps = steps[:0]
 	for i := range shards {
-		steps = append(steps, refreshStep{fmt.Sprintf("segment hosts, shard %d of %d", i+1, shards), tables.Replace(sqlStageSegments),
-			[]any{id, shards, i}, shardSize(st.Hosts, shards, i)})
+		steps = append(steps, refreshStep{fmt.Sprintf("segment hosts, shard %d of %d", i+1, shards),
+			tables.Replace(fmt.Sprintf(sqlStageSegments, shardCond(sqlPendingHosts, bounds, int(i)))),
+			[]any{id}, shardSize(st.Hosts, shards, i)})
 	}
 	if st.Mode == Full {
 		steps = append(steps, refreshStep{"hosts to expose", tables.Replace(sqlExposeAll), []any{id}, 0})
@@ -242,12 +258,8 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 	// Shards are ranges of host_id, so that each reads only its hosts'
 	// granules of exposure_spans and host_segments (ordered by host_id)
 	// rather than scanning every stored exposure once per shard.
-	var bounds []string
-	if err := queryOne(ctx, r.Store, tables.Replace(sqlShardBounds), []any{shards, shards}, &bounds); err != nil {
-		return fmt.Errorf("refresh %s: shard bounds of the hosts to expose: %w", id, err)
-	}
-	if uint64(len(bounds)) != shards-1 {
-		return fmt.Errorf("refresh %s: %d shard bounds for %d shards of %d hosts to expose (a concurrent refresh?)", id, len(bounds), shards, st.ExposedHosts)
+	if bounds, err = r.shardBounds(ctx, id, tables.Replace("{expose}"), nil, shards, st.ExposedHosts); err != nil {
+		return err
 	}
 	// What the hosts' states expose is worked out once for every shard.
 	exposed := tables.Replace("host_id IN (SELECT host_id FROM {expose})")
@@ -277,11 +289,33 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 		return fmt.Errorf("refresh %s: counting rows written: %w", id, err)
 	}
 	st.timed("exposures", t0)
+	// The snapshots whose rows are each of one host are copied a range of
+	// hosts at a time (as exposures are): each copy holds only its hosts'
+	// rows in its joins and sorts, whatever the size of the fleet.
+	var hosts uint64
+	if err := queryOne(ctx, r.Store, "SELECT count() FROM "+snapshotHosts, nil, &hosts); err != nil {
+		return fmt.Errorf("refresh %s: counting the fleet's hosts: %w", id, err)
+	}
+	perSnapshot := r.SnapshotHostsPerShard
+	if perSnapshot == 0 {
+		perSnapshot = snapshotHostsPerShard
+	}
+	shards = max(1, (hosts+perSnapshot-1)/perSnapshot)
+	if bounds, err = r.shardBounds(ctx, id, snapshotHosts, nil, shards, hosts); err != nil {
+		return err
+	}
+	byHost := func(q string) []string {
+		out := make([]string, len(bounds)+1)
+		for i := range out {
+			out[i] = fmt.Sprintf(q, shardCond("1", bounds, i))
+		}
+		return out
+	}
 	// exposure_facts leaves out dims (kpi_exposures rebuilds them).
 	m := r.meter(log, "refresh snapshots", "tables", uint64(len(Snapshots)+1))
 	defer m.Stop()
 	t0 = time.Now()
-	if err := r.replace(ctx, id, "exposure_facts", "SELECT * EXCEPT (dims) FROM kpi_exposures_live SETTINGS "+snapshotBlocks, log, m); err != nil {
+	if err := r.replace(ctx, id, "exposure_facts", byHost("SELECT * EXCEPT (dims) FROM kpi_exposures_live WHERE %s SETTINGS "+snapshotBlocks), r.Memory, log, m); err != nil {
 		return err
 	}
 	st.timed("exposure_facts", t0)
@@ -298,8 +332,12 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 		if name == "finding_risk" && reorders > 0 {
 			q += ", query_plan_optimize_join_order_limit = 0"
 		}
+		qs, budget := []string{q}, r.fleetMemory()
+		if perHostSnapshots[name] {
+			qs, budget = byHost(strings.Replace(q, " SETTINGS ", " WHERE %s SETTINGS ", 1)), r.Memory
+		}
 		t0 = time.Now()
-		if err := r.replace(ctx, id, name+"_snapshot", q, log, m); err != nil {
+		if err := r.replace(ctx, id, name+"_snapshot", qs, budget, log, m); err != nil {
 			return err
 		}
 		st.timed(name, t0)
@@ -346,6 +384,19 @@ func (r *Job) meter(log *slog.Logger, stage, unit string, total uint64) *progres
 	return progress.Start(progress.Config{Log: log, Stage: stage, Unit: unit, Total: int64(total), Every: r.ProgressEvery})
 }
 
+// shardBounds returns the host_id bounds between shards ranges of equal
+// size of the n hosts of from (a table or subquery binding args).
+func (r *Job) shardBounds(ctx context.Context, id, from string, args []any, shards, n uint64) ([]string, error) {
+	var bounds []string
+	if err := queryOne(ctx, r.Store, fmt.Sprintf(sqlShardBounds, from), append([]any{shards, shards}, args...), &bounds); err != nil {
+		return nil, fmt.Errorf("refresh %s: shard bounds of the hosts of %s: %w", id, from, err)
+	}
+	if uint64(len(bounds)) != shards-1 {
+		return nil, fmt.Errorf("refresh %s: %d shard bounds for %d shards of %d hosts of %s (a concurrent refresh?)", id, len(bounds), shards, n, from)
+	}
+	return bounds, nil
+}
+
 // shardCond restricts the condition all to shard i of the ranges of
 // host_id that bounds separate (shard i: from bounds[i-1] to before
 // bounds[i]; the first and last are open-ended).
@@ -364,7 +415,7 @@ func shardCond(all string, bounds []string, i int) string {
 }
 
 // shardSize is how many of n items shard i of shards holds, about (the
-// segment shards split by hash, so their sizes are only even on average).
+// bounds split a sorted list of n, so sizes differ by at most one).
 func shardSize(n, shards, i uint64) int64 {
 	size := n / shards
 	if i < n%shards {
@@ -373,10 +424,11 @@ func shardSize(n, shards, i uint64) int64 {
 	return int64(size)
 }
 
-// replace recomputes table from query through a staging copy, then swaps
-// the copy's contents in with one ALTER: readers see the old rows or the
-// new ones, never a half-written table.
-func (r *Job) replace(ctx context.Context, id, table, query string, log *slog.Logger, m *progress.Meter) error {
+// replace recomputes table from the union of queries (each a SELECT, run
+// within budget) through a staging copy, then swaps the copy's contents in
+// with one ALTER: readers see the old rows or the new ones, never a
+// half-written table.
+func (r *Job) replace(ctx context.Context, id, table string, queries []string, budget membudget.Budget, log *slog.Logger, m *progress.Meter) error {
 	m.Step(table)
 	defer m.Add(1)
 	staging := table + "__" + stagingSuffix(id)
@@ -387,17 +439,20 @@ func (r *Job) replace(ctx context.Context, id, table, query string, log *slog.Lo
 		_ = r.Store.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+staging)
 		return fmt.Errorf("refresh %s: %s: %w", id, table, err)
 	}
-	stmts := []string{
-		"DROP TABLE IF EXISTS " + staging,
-		"CREATE TABLE " + staging + " AS " + table,
-		// Not within r.Memory: finding_risk_live's joins need more than
-		// the default budget at 10,000 hosts (they are KPI views, not
-		// sharded by host).
-		"INSERT INTO " + staging + " " + query,
-	}
-	for _, q := range stmts {
+	for _, q := range []string{"DROP TABLE IF EXISTS " + staging, "CREATE TABLE " + staging + " AS " + table} {
 		if err := r.Store.Exec(ctx, q); err != nil {
 			return fail(err)
+		}
+	}
+	for i, q := range queries {
+		if err := ctx.Err(); err != nil {
+			return fail(err)
+		}
+		if len(queries) > 1 {
+			m.Step(fmt.Sprintf("%s, hosts shard %d of %d", table, i+1, len(queries)))
+		}
+		if err := r.Store.Exec(ctx, budget.Apply("INSERT INTO "+staging+" "+q)); err != nil {
+			return fail(fmt.Errorf("shard %d of %d: %w", i+1, len(queries), err))
 		}
 	}
 	// Current ClickHouse refuses REPLACE PARTITION from a source without
@@ -427,6 +482,23 @@ type refreshStep struct {
 	units int64 // units of the phase's progress done by the step
 }
 
+// FleetSnapshotBytes is the default cap of one copy of a fleet-wide KPI
+// snapshot. Their medians keep every group's distinct durations (to the
+// second) in arrays, so their memory grows with the fleet's history: at
+// 100,000 hosts × 90 days (159M exposures) kpi_time_to_patch alone peaked
+// at 6.2 GB RSS (213 s) and kpi_mttr at 4.0 GB (116 s), where 3 GiB
+// failed. The cap keeps a larger history from taking the machine; medians
+// over bounded histograms are the fix (issue 16).
+const FleetSnapshotBytes = 8 << 30
+
+func (r *Job) fleetMemory() membudget.Budget {
+	b := r.FleetMemory
+	if b.Bytes == 0 {
+		b.Bytes = FleetSnapshotBytes
+	}
+	return b
+}
+
 // snapshotBlocks caps the blocks a snapshot copy squashes before writing a
 // part. exposure_facts and finding_risk rows are wide (about 300 and 400
 // bytes uncompressed), and the default (about 1M rows or 256 MiB per block,
@@ -440,6 +512,22 @@ const snapshotBlocks = "min_insert_block_size_rows = 131072, min_insert_block_si
 // before its batch is written, so a batch in flight during the previous
 // refresh carries times just below that refresh's watermark.
 const rescanMargin = time.Hour
+
+// perHostSnapshots are the Snapshots whose rows are each of one host
+// (host_id), and which a refresh copies a range of hosts at a time.
+var perHostSnapshots = map[string]bool{"finding_risk": true, "host_risk": true}
+
+// snapshotHosts are the hosts whose ranges shard the per-host snapshots:
+// every host with history. They only balance the shards: the ranges cover
+// every host_id (the first and last are open-ended), so a host of a view
+// that is not listed here still falls in exactly one.
+const snapshotHosts = "(SELECT DISTINCT host_id FROM host_segments)"
+
+// snapshotHostsPerShard bounds the hosts of one copy of a per-host
+// snapshot: each copy also builds its joins' other sides (hosts,
+// advisories, the findings of the fleet's states) once, so its shards are
+// larger than those of exposures.
+const snapshotHostsPerShard = 10000
 
 // hostsPerShard bounds the hosts one exposure statement works on: its
 // aggregation holds every (host, advisory) of the shard (about 1,600 per

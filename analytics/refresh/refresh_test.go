@@ -25,6 +25,7 @@ import (
 	"github.com/patchgrid/patchgrid/schemas"
 	"github.com/patchgrid/patchgrid/schemas/inventory"
 	"github.com/patchgrid/patchgrid/schemas/store"
+	"github.com/patchgrid/patchgrid/schemas/store/membudget"
 	"github.com/patchgrid/patchgrid/schemas/testenv"
 	"github.com/patchgrid/patchgrid/schemas/version"
 )
@@ -187,8 +188,9 @@ func TestRefreshDifferential(t *testing.T) {
 	t.Logf("fleet published and ingested: %v", time.Since(started).Round(time.Millisecond))
 
 	matchJob := &match.Job{Store: st, Log: quiet}
-	// Several shards of hosts, as at fleet size (1,000 hosts a shard).
-	job := &Job{Store: st, Log: quiet, HostsPerShard: 7}
+	// Several shards of hosts, as at fleet size (1,000 hosts a shard, 10,000
+	// a snapshot copy).
+	job := &Job{Store: st, Log: quiet, HostsPerShard: 7, SnapshotHostsPerShard: 9}
 	step := func(name string, mode Mode) Stats {
 		t.Helper()
 		t0 := time.Now()
@@ -752,18 +754,24 @@ func checkKPIs(ctx context.Context, t *testing.T, st store.Store, name string, b
 
 // checkAppended holds the columns 0006 appended to a snapshot (extra) to
 // its live view: the same (key, extra) rows on both sides, compared as text
-// so that nan equals nan.
+// so that nan equals nan. Floats are rounded to 6 decimals first: a sum
+// over exposure_facts' parts, read in parallel, is added in another order
+// each time it is read (the snapshot copies write exposure_facts a range of
+// hosts at a time, so even a small fleet has several parts).
 func checkAppended(ctx context.Context, t *testing.T, st store.Store, name, view string, keys []string, extra []store.Column) {
 	t.Helper()
 	var cols, aliases []string
-	for i, c := range append(append([]string(nil), keys...), func() []string {
-		var n []string
-		for _, c := range extra {
-			n = append(n, c.Name)
+	for _, k := range keys {
+		cols = append(cols, fmt.Sprintf("toString(%s) AS c%d", k, len(cols)))
+	}
+	for _, c := range extra {
+		if strings.Contains(c.Type, "Float") {
+			cols = append(cols, fmt.Sprintf("toString(round(%s, 6)) AS c%d", c.Name, len(cols)))
+		} else {
+			cols = append(cols, fmt.Sprintf("toString(%s) AS c%d", c.Name, len(cols)))
 		}
-		return n
-	}()...) {
-		cols = append(cols, fmt.Sprintf("toString(%s) AS c%d", c, i))
+	}
+	for i := range cols {
 		aliases = append(aliases, fmt.Sprintf("c%d", i))
 	}
 	// Each side is computed once: rows tagged 1 (snapshot) and 2 (live);
@@ -981,5 +989,34 @@ func TestRefreshOpenEnded(t *testing.T) {
 	must(queryOne(ctx, st, "SELECT sum(reopened) FROM exposure_history", nil, &reopened))
 	if reopened != 2 {
 		t.Errorf("after the rollback both exposures count %d reopenings in all, want 2", reopened)
+	}
+}
+
+// TestRefreshFleetBudget: the copies of the fleet-wide KPI views run
+// within FleetMemory, not unbounded: a budget too small fails the refresh
+// at the first of them (naming it), and the failed refresh leaves the
+// tables of the previous one readable.
+func TestRefreshFleetBudget(t *testing.T) {
+	ctx := context.Background()
+	st := sameSecondStore(t)
+	seedSameSecond(ctx, t, st, time.Now().UTC().Truncate(time.Second), [][4]any{{"s1", 10, "inv-a", 0}, {"s2", 5, "inv-b", 0}})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if _, err := (&Job{Store: st, Log: log}).Run(ctx, Full); err != nil {
+		t.Fatal(err)
+	}
+	var before uint64
+	if err := queryOne(ctx, st, "SELECT count() FROM kpi_mttr_snapshot", nil, &before); err != nil {
+		t.Fatal(err)
+	}
+	_, err := (&Job{Store: st, Log: log, FleetMemory: membudget.Budget{Bytes: 1, SpillBytes: 1}}).Run(ctx, Full)
+	if err == nil || !strings.Contains(err.Error(), Snapshots[0]+"_snapshot") || !strings.Contains(err.Error(), "MEMORY_LIMIT_EXCEEDED") {
+		t.Fatalf("refresh with a 1-byte fleet budget: %v; want %s_snapshot over its memory limit", err, Snapshots[0])
+	}
+	var after uint64
+	if err := queryOne(ctx, st, "SELECT count() FROM kpi_mttr_snapshot", nil, &after); err != nil {
+		t.Fatal(err)
+	}
+	if after != before || before == 0 {
+		t.Errorf("kpi_mttr_snapshot has %d rows after the failed refresh, %d before (want the same, not 0)", after, before)
 	}
 }

@@ -45,9 +45,9 @@ WHERE (withdrawn = 1 OR (source, advisory_id, record_hash) IN (SELECT source, ad
     (SELECT count() FROM refresh_pending_hosts WHERE refresh_id = ?),
     (SELECT uniqExact(source, advisory_id) FROM refresh_pending_advisories WHERE refresh_id = ?)`
 
-	// Segments of one shard of the pending hosts (cityHash64(host_id) % ?
-	// = ?), from all their scans, into this refresh's staging table
-	// {segments}. Array lambdas capture nothing: a lambda that indexes an
+	// Segments of the pending hosts %s (a condition on scans: one shard's
+	// range of host_id), from all their scans, into this refresh's staging
+	// table {segments}. Array lambdas capture nothing: a lambda that indexes an
 	// outer array copies it per element.
 	sqlStageSegments = `INSERT INTO {segments} (host_id, seg_idx, seg_first, seg_last, next_scan, scans, is_last, inventory_hash, kernel_running, scans_through, version, deleted)
 SELECT host_id, toUInt32(seg_idx), raw[s].1, raw[e - 1].1, if(e <= length(raw), raw[e].1, toDateTime(0)),
@@ -60,7 +60,7 @@ FROM (
     FROM (
         SELECT host_id, scanned_at AS t, argMax((inventory_hash, kernel_running), scan_id) AS ik
         FROM scans FINAL
-        WHERE host_id IN (SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?) AND cityHash64(host_id) % ? = ?
+        WHERE %s
         GROUP BY host_id, scanned_at
     )
     GROUP BY host_id
@@ -90,10 +90,14 @@ UNION DISTINCT
 SELECT host_id FROM {segments}
 WHERE inventory_hash IN (SELECT inventory_hash FROM refresh_pending_inventories WHERE refresh_id = ?)`
 
-	// The host_id bounds between ? shards of equal size of the hosts to
-	// expose, in order (? - 1 of them; none for one shard).
+	// The host_id bounds between ? shards of equal size of the hosts %s (a
+	// table or subquery with a column host_id), in order (? - 1 of them;
+	// none for one shard).
 	sqlShardBounds = `SELECT arrayMap(k -> hs[intDiv(k * length(hs), ?) + 1], range(1, ?))
-FROM (SELECT arraySort(groupArray(host_id)) AS hs FROM {expose})`
+FROM (SELECT arraySort(groupArray(host_id)) AS hs FROM %s)`
+
+	// The pending hosts, as the shards of segmenting read them.
+	sqlPendingHosts = `host_id IN (SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?)`
 
 	// A full refresh recomputes the exposures of every host.
 	sqlExposeAll = `INSERT INTO {expose} (host_id) SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?`

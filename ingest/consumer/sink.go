@@ -2,9 +2,9 @@ package consumer
 
 // The generic core: a consumer for topics whose every message is one row of
 // one table (deployment outcomes, ingest/outcomes). It keeps the contract of
-// the scan consumer and shares its machinery (the group reader, the
+// the scan consumer and shares its machinery (the consumer group, the
 // dead-letter writer and its headers, classify, retry, drain mode, the
-// metrics): a batch is committed only after its rows are inserted or its
+// metrics), but fetches with the group fetch of fetch.go: a batch is committed only after its rows are inserted or its
 // messages are in the DLQ; a message that does not decode, that the sink's
 // check refuses, or whose row the store refuses for good is dead-lettered
 // with the reason while the rest of its batch loads; temporary store
@@ -16,7 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,21 +83,22 @@ type SinkStats struct {
 // kept: sink messages are small, and a dead-letter write needs it.
 type sinkItem[T any] struct {
 	m    kafka.Message
+	gen  *generation // the group generation that fetched it, which commits it
 	item T
 	err  error // decode error or the check's refusal: dead-lettered, no row
 	row  []any // the checked item's row; nil while unchecked
 }
 
-// Messages travel from the fetcher through the decoders to the batch in
-// chunks, not one by one: with a one-pass decoder a message costs about a
-// microsecond to decode, less than handing it between goroutines (and, on
-// a busy machine, waking the thread that runs them) three times. A chunk
-// closes when it holds fetchChunk messages or fetchLinger after its first
-// message, whichever comes first, so a trickle of messages still moves
-// within milliseconds.
+// Messages travel from the partition fetchers (fetch.go) through the
+// decoders to the batch in chunks, not one by one: with a one-pass decoder
+// a message costs about a microsecond to decode, less than handing it
+// between goroutines (and, on a busy machine, waking the thread that runs
+// them) three times. A chunk holds one partition's messages of one
+// generation; it closes when it holds fetchChunk messages or at the end of
+// a fetch response (nothing more is there yet), so a trickle of messages
+// still moves at once.
 const (
-	fetchChunk  = 1024
-	fetchLinger = 5 * time.Millisecond
+	fetchChunk = 1024
 	// chunksAhead bounds the chunks between fetch and batch (memory:
 	// about chunksAhead·fetchChunk messages).
 	chunksAhead = 8
@@ -124,7 +125,8 @@ type sinkBatch[T any] struct {
 }
 
 type sinkRun[T any] struct {
-	*consumer // shared machinery: reader, DLQ writer, client, metrics, retry
+	*consumer // shared machinery: DLQ writer, client, metrics, retry (not its reader)
+	fetch     *groupFetch
 	sink      Sink[T]
 	rowsM     *metrics.Counter
 
@@ -160,34 +162,17 @@ func RunSink[T any](ctx context.Context, cfg Config, st store.Store, sink Sink[T
 		}
 		log.Info("draining", "high_water_marks", drainTo)
 	}
-	kafkaLog := log.With("source", "kafka-go")
 	m := newCoreMetrics(cfg.Metrics, metricsPrefix)
+	fetch, err := newGroupFetch(ctx, cfg, conn.Dialer("patchgrid-ingest"), log, m.retries)
+	if err != nil {
+		return SinkStats{}, fmt.Errorf("ingest %s: %w", cfg.Topic, err)
+	}
 	r := &sinkRun[T]{
 		consumer: &consumer{
 			cfg:    cfg,
 			log:    log,
 			st:     st,
 			client: client,
-			reader: kafka.NewReader(kafka.ReaderConfig{
-				Brokers:  cfg.Brokers,
-				Dialer:   conn.Dialer("patchgrid-ingest"),
-				GroupID:  cfg.GroupID,
-				Topic:    cfg.Topic,
-				MinBytes: 1,
-				MaxBytes: 16 << 20,
-				MaxWait:  cfg.MaxWait,
-				// Room for two chunks, so the partition readers keep
-				// fetching while a chunk is handed over (kafka-go's
-				// default holds 100 messages).
-				QueueCapacity:    2 * fetchChunk,
-				StartOffset:      kafka.FirstOffset,
-				CommitInterval:   0, // synchronous commits, only after inserting
-				SessionTimeout:   cfg.SessionTimeout,
-				RebalanceTimeout: cfg.RebalanceTimeout,
-				ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-					kafkaLog.Log(ctx, kafkaErrorLevel(args), fmt.Sprintf(msg, args...))
-				}),
-			}),
 			dlq: &kafka.Writer{
 				Addr:         kafka.TCP(cfg.Brokers...),
 				Topic:        cfg.DLQTopic,
@@ -198,14 +183,15 @@ func RunSink[T any](ctx context.Context, cfg Config, st store.Store, sink Sink[T
 			},
 			m: m,
 		},
+		fetch: fetch,
 		sink:  sink,
 		rowsM: m.rowsInserted(sink.Table()),
 	}
 	defer r.dlq.Close()
-	// Closing the reader leaves the group (its partitions go to another
-	// member at once) and stops its fetchers; loop has waited for the
-	// last commit by then.
-	defer r.reader.Close()
+	// Closing the group membership leaves the group (its partitions go to
+	// another member at once); loop has stopped fetching and waited for
+	// the last commit by then.
+	defer r.fetch.Close()
 	err = r.loop(ctx, drainTo)
 	s := r.snapshot()
 	log.Info("ingest stopped", "consumed", s.Consumed, "dead_lettered", s.DeadLettered, "rows", s.Rows, "err", err)
@@ -247,7 +233,6 @@ func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
 			}
 		}
 	}
-	fetchErr := make(chan error, 1)
 	var decoders sync.WaitGroup
 	for range r.cfg.DecodeWorkers {
 		decoders.Go(func() {
@@ -265,85 +250,9 @@ func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
 	go func() {
 		defer close(fetched)
 		defer close(work)
-		backoff := 100 * time.Millisecond
-		var cur *sinkChunk[T]
-		// linger ends the open chunk's wait for more messages.
-		var linger struct {
-			ctx  context.Context
-			stop context.CancelFunc
-		}
-		linger.stop = func() {}
-		defer func() { linger.stop() }()
-		// send hands cur over; false when the fetch is being stopped.
-		send := func() bool {
-			linger.stop()
-			if cur == nil || len(cur.items) == 0 {
-				return true
-			}
-			select {
-			case fetched <- cur:
-			case <-fetchCtx.Done():
-				return false
-			}
-			work <- cur // never blocks for long: decoders drain work until it is closed
-			cur = nil
-			return true
-		}
-		for {
-			fctx := fetchCtx
-			if cur != nil && len(cur.items) > 0 {
-				fctx = linger.ctx
-			}
-			m, err := r.reader.FetchMessage(fctx)
-			if err != nil {
-				if fetchCtx.Err() == nil && fctx != fetchCtx && linger.ctx.Err() != nil {
-					// The chunk has lingered long enough.
-					if !send() {
-						fetchErr <- fetchCtx.Err()
-						return
-					}
-					continue
-				}
-				if fetchCtx.Err() != nil || errors.Is(err, io.EOF) {
-					fetchErr <- err
-					return
-				}
-				// The broker is down or the group is rebalancing: the
-				// reader reconnects on the next fetch. What was fetched
-				// moves on meanwhile.
-				if !send() {
-					fetchErr <- fetchCtx.Err()
-					return
-				}
-				r.m.retries.Inc()
-				r.log.Warn("fetch failed; retrying", "backoff", backoff, "err", err)
-				select {
-				case <-time.After(backoff):
-				case <-fetchCtx.Done():
-				}
-				backoff = min(2*backoff, r.cfg.RetryBackoffMax)
-				continue
-			}
-			backoff = 100 * time.Millisecond
-			if cur == nil {
-				select {
-				case cur = <-free:
-					clear(cur.items)
-					cur.items = cur.items[:0]
-				default:
-					cur = &sinkChunk[T]{items: make([]sinkItem[T], 0, fetchChunk)}
-				}
-				cur.done = make(chan struct{})
-			}
-			if len(cur.items) == 0 {
-				linger.ctx, linger.stop = context.WithTimeout(fetchCtx, fetchLinger)
-			}
-			cur.items = append(cur.items, sinkItem[T]{m: m})
-			if len(cur.items) >= fetchChunk && !send() {
-				fetchErr <- fetchCtx.Err()
-				return
-			}
-		}
+		r.fetch.run(fetchCtx, func(g *generation, _ int) partitionSink {
+			return &chunker[T]{stop: fetchCtx, gen: g, fetched: fetched, work: work, free: free}
+		})
 	}()
 	defer func() {
 		stopFetch()
@@ -364,7 +273,7 @@ func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
 	// during which the inserter would idle. A batch is committed only
 	// after its insert all the same. pending counts batches inserted and
 	// not yet committed; committed tells the loop one was.
-	toCommit := make(chan []kafka.Message, 1)
+	toCommit := make(chan []commitSet, 1)
 	committed := make(chan struct{}, 1)
 	var pending atomic.Int64
 	var comWG sync.WaitGroup
@@ -373,14 +282,14 @@ func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
 		defer cancel()
 		stop := context.AfterFunc(ctx, func() { time.AfterFunc(r.cfg.ShutdownTimeout, cancel) })
 		defer stop()
-		for msgs := range toCommit {
+		for sets := range toCommit {
 			// A commit that keeps failing is given up on: the rows are
 			// stored, and redelivering them changes nothing (the sink's
 			// table replaces them).
-			if err := r.retry(cctx, "commit", 5, func(ctx context.Context) error {
-				return r.reader.CommitMessages(ctx, msgs...)
-			}); err != nil {
-				r.log.Warn("commit failed; messages will be redelivered", "partitions", len(msgs), "err", err)
+			for _, cs := range sets {
+				if err := r.fetch.commit(cctx, r.retry, cs.gen, cs.offsets); err != nil {
+					r.log.Warn("commit failed; messages will be redelivered", "partitions", len(cs.offsets), "err", err)
+				}
 			}
 			r.m.batches.Inc()
 			r.count(func(s *SinkStats) { s.Batches++ })
@@ -404,13 +313,13 @@ func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
 				context.AfterFunc(bctx, func() { t.Stop() })
 			})
 			start := time.Now()
-			msgs, err := r.flush(bctx, b)
+			sets, err := r.flush(bctx, b)
 			stop()
 			cancel()
 			r.m.batchSeconds.Update(time.Since(start).Seconds())
 			if err == nil {
 				pending.Add(1)
-				toCommit <- msgs
+				toCommit <- sets
 			}
 			inserted <- err
 		}
@@ -518,11 +427,10 @@ func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
 		select {
 		case c, ok := <-fetched:
 			if !ok {
-				err := <-fetchErr
 				if ctx.Err() != nil {
 					return shutdown()
 				}
-				return fmt.Errorf("fetch from %s: %w", r.cfg.Topic, err)
+				return fmt.Errorf("fetch from %s: the consumer group was closed", r.cfg.Topic)
 			}
 			// While the decoders finish the chunk, the inserter may finish
 			// its batch: it takes the next one at once.
@@ -601,6 +509,54 @@ func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
 	}
 }
 
+// chunker is the partitionSink of one partition of one generation: it
+// fills chunks and hands each to the loop (fetched, in fetch order) and to
+// a decoder (work).
+type chunker[T any] struct {
+	stop          context.Context
+	gen           *generation
+	fetched, work chan<- *sinkChunk[T]
+	free          <-chan *sinkChunk[T]
+	cur           *sinkChunk[T]
+}
+
+func (c *chunker[T]) add(m *kafka.Message) bool {
+	if c.cur == nil {
+		select {
+		case c.cur = <-c.free:
+			clear(c.cur.items)
+			c.cur.items = c.cur.items[:0]
+		default:
+			c.cur = &sinkChunk[T]{items: make([]sinkItem[T], 0, fetchChunk)}
+		}
+		c.cur.done = make(chan struct{})
+	}
+	c.cur.items = append(c.cur.items, sinkItem[T]{m: *m, gen: c.gen})
+	if len(c.cur.items) >= fetchChunk {
+		return c.flush()
+	}
+	return true
+}
+
+// flush hands the chunk over, unless the fetch stops or the generation
+// ends first (then the chunk is dropped: nothing of it was committed, so
+// its messages are fetched again).
+func (c *chunker[T]) flush() bool {
+	if c.cur == nil || len(c.cur.items) == 0 {
+		return true
+	}
+	select {
+	case c.fetched <- c.cur:
+	case <-c.stop.Done():
+		return false
+	case <-c.gen.ctx.Done():
+		return false
+	}
+	c.work <- c.cur // never blocks for long: decoders drain work until it is closed
+	c.cur = nil
+	return true
+}
+
 // prepare checks the decoded items of a chunk and builds the rows of
 // those accepted, in the decoder that decoded them, so that checking and
 // building rows overlap the insert of the batch before (the inserter only
@@ -657,12 +613,12 @@ func (r *sinkRun[T]) prepare(ctx context.Context, items []sinkItem[T], buf []T) 
 
 // flush dead-letters the batch's undecodable messages and those the sink's
 // check refuses, inserts the rows of the others (dead-lettering those the
-// store refuses for good), and returns the messages whose commit commits
+// store refuses for good), and returns the offsets whose commit commits
 // the whole batch (the committer's job, once flush has returned).
 // Dead-letter writes precede the commit, so a crash in between only
 // repeats some of them. Items the decoders could not check (prepare) are
 // checked here.
-func (r *sinkRun[T]) flush(ctx context.Context, b *sinkBatch[T]) ([]kafka.Message, error) {
+func (r *sinkRun[T]) flush(ctx context.Context, b *sinkBatch[T]) ([]commitSet, error) {
 	load := make([]int, 0, len(b.items))
 	rows := make([][]any, 0, len(b.items))
 	var unchecked []int
@@ -725,21 +681,35 @@ func (r *sinkRun[T]) flush(ctx context.Context, b *sinkBatch[T]) ([]kafka.Messag
 	if err := r.sinkDeadLetters(ctx, dead); err != nil {
 		return nil, err
 	}
-	// Committing a partition's last message commits everything before it
-	// (kafka-go keeps the highest offset per partition), so one message
-	// per partition stands for the batch.
-	msgs := make([]kafka.Message, 0, 8)
-	last := make(map[int]int, 8) // partition → its index in msgs
-	for _, it := range b.items {
-		m := kafka.Message{Topic: it.m.Topic, Partition: it.m.Partition, Offset: it.m.Offset}
-		if j, ok := last[m.Partition]; !ok {
-			last[m.Partition] = len(msgs)
-			msgs = append(msgs, m)
-		} else if m.Offset > msgs[j].Offset {
-			msgs[j] = m
+	return commitSets(b.items), nil
+}
+
+// commitSet is what to commit through one generation: partition → the
+// next offset to read.
+type commitSet struct {
+	gen     *generation
+	offsets map[int]int64
+}
+
+// commitSets are the commits that commit items: per generation that
+// fetched some (usually one; two across a rebalance), each partition's
+// offset past its last item.
+func commitSets[T any](items []*sinkItem[T]) []commitSet {
+	var sets []commitSet
+	k := -1 // the set of the previous item's generation
+	for _, it := range items {
+		if k < 0 || sets[k].gen != it.gen {
+			k = slices.IndexFunc(sets, func(s commitSet) bool { return s.gen == it.gen })
+			if k < 0 {
+				sets = append(sets, commitSet{gen: it.gen, offsets: map[int]int64{}})
+				k = len(sets) - 1
+			}
+		}
+		if next := it.m.Offset + 1; next > sets[k].offsets[it.m.Partition] {
+			sets[k].offsets[it.m.Partition] = next
 		}
 	}
-	return msgs, nil
+	return sets
 }
 
 // insertSettle inserts rows (those of the messages idx of b) and, when the

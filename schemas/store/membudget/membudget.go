@@ -6,7 +6,8 @@
 // statements run within one Budget, so their peak is set by configuration,
 // not by the size of the fleet; sharding by host keeps each statement's
 // working set small enough to stay within it. (The refresh's copies of the
-// KPI and risk views do not yet: finding_risk needs more at 10,000 hosts.)
+// fleet-wide KPI views are not sharded: they run within a larger Budget of
+// their own, analytics/refresh's FleetSnapshotBytes.)
 package membudget
 
 import (
