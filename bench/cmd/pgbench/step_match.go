@@ -370,14 +370,7 @@ func sampleRSS(log *slog.Logger, stage string) (stop func()) {
 
 // refreshSteps is a refresh's phase times in seconds, in order.
 func refreshSteps(steps []refresh.StepTime) string {
-	var b strings.Builder
-	for i, s := range steps {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		fmt.Fprintf(&b, "%s %.1fs", s.Name, s.Took.Seconds())
-	}
-	return b.String()
+	return joinTimes(len(steps), func(i int) (string, time.Duration) { return steps[i].Name, steps[i].Took }, 1)
 }
 
 // replicateScans copies every scan to ? - 1 replica hosts (see
@@ -541,12 +534,19 @@ func readHostFindings(ctx context.Context, st store.Store, log *slog.Logger) (ma
 
 // stepTimes lists a match run's statements with their seconds.
 func stepTimes(steps []match.StepTime) string {
+	return joinTimes(len(steps), func(i int) (string, time.Duration) { return steps[i].Name, steps[i].Took }, 3)
+}
+
+// joinTimes lists n named durations ("name 1.234s; ..."), in seconds with
+// prec decimals.
+func joinTimes(n int, at func(i int) (string, time.Duration), prec int) string {
 	var b strings.Builder
-	for i, s := range steps {
+	for i := range n {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		fmt.Fprintf(&b, "%s %.3fs", s.Name, s.Took.Seconds())
+		name, took := at(i)
+		fmt.Fprintf(&b, "%s %.*fs", name, prec, took.Seconds())
 	}
 	return b.String()
 }
