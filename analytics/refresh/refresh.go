@@ -328,13 +328,17 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 		return fmt.Errorf("refresh %s: reading settings: %w", id, err)
 	}
 	for _, name := range Snapshots {
-		q := "SELECT * FROM " + name + "_live SETTINGS " + snapshotBlocks
+		where := ""
+		if perHostSnapshots[name] {
+			where = " WHERE %s"
+		}
+		q := "SELECT * FROM " + name + "_live" + where + " SETTINGS " + snapshotBlocks
 		if name == "finding_risk" && reorders > 0 {
 			q += ", query_plan_optimize_join_order_limit = 0"
 		}
 		qs, budget := []string{q}, r.fleetMemory()
 		if perHostSnapshots[name] {
-			qs, budget = byHost(strings.Replace(q, " SETTINGS ", " WHERE %s SETTINGS ", 1)), r.Memory
+			qs, budget = byHost(q), r.Memory
 		}
 		t0 = time.Now()
 		if err := r.replace(ctx, id, name+"_snapshot", qs, budget, log, m); err != nil {

@@ -286,25 +286,38 @@ func (o *orchestrator) watchRSS(pid int, over *atomic.Bool) (stop func()) {
 	if o.maxRSSMB <= 0 {
 		return func() {}
 	}
+	return every(time.Second, func() bool {
+		if rss := currentRSSMB(pid); rss > float64(o.maxRSSMB) {
+			o.log.Error("step over its memory limit; killing it", "pid", pid, "rss_mb", int(rss), "limit_mb", o.maxRSSMB)
+			over.Store(true)
+			syscall.Kill(-pid, syscall.SIGKILL)
+			return false
+		}
+		return true
+	})
+}
+
+// every calls fn every d until fn returns false or stop is called; stop
+// returns once fn is no longer running.
+func every(d time.Duration, fn func() (more bool)) (stop func()) {
 	done := make(chan struct{})
+	finished := make(chan struct{})
 	go func() {
-		t := time.NewTicker(time.Second)
+		defer close(finished)
+		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case <-t.C:
-				if rss := currentRSSMB(pid); rss > float64(o.maxRSSMB) {
-					o.log.Error("step over its memory limit; killing it", "pid", pid, "rss_mb", int(rss), "limit_mb", o.maxRSSMB)
-					over.Store(true)
-					syscall.Kill(-pid, syscall.SIGKILL)
+				if !fn() {
 					return
 				}
 			}
 		}
 	}()
-	return func() { close(done) }
+	return func() { close(done); <-finished }
 }
 
 func stepKind(name string) string {

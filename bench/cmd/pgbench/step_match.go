@@ -349,23 +349,11 @@ const rssSampleEvery = 10 * time.Second
 // sampleRSS logs the process's RSS and peak every rssSampleEvery until the
 // returned stop is called.
 func sampleRSS(log *slog.Logger, stage string) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(rssSampleEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				pid := os.Getpid()
-				log.Info(stage+" memory", "rss_mb", int(currentRSSMB(pid)), "peak_rss_mb", int(peakRSSMB(pid)))
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
+	pid := os.Getpid()
+	return every(rssSampleEvery, func() bool {
+		log.Info(stage+" memory", "rss_mb", int(currentRSSMB(pid)), "peak_rss_mb", int(peakRSSMB(pid)))
+		return true
+	})
 }
 
 // refreshSteps is a refresh's phase times in seconds, in order.

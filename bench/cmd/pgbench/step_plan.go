@@ -157,7 +157,9 @@ func planFleet(ctx context.Context, cfg Config, log *slog.Logger, out *StepOutpu
 	// failed or is being worked on starts again from that copy, a full
 	// refresh of a fresh store, without the quarter of an hour of building.
 	matched, matchedMarker := dir+".matched", dir+".matched.complete"
-	if got, rerr := os.ReadFile(matchedMarker); keep && rerr == nil && string(got) == want {
+	got, rerr := os.ReadFile(matchedMarker)
+	restored := keep && rerr == nil && string(got) == want
+	if restored {
 		log.Info("restoring the matched plan fleet", "from", matched, "dir", dir)
 		if err := copyDir(ctx, matched, dir); err != nil {
 			return "", false, err
@@ -180,7 +182,7 @@ func planFleet(ctx context.Context, cfg Config, log *slog.Logger, out *StepOutpu
 		return dir, false, err
 	}
 	scratch := StepOutput{Info: map[string]any{}}
-	if _, rerr := os.Stat(matchedMarker); !keep || rerr != nil {
+	if !restored {
 		err = matchKPIFleet(ctx, cfg, st, log, &scratch)
 		if err == nil && keep {
 			// chDB writes its files while open: copied closed.
