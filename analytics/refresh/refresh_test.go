@@ -561,20 +561,27 @@ func checkSnapshots(ctx context.Context, t *testing.T, st store.Store, name stri
 	}
 }
 
-// rewritten are the KPI and posture views 0021 redefines, with the
-// migration that defined them last before it.
+// rewritten are the KPI and posture views 0021, 0023 and 0024 redefine,
+// with the migration that defined them last before and, for 0024, the
+// means: those add whole seconds where the previous definition added
+// floats, so they are held to it within a relative 1e-9 (as sameValue),
+// every other column exactly.
 var rewritten = []struct {
 	view      string
 	migration int
+	means     []string
 }{
-	{"kpi_open_exposure_live", 16}, {"kpi_sla_compliance_live", 16}, {"kpi_remediation_rate_live", 16},
-	{"kpi_exposure_window_live", 16}, {"compliance_posture_live", 19},
+	{"kpi_open_exposure_live", 16, nil}, {"kpi_sla_compliance_live", 16, nil}, {"kpi_remediation_rate_live", 16, nil},
+	{"kpi_exposure_window_live", 16, nil}, {"compliance_posture_live", 19, nil},
 	// 0023 (refresh speed) joins findings on one 64-bit key.
-	{"finding_risk_live", 16},
+	{"finding_risk_live", 16, nil},
+	// 0024 (medians in bounded memory).
+	{"kpi_mttr_live", 16, []string{"mttr_days", "mttr_disclosure_days"}},
+	{"kpi_time_to_patch_live", 16, []string{"from_publication_avg_days", "from_fix_avg_days", "from_disclosure_avg_days", "from_first_seen_avg_days"}},
 }
 
-// previousLive returns the bodies of the views 0021 and 0023 redefine as
-// their earlier migration defined them.
+// previousLive returns the bodies of the views 0021, 0023 and 0024
+// redefine as their earlier migration defined them.
 func previousLive(t *testing.T) map[string]string {
 	t.Helper()
 	migs, err := schemas.Migrations()
@@ -603,26 +610,43 @@ func previousLive(t *testing.T) map[string]string {
 	return out
 }
 
-// checkPrevious holds each view 0021 or 0023 rewrote to its previous definition
-// evaluated on the same tables: the same rows, every column compared as
-// text (so that nan equals nan), duplicates counted.
+// checkPrevious holds each view 0021, 0023 or 0024 rewrote to its previous
+// definition (among bodies) evaluated on the same tables: the same rows,
+// every column compared as text (so that nan equals nan), duplicates
+// counted; the means of 0024's views apart, as numbers, in the row of the
+// same other columns.
 func checkPrevious(ctx context.Context, t *testing.T, st store.Store, name string, bodies map[string]string) {
 	t.Helper()
 	for _, r := range rewritten {
-		q := fmt.Sprintf(`SELECT count(), countIf(d > 0), countIf(d < 0) FROM (
-    SELECT r, sum(side) AS d FROM (
-        SELECT toString(tuple(*)) AS r, 1 AS side FROM %[1]s
+		body, ok := bodies[r.view]
+		if !ok {
+			continue
+		}
+		text, means, offMeans := "toString(tuple(*))", "", "0"
+		if len(r.means) > 0 {
+			text = "toString(tuple(* EXCEPT (" + strings.Join(r.means, ", ") + ")))"
+			var off []string
+			for _, m := range r.means {
+				means += ", " + m
+				off = append(off, fmt.Sprintf("NOT (isNaN(anyIf(%[1]s, side = 1)) AND isNaN(anyIf(%[1]s, side = -1)) OR "+
+					"abs(anyIf(%[1]s, side = 1) - anyIf(%[1]s, side = -1)) <= 1e-9 * greatest(abs(anyIf(%[1]s, side = 1)), abs(anyIf(%[1]s, side = -1))))", m))
+			}
+			offMeans = strings.Join(off, " OR ")
+		}
+		q := fmt.Sprintf(`SELECT count(), countIf(d > 0), countIf(d < 0), countIf(d = 0 AND off) FROM (
+    SELECT r, sum(side) AS d, %[4]s AS off FROM (
+        SELECT %[3]s AS r%[5]s, 1 AS side FROM %[1]s
         UNION ALL
-        SELECT toString(tuple(*)) AS r, -1 AS side FROM (%[2]s)
+        SELECT %[3]s AS r%[5]s, -1 AS side FROM (%[2]s)
     )
-    GROUP BY r)`, r.view, bodies[r.view])
-		var rows, onlyNew, onlyOld uint64
-		if err := queryOne(ctx, st, q, nil, &rows, &onlyNew, &onlyOld); err != nil {
+    GROUP BY r)`, r.view, body, text, offMeans, means)
+		var rows, onlyNew, onlyOld, offRows uint64
+		if err := queryOne(ctx, st, q, nil, &rows, &onlyNew, &onlyOld, &offRows); err != nil {
 			t.Fatalf("%s: comparing %s with its definition of migration %d: %v", name, r.view, r.migration, err)
 		}
-		if onlyNew != 0 || onlyOld != 0 || rows == 0 {
-			t.Errorf("%s: %s differs from its definition of migration %d: %d distinct rows, %d more often in the current one, %d more often in the previous",
-				name, r.view, r.migration, rows, onlyNew, onlyOld)
+		if onlyNew != 0 || onlyOld != 0 || offRows != 0 || rows == 0 {
+			t.Errorf("%s: %s differs from its definition of migration %d: %d distinct rows, %d more often in the current one, %d more often in the previous, %d with other means",
+				name, r.view, r.migration, rows, onlyNew, onlyOld, offRows)
 		}
 	}
 }
@@ -993,10 +1017,17 @@ func TestRefreshOpenEnded(t *testing.T) {
 }
 
 // TestRefreshFleetBudget: the copies of the fleet-wide KPI views run
-// within FleetMemory, not unbounded: a budget too small fails the refresh
-// at the first of them (naming it), and the failed refresh leaves the
-// tables of the previous one readable.
+// within FleetMemory, by default the shard budget (Memory), not unbounded:
+// a budget too small fails the refresh at the first of them (naming it),
+// and the failed refresh leaves the tables of the previous one readable.
 func TestRefreshFleetBudget(t *testing.T) {
+	shard, fleet := membudget.Budget{Bytes: 1 << 30, Threads: 2}, membudget.Budget{Bytes: 2 << 30}
+	if got := (&Job{Memory: shard}).fleetMemory(); got != shard {
+		t.Errorf("fleet budget %+v without FleetMemory, want the shard budget %+v", got, shard)
+	}
+	if got := (&Job{Memory: shard, FleetMemory: fleet}).fleetMemory(); got != fleet {
+		t.Errorf("fleet budget %+v with FleetMemory %+v", got, fleet)
+	}
 	ctx := context.Background()
 	st := sameSecondStore(t)
 	seedSameSecond(ctx, t, st, time.Now().UTC().Truncate(time.Second), [][4]any{{"s1", 10, "inv-a", 0}, {"s2", 5, "inv-b", 0}})
@@ -1019,4 +1050,130 @@ func TestRefreshFleetBudget(t *testing.T) {
 	if after != before || before == 0 {
 		t.Errorf("kpi_mttr_snapshot has %d rows after the failed refresh, %d before (want the same, not 0)", after, before)
 	}
+}
+
+// TestMediansHandWorked holds kpi_time_to_patch_live and kpi_mttr_live
+// (0024: medians in two passes over whole days) to figures worked out by
+// hand on a few exposures written straight into exposure_facts, and to
+// their 0016 definitions on the same rows. A median is the element at
+// 0-based rank floor(count / 2) of the sorted durations (the upper one of
+// an even count): high has 5 resolved exposures (rank 2), low 4 (rank 2,
+// where a lower median would take rank 1 and differ: pub 1 day, rem
+// 172801 s, in the same whole day as its neighbours), critical only open
+// ones (nan). Ties, several durations within one whole day, open exposures
+// (accepted, stale) and ones without a fix date are among them.
+func TestMediansHandWorked(t *testing.T) {
+	ctx := context.Background()
+	st := sameSecondStore(t)
+	const day = 86400
+	type exposure struct {
+		sev                string
+		ring               string
+		open, stale, acc   uint8
+		pub, fix, dis, rem int64 // seconds; fix < 0: no fix date
+	}
+	exposures := []exposure{
+		{"high", "canary", 0, 0, 0, 2 * day, 1000, 0, 90000},
+		{"high", "canary", 0, 0, 0, 2 * day, 2000, 0, 95000},
+		{"high", "canary", 0, 0, 0, 3 * day, -1, 50000, 100000},
+		{"high", "canary", 0, 0, 0, 3 * day, -1, day, 110000},
+		{"high", "canary", 0, 0, 0, 9 * day, 5000, day, 400000},
+		{"high", "canary", 1, 0, 1, 0, -1, 0, 0}, // accepted
+		{"high", "canary", 1, 1, 1, 0, -1, 0, 0}, // stale, so not accepted
+		{"low", "canary", 0, 0, 0, day, -1, 3600, 2 * day},
+		{"low", "canary", 0, 0, 0, day, -1, 7200, 2*day + 1},
+		{"low", "canary", 0, 0, 0, 5 * day, -1, 7200, 2*day + 2},
+		{"low", "canary", 0, 0, 0, 5 * day, -1, 40 * day, 30 * day},
+		{"critical", "prod", 1, 0, 0, 0, -1, 0, 0},
+		{"critical", "prod", 1, 0, 1, 0, -1, 0, 0}, // accepted
+	}
+	days := func(s int64, ok bool) float64 {
+		if !ok {
+			return math.NaN()
+		}
+		return float64(s) / day
+	}
+	var rows [][]any
+	for i, e := range exposures {
+		closed := e.open == 0
+		rows = append(rows, []any{fmt.Sprintf("h%d", i), fmt.Sprintf("host-%d", i), "ops", e.ring, uint8(2), "debian 12",
+			"osv", fmt.Sprintf("A%d", i), e.sev, e.open, e.stale, e.acc,
+			days(e.pub, closed), days(e.fix, closed && e.fix >= 0), days(e.dis, closed), days(e.rem, closed)})
+	}
+	if err := st.Insert(ctx, "exposure_facts", []string{"host_id", "hostname", "owner", "ring", "criticality", "os",
+		"source", "advisory_id", "severity", "is_open", "stale", "accepted",
+		"ttp_publication_days", "ttp_fix_days", "ttp_disclosure_days", "remediation_days"}, rows); err != nil {
+		t.Fatal(err)
+	}
+
+	nan := math.NaN()
+	mean := func(n float64, secs ...int64) float64 {
+		var s int64
+		for _, x := range secs {
+			s += x
+		}
+		return float64(s) / day / n
+	}
+	type figures struct {
+		Resolved, WithFix, Accepted    uint64
+		PubAvg, PubMed, FixAvg, FixMed float64
+		DisAvg, DisMed, RemAvg, RemMed float64
+	}
+	high := figures{5, 3, 1,
+		mean(5, 2*day, 2*day, 3*day, 3*day, 9*day), 3, mean(3, 1000, 2000, 5000), 2000.0 / day,
+		mean(5, 0, 0, 50000, day, day), 50000.0 / day, mean(5, 90000, 95000, 100000, 110000, 400000), 100000.0 / day}
+	low := figures{4, 0, 0,
+		mean(4, day, day, 5*day, 5*day), 5, nan, nan,
+		mean(4, 3600, 7200, 7200, 40*day), 7200.0 / day, mean(4, 2*day, 2*day+1, 2*day+2, 30*day), float64(2*day+2) / day}
+	critical := figures{0, 0, 1, nan, nan, nan, nan, nan, nan, nan, nan}
+	// Every resolved exposure (9, rank 4) and every open one.
+	all := figures{9, 3, 2,
+		mean(9, 2*day, 2*day, 3*day, 3*day, 9*day, day, day, 5*day, 5*day), 3, high.FixAvg, high.FixMed,
+		mean(9, 0, 0, 50000, day, day, 3600, 7200, 7200, 40*day), 7200.0 / day,
+		mean(9, 90000, 95000, 100000, 110000, 400000, 2*day, 2*day+1, 2*day+2, 30*day), float64(2*day) / day}
+	want := map[[3]string]figures{
+		{"all", "", "high"}: high, {"all", "", "low"}: low, {"all", "", "critical"}: critical, {"all", "", "all"}: all,
+		{"ring", "canary", "all"}: {9, 3, 1, all.PubAvg, all.PubMed, all.FixAvg, all.FixMed, all.DisAvg, all.DisMed, all.RemAvg, all.RemMed},
+		{"ring", "prod", "all"}:   critical,
+	}
+
+	for _, v := range []struct {
+		view, cols string
+		got        func(r []any) figures
+	}{
+		{"kpi_time_to_patch_live", "resolved, with_fix_date, accepted, from_publication_avg_days, from_publication_median_days, " +
+			"from_fix_avg_days, from_fix_median_days, from_disclosure_avg_days, from_disclosure_median_days, " +
+			"from_first_seen_avg_days, from_first_seen_median_days",
+			func(r []any) figures {
+				return figures{r[0].(uint64), r[1].(uint64), r[2].(uint64), r[3].(float64), r[4].(float64), r[5].(float64),
+					r[6].(float64), r[7].(float64), r[8].(float64), r[9].(float64), r[10].(float64)}
+			}},
+		{"kpi_mttr_live", "resolved, accepted, mttr_days, median_days, mttr_disclosure_days, median_disclosure_days",
+			func(r []any) figures {
+				return figures{Resolved: r[0].(uint64), Accepted: r[1].(uint64), RemAvg: r[2].(float64), RemMed: r[3].(float64),
+					DisAvg: r[4].(float64), DisMed: r[5].(float64)}
+			}},
+	} {
+		for key, w := range want {
+			if v.view == "kpi_mttr_live" {
+				w = figures{Resolved: w.Resolved, Accepted: w.Accepted, RemAvg: w.RemAvg, RemMed: w.RemMed, DisAvg: w.DisAvg, DisMed: w.DisMed}
+			}
+			_, got := readAll(ctx, t, st, fmt.Sprintf("SELECT %s FROM %s WHERE dimension = '%s' AND dim_value = '%s' AND severity = '%s' AND exceptions = 'honoured'",
+				v.cols, v.view, key[0], key[1], key[2]))
+			if len(got) != 1 {
+				t.Errorf("%s %v: %d rows, want 1", v.view, key, len(got))
+				continue
+			}
+			g := v.got(got[0])
+			gv, wv := reflect.ValueOf(g), reflect.ValueOf(w)
+			for i := 0; i < gv.NumField(); i++ {
+				if !sameValue(gv.Field(i).Interface(), wv.Field(i).Interface()) {
+					t.Errorf("%s %v: %s = %v, want %v", v.view, key, gv.Type().Field(i).Name, gv.Field(i).Interface(), wv.Field(i).Interface())
+				}
+			}
+		}
+	}
+	previous := previousLive(t)
+	checkPrevious(ctx, t, st, "hand-worked", map[string]string{
+		"kpi_mttr_live": previous["kpi_mttr_live"], "kpi_time_to_patch_live": previous["kpi_time_to_patch_live"]})
 }

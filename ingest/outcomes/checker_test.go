@@ -225,3 +225,93 @@ func TestCheckFailureRetried(t *testing.T) {
 		t.Errorf("%d reads of plan_actions failed, want 4", fs.failed.Load())
 	}
 }
+
+// TestCheckerWarm: Warm reads whole the newest plans that fit in half the
+// Checker's memory, newest first, and stops at the first that does not
+// fit; their outcomes are then checked without a read, through both ways
+// of reading plan_actions. A Check racing Warm for a plan reads it once
+// between them; a Warm that fails leaves the Check to read the plan.
+func TestCheckerWarm(t *testing.T) {
+	st := testenv.CHDBStore(t)
+	migrate(t, st)
+	ctx := context.Background()
+	day := func(d int) time.Time { return time.Date(2026, 11, d, 0, 0, 0, 0, time.UTC) }
+	oldest, newest := newFixture("warm-old", 5), newFixture("warm-new", 7)
+	oldest.seed(t, st)
+	newest.seed(t, st)
+	// Between them in time, a plan too big to keep in memory (its actions
+	// are not stored: only its size in plans matters here).
+	if err := st.Insert(ctx, "plans", []string{"plan_id", "created_at", "actions"}, [][]any{
+		{"warm-old", day(20), uint64(5)}, {"warm-huge", day(21), uint64(600000)}, {"warm-new", day(22), uint64(7)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, c *outcomes.Checker, outs []outcome.Outcome) {
+		t.Helper()
+		verdicts, err := c.Check(ctx, outs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range verdicts {
+			if v != nil {
+				t.Errorf("outcome %d of %s refused: %v", i, outs[i].PlanID, v)
+			}
+		}
+	}
+	for _, backend := range []struct {
+		name string
+		st   store.Store
+	}{{"raw", st}, {"rows", queryOnly{st}}} {
+		t.Run(backend.name, func(t *testing.T) {
+			cs := &countingStore{Store: backend.st}
+			var checked store.Store = cs
+			if _, raw := backend.st.(store.RawQuerier); !raw {
+				checked = queryOnly{cs}
+			}
+			c := outcomes.NewChecker(checked)
+			if err := c.Warm(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if w := cs.wholePlans.Load(); w != 1 {
+				t.Fatalf("Warm read plan_actions %d times whole, want once", w)
+			}
+			check(t, c, newest.outcomes)
+			if w, s := cs.wholePlans.Load(), cs.someActions.Load(); w != 1 || s != 0 {
+				t.Errorf("after checking the newest plan's outcomes: plan_actions read %d times whole and %d times for single actions, want 1 and 0", w, s)
+			}
+			// The oldest plan was not warmed: the huge one stopped Warm.
+			check(t, c, oldest.outcomes)
+			if w := cs.wholePlans.Load(); w != 2 {
+				t.Errorf("after checking the oldest plan's outcomes: plan_actions read %d times whole, want 2", w)
+			}
+		})
+	}
+
+	t.Run("racing a Check", func(t *testing.T) {
+		for range 20 {
+			cs := &countingStore{Store: st}
+			c := outcomes.NewChecker(cs)
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				if err := c.Warm(ctx); err != nil {
+					t.Error(err)
+				}
+			})
+			check(t, c, newest.outcomes)
+			wg.Wait()
+			if w := cs.wholePlans.Load(); w != 1 {
+				t.Fatalf("Warm and a Check of the same plan read it %d times whole, want once", w)
+			}
+		}
+	})
+
+	t.Run("failed", func(t *testing.T) {
+		fs := &failingReads{Store: st}
+		fs.n.Store(1)
+		c := outcomes.NewChecker(fs)
+		if err := c.Warm(ctx); err == nil || !strings.Contains(err.Error(), "warm the plan check") {
+			t.Fatalf("Warm with plan_actions unreadable: err %v, want it named", err)
+		}
+		check(t, c, newest.outcomes)
+	})
+}

@@ -226,17 +226,7 @@ func (c *Checker) Check(ctx context.Context, outs []outcome.Outcome) ([]error, e
 		return out, nil
 	}
 	found, err := c.lookup(ctx, read, outs, missing)
-	c.mu.Lock()
-	for _, p := range read {
-		if ch, ok := c.loading[p]; ok {
-			close(ch)
-			delete(c.loading, p)
-		}
-	}
-	if err == nil {
-		c.remember(read, found)
-	}
-	c.mu.Unlock()
+	c.loaded(read, found, err)
 	if err != nil {
 		return nil, err
 	}
@@ -262,6 +252,80 @@ func (c *Checker) Check(ctx context.Context, outs []outcome.Outcome) ([]error, e
 		out[i] = verdict(o, p, ok, unknownPlans[o.PlanID])
 	}
 	return out, nil
+}
+
+// loaded ends the reads of plans read whole that a Check or Warm
+// claimed (c.loading): their waiters go on, and when the read succeeded
+// the plans are remembered.
+func (c *Checker) loaded(read []string, found map[string]map[string]planned, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range read {
+		if ch, ok := c.loading[p]; ok {
+			close(ch)
+			delete(c.loading, p)
+		}
+	}
+	if err == nil {
+		c.remember(read, found)
+	}
+}
+
+// sqlRecentPlans lists the newest plans, newest first, with their sizes.
+const sqlRecentPlans = `SELECT plan_id, max(actions) FROM plans
+GROUP BY plan_id ORDER BY max(created_at) DESC, plan_id LIMIT 64`
+
+// Warm reads whole the newest plans, as many as fill half the Checker's
+// memory (maxKnown actions), before any outcome names them. Without it
+// a consumer that starts holds its first batch until the plan its first
+// outcomes name is read: every decoder waits on that read (0.1 s for a
+// 200,000-action plan), which Warm does while the consumer joins its
+// group and connects. A Check that needs a plan Warm is reading waits
+// for it as for another Check's read; when Warm fails, the Check reads
+// the plan itself, so a failed Warm costs time, never a verdict.
+func (c *Checker) Warm(ctx context.Context) error {
+	rows, err := c.st.Query(ctx, sqlRecentPlans)
+	if err != nil {
+		return fmt.Errorf("warm the plan check: list plans: %w", err)
+	}
+	var newest []string
+	total := uint64(0)
+	for rows.Next() {
+		var p string
+		var n uint64
+		if err := rows.Scan(&p, &n); err != nil {
+			rows.Close()
+			return fmt.Errorf("warm the plan check: list plans: %w", err)
+		}
+		if total += n; total > maxKnown/2 {
+			break
+		}
+		newest = append(newest, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("warm the plan check: list plans: %w", err)
+	}
+	var read []string
+	c.mu.Lock()
+	for _, p := range newest {
+		_, known := c.plans[p]
+		_, busy := c.loading[p]
+		if !known && !busy {
+			c.loading[p] = make(chan struct{})
+			read = append(read, p)
+		}
+	}
+	c.mu.Unlock()
+	if len(read) == 0 {
+		return nil
+	}
+	found, err := c.lookup(ctx, read, nil, nil)
+	c.loaded(read, found, err)
+	if err != nil {
+		return fmt.Errorf("warm the plan check: %w", err)
+	}
+	return nil
 }
 
 // remember keeps the plans read whole that lookup found; c.mu is held.
@@ -350,93 +414,92 @@ func (c *Checker) lookup(ctx context.Context, read []string, outs []outcome.Outc
 // readActions adds the rows of query (plan_id, action_id, host_id,
 // package) to found. On the embedded engine the result comes as one
 // RowBinary document whose strings the maps slice, instead of a string
-// allocated per value (a 100,000-action plan is read while every outcome
+// allocated per value (a 200,000-action plan is read while every outcome
 // of the consumer waits for it).
 func (c *Checker) readActions(ctx context.Context, found map[string]map[string]planned, query string, args ...any) error {
-	var g gathered
 	if rq, ok := c.st.(store.RawQuerier); ok {
 		var buf bytes.Buffer
 		if _, err := rq.QueryRaw(ctx, &buf, "RowBinary", query, args...); err != nil {
 			return err
 		}
 		doc := buf.String()
-		var col [4]string
-		for len(doc) > 0 {
-			for i := range col {
-				var err error
-				if col[i], doc, err = store.CutRowBinaryString(doc); err != nil {
-					return fmt.Errorf("decode result: %w", err)
+		return addActions(found, func(yield func(plan, action, host, pkg string)) error {
+			var col [4]string
+			for rest := doc; len(rest) > 0; {
+				for i := range col {
+					var err error
+					if col[i], rest, err = store.CutRowBinaryString(rest); err != nil {
+						return fmt.Errorf("decode result: %w", err)
+					}
 				}
+				yield(col[0], col[1], col[2], col[3])
 			}
-			g.add(col[0], col[1], col[2], col[3])
-		}
-	} else {
-		rows, err := c.st.Query(ctx, query, args...)
-		if err != nil {
+			return nil
+		})
+	}
+	rows, err := c.st.Query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var all [][4]string
+	for rows.Next() {
+		var r [4]string
+		if err := rows.Scan(&r[0], &r[1], &r[2], &r[3]); err != nil {
 			return err
 		}
-		defer rows.Close()
-		var plan, action, host, pkg string
-		for rows.Next() {
-			if err := rows.Scan(&plan, &action, &host, &pkg); err != nil {
-				return err
+		all = append(all, r)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return addActions(found, func(yield func(plan, action, host, pkg string)) error {
+		for _, r := range all {
+			yield(r[0], r[1], r[2], r[3])
+		}
+		return nil
+	})
+}
+
+// addActions adds the actions each yields to found, by plan. each is
+// walked twice: first to count each plan's actions, so that the second
+// walk fills maps made at their size (a 200,000-action map grown row by
+// row is rehashed again and again, and the check of every outcome waits
+// for it). A plan's actions upgrade a few packages: the map keeps one
+// copy of each package name.
+func addActions(found map[string]map[string]planned, each func(yield func(plan, action, host, pkg string)) error) error {
+	sizes := map[string]int{}
+	last, n := "", 0
+	if err := each(func(plan, _, _, _ string) {
+		if plan != last || n == 0 {
+			if n > 0 {
+				sizes[last] += n
 			}
-			g.add(plan, action, host, pkg)
+			last, n = plan, 0
 		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
+		n++
+	}); err != nil {
+		return err
 	}
-	g.into(found)
-	return nil
-}
-
-// gathered collects a result's actions by plan, so that each plan's map is
-// made at its size: growing a map of a 100,000-action plan row by row
-// rehashes it again and again.
-type gathered struct {
-	byPlan   map[string][]plannedAction
-	lastPlan string
-	cur      []plannedAction
-	lastPkg  string
-}
-
-type plannedAction struct {
-	id string
-	planned
-}
-
-func (g *gathered) add(plan, action, host, pkg string) {
-	if g.byPlan == nil {
-		g.byPlan = map[string][]plannedAction{}
+	if n > 0 {
+		sizes[last] += n
 	}
-	if g.cur == nil || plan != g.lastPlan {
-		if g.cur != nil {
-			g.byPlan[g.lastPlan] = g.cur
-		}
-		g.cur, g.lastPlan = g.byPlan[plan], plan
-	}
-	// A plan's actions upgrade a few packages: one copy each.
-	if pkg != g.lastPkg {
-		g.lastPkg = pkg
-	}
-	g.cur = append(g.cur, plannedAction{action, planned{host, g.lastPkg}})
-}
-
-func (g *gathered) into(found map[string]map[string]planned) {
-	if g.cur != nil {
-		g.byPlan[g.lastPlan] = g.cur
-	}
-	for p, as := range g.byPlan {
-		m := found[p]
-		if m == nil {
-			m = make(map[string]planned, len(as))
-			found[p] = m
-		}
-		for _, a := range as {
-			m[a.id] = a.planned
+	for p, n := range sizes {
+		if found[p] == nil {
+			found[p] = make(map[string]planned, n)
 		}
 	}
+	var m map[string]planned
+	last, lastPkg := "", ""
+	return each(func(plan, action, host, pkg string) {
+		if m == nil || plan != last {
+			m, last = found[plan], plan
+		}
+		if pkg != lastPkg {
+			lastPkg = pkg
+		}
+		m[action] = planned{host, lastPkg}
+	})
 }
 
 func (c *Checker) unknownPlans(ctx context.Context, plans []string) (map[string]bool, error) {
@@ -492,5 +555,17 @@ func Run(ctx context.Context, cfg consumer.Config, st store.Store) (consumer.Sin
 	if st == nil {
 		return consumer.SinkStats{}, errors.New("outcome ingest: no store")
 	}
-	return consumer.RunSink[outcome.Outcome](ctx, cfg, st, sink{checker: NewChecker(st)}, MetricsPrefix)
+	checker := NewChecker(st)
+	// The newest plans are read while the consumer joins its group; the
+	// read ends with Run.
+	warmCtx, stopWarm := context.WithCancel(ctx)
+	var warming sync.WaitGroup
+	defer warming.Wait()
+	defer stopWarm()
+	warming.Go(func() {
+		if err := checker.Warm(warmCtx); err != nil && warmCtx.Err() == nil && cfg.Logger != nil {
+			cfg.Logger.Warn("the plan check reads plans as outcomes name them", "err", err)
+		}
+	})
+	return consumer.RunSink[outcome.Outcome](ctx, cfg, st, sink{checker: checker}, MetricsPrefix)
 }

@@ -12,9 +12,12 @@
 package kafkaconn
 
 import (
+	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -129,16 +132,43 @@ func (c Config) Open() (Conn, error) {
 	return conn, nil
 }
 
-// Dialer is for kafka.Reader, which dials through a Dialer.
+// Dialer is for kafka.Reader and the consumers' own fetches, which dial
+// through a Dialer. Its connections read their socket through a
+// ReadBuffer-byte buffer (below TLS when there is TLS): kafka.Conn reads
+// through a 4 KiB bufio.Reader, so a 16 MiB fetch response would cost
+// 4,000 read system calls, a tenth of a fetch's CPU.
 func (c Conn) Dialer(clientID string) *kafka.Dialer {
-	return &kafka.Dialer{
+	d := &kafka.Dialer{
 		ClientID:      clientID,
 		Timeout:       c.DialTimeout,
 		DualStack:     true,
 		TLS:           c.TLS,
 		SASLMechanism: c.SASL,
 	}
+	// kafka.Dialer's own way to dial when it has no DialFunc (its
+	// timeouts come with the context).
+	nd := &net.Dialer{LocalAddr: d.LocalAddr, FallbackDelay: d.FallbackDelay, KeepAlive: d.KeepAlive}
+	d.DialFunc = func(ctx context.Context, network, address string) (net.Conn, error) {
+		conn, err := nd.DialContext(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		return &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, ReadBuffer)}, nil
+	}
+	return d
 }
+
+// ReadBuffer is how many bytes a Dialer's connection reads from its
+// socket at once.
+const ReadBuffer = 256 << 10
+
+// bufferedConn is a net.Conn whose reads go through r.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Transport is for kafka.Writer and kafka.Client.
 func (c Conn) Transport(clientID string) *kafka.Transport {

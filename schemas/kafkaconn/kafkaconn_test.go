@@ -1,10 +1,15 @@
 package kafkaconn
 
 import (
+	"bytes"
+	"context"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/patchgrid/patchgrid/schemas/tlsconf"
 )
@@ -56,5 +61,72 @@ func TestOpen(t *testing.T) {
 	}
 	if _, err := (Config{TLS: tlsconf.Client{CAFile: filepath.Join(t.TempDir(), "missing.pem")}}).Open(); err == nil {
 		t.Error("missing CA file accepted")
+	}
+}
+
+// sizingConn remembers the largest read asked of the socket under a
+// Dialer's buffer.
+type sizingConn struct {
+	net.Conn
+	largest int
+}
+
+func (c *sizingConn) Read(p []byte) (int, error) {
+	c.largest = max(c.largest, len(p))
+	return c.Conn.Read(p)
+}
+
+// TestDialerBuffersReads: a Dialer's connection asks its socket for up
+// to ReadBuffer bytes at once, so kafka.Conn's 4 KiB reads of a large
+// response do not each cost a system call; every byte still arrives in
+// order.
+func TestDialerBuffersReads(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const size = 1 << 20
+	sent := make([]byte, size)
+	for i := range sent {
+		sent[i] = byte(i * 7)
+	}
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.Write(sent)
+		c.Close()
+	}()
+	d := Conn{DialTimeout: 5 * time.Second}.Dialer("test")
+	conn, err := d.DialFunc(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	bc, ok := conn.(*bufferedConn)
+	if !ok {
+		t.Fatalf("Dialer's connection is a %T, want it buffered", conn)
+	}
+	sc := &sizingConn{Conn: bc.Conn}
+	bc.r.Reset(sc)
+	var got []byte
+	buf := make([]byte, 4096) // kafka.Conn's bufio.Reader size
+	for {
+		n, err := conn.Read(buf)
+		got = append(got, buf[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got, sent) {
+		t.Fatalf("read %d bytes, not the %d sent", len(got), len(sent))
+	}
+	if sc.largest < ReadBuffer {
+		t.Errorf("the socket was asked for at most %d bytes at once, want %d", sc.largest, ReadBuffer)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/patchgrid/patchgrid/scanner/publish"
 	"github.com/patchgrid/patchgrid/scanner/simulate"
 	"github.com/patchgrid/patchgrid/schemas"
+	"github.com/patchgrid/patchgrid/schemas/kafkaconn"
 	"github.com/patchgrid/patchgrid/schemas/store"
 )
 
@@ -373,7 +374,9 @@ func drainTopic(ctx context.Context, brokers []string, topic string, n int64) (t
 	t0 := time.Now()
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: brokers, GroupID: "pgbench-fetch-floor", Topic: topic,
-		// The consumer's settings in drain mode (ingest/consumer.Config).
+		// The consumer's dialer (its reads buffered as the consumer's are)
+		// and settings in drain mode (ingest/consumer.Config).
+		Dialer:   kafkaconn.Conn{DialTimeout: 10 * time.Second}.Dialer("pgbench-fetch-floor"),
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 50 * time.Millisecond, StartOffset: kafka.FirstOffset,
 	})
 	var bytes int64

@@ -6,8 +6,8 @@
 // statements run within one Budget, so their peak is set by configuration,
 // not by the size of the fleet; sharding by host keeps each statement's
 // working set small enough to stay within it. (The refresh's copies of the
-// fleet-wide KPI views are not sharded: they run within a larger Budget of
-// their own, analytics/refresh's FleetSnapshotBytes.)
+// fleet-wide KPI views are not sharded: they aggregate per host group
+// first, and run within the same Budget unless given one of their own.)
 package membudget
 
 import (
