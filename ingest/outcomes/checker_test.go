@@ -51,6 +51,17 @@ func (s *countingStore) QueryRaw(ctx context.Context, w io.Writer, format, q str
 // lacks it: the Checker reads rows one by one instead.
 type queryOnly struct{ store.Store }
 
+// counted wraps st in a countingStore, read the way backend names: "raw"
+// (the embedded engine's RowBinary document) or "rows" (one by one, as
+// from the server).
+func counted(st store.Store, backend string) (*countingStore, store.Store) {
+	cs := &countingStore{Store: st}
+	if backend == "rows" {
+		return cs, queryOnly{cs} // counted, still without QueryRaw
+	}
+	return cs, cs
+}
+
 // TestCheckerVerdicts: each verdict, through both ways of reading
 // plan_actions, with the plan read whole once and an unknown action looked
 // up alone every time, never remembered (it is found once it is planned).
@@ -88,16 +99,9 @@ func TestCheckerVerdicts(t *testing.T) {
 		outs[i] = c.o
 	}
 	ctx := context.Background()
-	for _, backend := range []struct {
-		name string
-		st   store.Store
-	}{{"raw", st}, {"rows", queryOnly{st}}} {
-		t.Run(backend.name, func(t *testing.T) {
-			cs := &countingStore{Store: backend.st}
-			var checked store.Store = cs
-			if _, raw := backend.st.(store.RawQuerier); !raw {
-				checked = queryOnly{cs} // counted, still without QueryRaw
-			}
+	for _, backend := range []string{"raw", "rows"} {
+		t.Run(backend, func(t *testing.T) {
+			cs, checked := counted(st, backend)
 			c := outcomes.NewChecker(checked)
 			for round := range 2 {
 				verdicts, err := c.Check(ctx, outs)
@@ -258,16 +262,9 @@ func TestCheckerWarm(t *testing.T) {
 			}
 		}
 	}
-	for _, backend := range []struct {
-		name string
-		st   store.Store
-	}{{"raw", st}, {"rows", queryOnly{st}}} {
-		t.Run(backend.name, func(t *testing.T) {
-			cs := &countingStore{Store: backend.st}
-			var checked store.Store = cs
-			if _, raw := backend.st.(store.RawQuerier); !raw {
-				checked = queryOnly{cs}
-			}
+	for _, backend := range []string{"raw", "rows"} {
+		t.Run(backend, func(t *testing.T) {
+			cs, checked := counted(st, backend)
 			c := outcomes.NewChecker(checked)
 			if err := c.Warm(ctx); err != nil {
 				t.Fatal(err)
