@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -46,10 +48,23 @@ func stepMakeRun(ctx context.Context, cfg Config, log *slog.Logger, out *StepOut
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "PATCHGRID_SHARED_DATA="+cfg.Shared, "PATCHGRID_CHDB_LIB="+cfg.CHDBLib)
 	var stderr bytes.Buffer
+	where := &runPhase{}
 	cmd.Stdout = io.Discard
-	cmd.Stderr = io.MultiWriter(os.Stderr, &stderr)
+	cmd.Stderr = io.MultiWriter(os.Stderr, &stderr, where)
 	t0 := time.Now()
-	err = cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("patchgrid %v: %w", args, err)
+	}
+	// The peak is the process's VmHWM; each rise of it is charged to the
+	// phase the run's log was in when it was seen, so that the figure
+	// says where the memory goes (issue 16).
+	var peak peakPhase
+	stopRSS := every(peakSampleEvery, func() bool {
+		peak.sample(peakRSSMB(cmd.Process.Pid), where.String())
+		return true
+	})
+	err = cmd.Wait()
+	stopRSS()
 	wall := time.Since(t0)
 	// run exits 3 when --fail-on trips; without it, any failure is one.
 	if err != nil {
@@ -69,6 +84,7 @@ func stepMakeRun(ctx context.Context, cfg Config, log *slog.Logger, out *StepOut
 		out.Info["refresh_"+name+"_s"] = round(d.Seconds(), 2)
 	}
 	out.Info["args"] = args
+	out.Info["peak_rss_phase"] = peak.phase
 	note := "make run's defaults: 10,000 endpoints × 7 days"
 	if cfg.Quick {
 		note = "quick: 500 endpoints × 7 days (the goal is for the defaults)"
@@ -78,7 +94,7 @@ func stepMakeRun(ctx context.Context, cfg Config, log *slog.Logger, out *StepOut
 			RefValue: makeRunWallCeilingS, Ratio: round(wall.Seconds()/makeRunWallCeilingS, 3), Better: "lower", Note: note},
 		Metric{Name: "make run peak RSS", Value: round(rssMB, 0), Unit: "MB", Ref: "goal ceiling",
 			RefValue: makeRunRSSCeilingMB, Ratio: round(rssMB/makeRunRSSCeilingMB, 3), Better: "lower", Note: note})
-	log.Info("make run", "wall", wall.Round(time.Millisecond), "peak_rss_mb", int(rssMB), "stages", fmt.Sprint(stages),
+	log.Info("make run", "wall", wall.Round(time.Millisecond), "peak_rss_mb", int(rssMB), "peak_rss_phase", peak.phase, "stages", fmt.Sprint(stages),
 		"refresh_steps", fmt.Sprint(refreshSteps))
 	return nil
 }
@@ -136,4 +152,63 @@ func unquote(s string) string {
 		return u
 	}
 	return s
+}
+
+// peakSampleEvery is how often the make run step reads the run's VmHWM.
+const peakSampleEvery = 250 * time.Millisecond
+
+// peakPhase is the phase of a run in which its VmHWM last rose.
+type peakPhase struct {
+	mb    float64
+	phase string
+}
+
+func (p *peakPhase) sample(hwmMB float64, phase string) {
+	if hwmMB > p.mb {
+		p.mb, p.phase = hwmMB, phase
+	}
+}
+
+// runPhase follows a run's log as it is written: the stage ("[k/n]
+// name" lines) and, within it, the step its progress lines name (the
+// refresh's "step=...", a shard or a snapshot table).
+type runPhase struct {
+	mu          sync.Mutex
+	partial     []byte
+	stage, step string
+}
+
+var (
+	stageStart = regexp.MustCompile(`msg="\[\d+/\d+\] (\S+)"`)
+	stepAttr   = regexp.MustCompile(` step=("[^"]*"|\S+)`)
+)
+
+func (r *runPhase) Write(b []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.partial = append(r.partial, b...)
+	for {
+		i := bytes.IndexByte(r.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := r.partial[:i]
+		if m := stageStart.FindSubmatch(line); m != nil {
+			r.stage, r.step = string(m[1]), ""
+		} else if m := stepAttr.FindSubmatch(line); m != nil {
+			r.step = strings.Trim(string(m[1]), `"`)
+		}
+		r.partial = r.partial[i+1:]
+	}
+	return len(b), nil
+}
+
+// String is the phase: "stage" or "stage: step".
+func (r *runPhase) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.step == "" {
+		return r.stage
+	}
+	return r.stage + ": " + r.step
 }

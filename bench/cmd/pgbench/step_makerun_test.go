@@ -41,3 +41,32 @@ time=2026-12-03T12:02:00Z level=INFO msg="refresh steps" pending=20ms finding_ri
 		}
 	}
 }
+
+// TestRunPhase: the phase follows the run's log as written, in pieces
+// that split lines, and a rise of the peak is charged to the phase then.
+func TestRunPhase(t *testing.T) {
+	var r runPhase
+	var peak peakPhase
+	for _, c := range []struct {
+		write, phase string
+		hwm          float64
+	}{
+		{`time=2026-12-04T12:00:00Z level=INFO msg="[1/8] store"` + "\n", "store", 100},
+		{`time=2026-12-04T12:00:01Z level=INFO msg="[1/8] store done" took=1s` + "\n" + `time=2026-12-04T12:00:01Z level=INFO msg="[7/8] ref`, "store", 100},
+		{`resh"` + "\n", "refresh", 900},
+		{`time=2026-12-04T12:00:09Z level=INFO msg="refresh snapshots progress" tables=3 step="exposure_facts, hosts shard 1 of 2" eta=5s` + "\n", "refresh: exposure_facts, hosts shard 1 of 2", 4100},
+		{`time=2026-12-04T12:00:14Z level=INFO msg="refresh snapshots progress" step=finding_risk_snapshot` + "\n", "refresh: finding_risk_snapshot", 4100},
+		{`time=2026-12-04T12:01:00Z level=INFO msg="[8/8] automate"` + "\n", "automate", 3000},
+	} {
+		if _, err := r.Write([]byte(c.write)); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.String(); got != c.phase {
+			t.Errorf("after %q: phase %q, want %q", c.write, got, c.phase)
+		}
+		peak.sample(c.hwm, r.String())
+	}
+	if want := "refresh: exposure_facts, hosts shard 1 of 2"; peak.phase != want || peak.mb != 4100 {
+		t.Errorf("peak %v MB in %q, want 4100 in %q", peak.mb, peak.phase, want)
+	}
+}
