@@ -284,26 +284,8 @@ GROUP BY plan_id ORDER BY max(created_at) DESC, plan_id LIMIT 64`
 // for it as for another Check's read; when Warm fails, the Check reads
 // the plan itself, so a failed Warm costs time, never a verdict.
 func (c *Checker) Warm(ctx context.Context) error {
-	rows, err := c.st.Query(ctx, sqlRecentPlans)
+	newest, err := c.newestPlans(ctx)
 	if err != nil {
-		return fmt.Errorf("warm the plan check: list plans: %w", err)
-	}
-	var newest []string
-	total := uint64(0)
-	for rows.Next() {
-		var p string
-		var n uint64
-		if err := rows.Scan(&p, &n); err != nil {
-			rows.Close()
-			return fmt.Errorf("warm the plan check: list plans: %w", err)
-		}
-		if total += n; total > maxKnown/2 {
-			break
-		}
-		newest = append(newest, p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return fmt.Errorf("warm the plan check: list plans: %w", err)
 	}
 	var read []string
@@ -326,6 +308,30 @@ func (c *Checker) Warm(ctx context.Context) error {
 		return fmt.Errorf("warm the plan check: %w", err)
 	}
 	return nil
+}
+
+// newestPlans lists the newest plans, newest first, up to the first that
+// would take the actions listed past half the Checker's memory.
+func (c *Checker) newestPlans(ctx context.Context) ([]string, error) {
+	rows, err := c.st.Query(ctx, sqlRecentPlans)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var newest []string
+	total := uint64(0)
+	for rows.Next() {
+		var p string
+		var n uint64
+		if err := rows.Scan(&p, &n); err != nil {
+			return nil, err
+		}
+		if total += n; total > maxKnown/2 {
+			break
+		}
+		newest = append(newest, p)
+	}
+	return newest, rows.Err()
 }
 
 // remember keeps the plans read whole that lookup found; c.mu is held.
@@ -471,12 +477,12 @@ func addActions(found map[string]map[string]planned, each func(yield func(plan, 
 	sizes := map[string]int{}
 	last, n := "", 0
 	if err := each(func(plan, _, _, _ string) {
-		if plan != last || n == 0 {
-			if n > 0 {
-				sizes[last] += n
-			}
-			last, n = plan, 0
+		// Rows come by plan: one map write per run of a plan's rows.
+		if n > 0 && plan != last {
+			sizes[last] += n
+			n = 0
 		}
+		last = plan
 		n++
 	}); err != nil {
 		return err

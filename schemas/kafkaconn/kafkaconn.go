@@ -145,9 +145,10 @@ func (c Conn) Dialer(clientID string) *kafka.Dialer {
 		TLS:           c.TLS,
 		SASLMechanism: c.SASL,
 	}
-	// kafka.Dialer's own way to dial when it has no DialFunc (its
-	// timeouts come with the context).
-	nd := &net.Dialer{LocalAddr: d.LocalAddr, FallbackDelay: d.FallbackDelay, KeepAlive: d.KeepAlive}
+	// A plain net.Dialer is what kafka.Dialer dials with when it has no
+	// DialFunc and none of the fields it would copy (its timeouts come
+	// with the context).
+	var nd net.Dialer
 	d.DialFunc = func(ctx context.Context, network, address string) (net.Conn, error) {
 		conn, err := nd.DialContext(ctx, network, address)
 		if err != nil {

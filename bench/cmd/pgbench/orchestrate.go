@@ -496,21 +496,31 @@ type lastProgress struct {
 func (p *lastProgress) Write(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.partial = append(p.partial, b...)
+	splitLines(&p.partial, b, func(l []byte) {
+		if line := string(l); strings.Contains(line, " msg=") && strings.Contains(line, "level=INFO") {
+			p.last = line[strings.Index(line, " msg=")+1:]
+		}
+	})
+	return len(b), nil
+}
+
+// splitLines is the line splitting of a log-following writer: it appends
+// b to *partial, hands each complete line to line and keeps the rest. A
+// partial line past 64 KiB is dropped: a line that long is not a log line
+// the bench reads.
+func splitLines(partial *[]byte, b []byte, line func(l []byte)) {
+	*partial = append(*partial, b...)
 	for {
-		i := bytes.IndexByte(p.partial, '\n')
+		i := bytes.IndexByte(*partial, '\n')
 		if i < 0 {
 			break
 		}
-		if line := string(p.partial[:i]); strings.Contains(line, " msg=") && strings.Contains(line, "level=INFO") {
-			p.last = line[strings.Index(line, " msg=")+1:]
-		}
-		p.partial = p.partial[i+1:]
+		line((*partial)[:i])
+		*partial = (*partial)[i+1:]
 	}
-	if len(p.partial) > 64<<10 {
-		p.partial = p.partial[:0] // a line that long is not a progress line
+	if len(*partial) > 64<<10 {
+		*partial = (*partial)[:0]
 	}
-	return len(b), nil
 }
 
 // phase describes where the step was: after its last progress line.

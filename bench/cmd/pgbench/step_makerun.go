@@ -186,20 +186,13 @@ var (
 func (r *runPhase) Write(b []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.partial = append(r.partial, b...)
-	for {
-		i := bytes.IndexByte(r.partial, '\n')
-		if i < 0 {
-			break
-		}
-		line := r.partial[:i]
+	splitLines(&r.partial, b, func(line []byte) {
 		if m := stageStart.FindSubmatch(line); m != nil {
 			r.stage, r.step = string(m[1]), ""
 		} else if m := stepAttr.FindSubmatch(line); m != nil {
 			r.step = strings.Trim(string(m[1]), `"`)
 		}
-		r.partial = r.partial[i+1:]
-	}
+	})
 	return len(b), nil
 }
 
