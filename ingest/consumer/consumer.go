@@ -152,12 +152,10 @@ func Run(ctx context.Context, cfg Config, st store.Store) (Stats, error) {
 	defer transport.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport}
 
-	var drainTo map[int]int64
+	var targets *drainTargets
 	if cfg.Drain {
-		if drainTo, err = highWaterMarks(ctx, client, cfg.Topic); err != nil {
-			return Stats{}, err
-		}
-		log.Info("draining", "high_water_marks", drainTo)
+		targets = readDrainTargets(ctx, client, cfg.Topic)
+		defer targets.stop()
 	}
 
 	kafkaLog := log.With("source", "kafka-go")
@@ -210,7 +208,7 @@ func Run(ctx context.Context, cfg Config, st store.Store) (Stats, error) {
 		defer insWG.Done()
 		c.inserter(insCtx, ctx)
 	}()
-	err = c.loop(ctx, drainTo)
+	err = c.loop(ctx, targets)
 	close(c.toInsert)
 	stopIns()
 	insWG.Wait()
@@ -252,7 +250,7 @@ func (c *consumer) decodeJobs(in <-chan *job) {
 	}
 }
 
-func (c *consumer) loop(ctx context.Context, drainTo map[int]int64) error {
+func (c *consumer) loop(ctx context.Context, targets *drainTargets) error {
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
 	// ordered carries jobs in fetch order; decoders finish them in any
@@ -315,6 +313,17 @@ func (c *consumer) loop(ctx context.Context, drainTo map[int]int64) error {
 	defer tick.Stop()
 	progress := newProgress(c.cfg.ProgressInterval)
 	var lastDrainCheck time.Time
+	// The fetcher and decoders are already at work.
+	drainTo, err := targets.wait(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	if drainTo != nil {
+		c.log.Info("draining", "high_water_marks", drainTo)
+	}
 	drain := newDrainTracker(drainTo)
 	// checkDrained asks the group coordinator whether everything up to
 	// the drain targets is committed; only worth asking with nothing of

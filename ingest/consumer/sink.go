@@ -50,10 +50,12 @@ type Sink[T any] interface {
 	// Table and Columns name what Row fills.
 	Table() string
 	Columns() []string
-	// Decode decodes one message value; cfg.DecodeWorkers goroutines call
-	// it at once. An error dead-letters the message (reason: a
-	// *Rejection's, else ReasonInvalid).
-	Decode(value []byte) (T, error)
+	// NewDecoder returns a function decoding one message value. Each of
+	// the cfg.DecodeWorkers goroutines has its own, so a decoder may keep
+	// what it decoded last (a string repeated from message to message
+	// need not be allocated again). An error dead-letters the message
+	// (reason: a *Rejection's, else ReasonInvalid).
+	NewDecoder() func(value []byte) (T, error)
 	// Check vets decoded items against the store at once (a query per
 	// call at most, not per message): the decoders call it for each chunk
 	// they decoded (up to fetchChunk items, several chunks at once), so
@@ -155,12 +157,10 @@ func RunSink[T any](ctx context.Context, cfg Config, st store.Store, sink Sink[T
 	transport := conn.Transport("patchgrid-ingest")
 	defer transport.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport}
-	var drainTo map[int]int64
+	var targets *drainTargets
 	if cfg.Drain {
-		if drainTo, err = highWaterMarks(ctx, client, cfg.Topic); err != nil {
-			return SinkStats{}, err
-		}
-		log.Info("draining", "high_water_marks", drainTo)
+		targets = readDrainTargets(ctx, client, cfg.Topic)
+		defer targets.stop()
 	}
 	m := newCoreMetrics(cfg.Metrics, metricsPrefix)
 	fetch, err := newGroupFetch(ctx, cfg, conn.Dialer("patchgrid-ingest"), log, m.retries)
@@ -192,7 +192,7 @@ func RunSink[T any](ctx context.Context, cfg Config, st store.Store, sink Sink[T
 	// another member at once); loop has stopped fetching and waited for
 	// the last commit by then.
 	defer r.fetch.Close()
-	err = r.loop(ctx, drainTo)
+	err = r.loop(ctx, targets)
 	s := r.snapshot()
 	log.Info("ingest stopped", "consumed", s.Consumed, "dead_lettered", s.DeadLettered, "rows", s.Rows, "err", err)
 	return s, err
@@ -216,7 +216,7 @@ func (r *sinkRun[T]) count(f func(s *SinkStats)) {
 // inserted batches one committer goroutine commits: fetching, decoding
 // and checking overlap inserting, and inserting overlaps committing. At
 // most two batches are in memory (as Run does for scans).
-func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
+func (r *sinkRun[T]) loop(ctx context.Context, targets *drainTargets) error {
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
 	// fetched carries chunks in fetch order; decoders finish them in any
@@ -237,10 +237,11 @@ func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
 	for range r.cfg.DecodeWorkers {
 		decoders.Go(func() {
 			var buf []T
+			decode := r.sink.NewDecoder()
 			for c := range work {
 				for i := range c.items {
 					it := &c.items[i]
-					it.item, it.err = r.sink.Decode(it.m.Value)
+					it.item, it.err = decode(it.m.Value)
 				}
 				buf = r.prepare(fetchCtx, c.items, buf)
 				close(c.done)
@@ -407,6 +408,17 @@ func (r *sinkRun[T]) loop(ctx context.Context, drainTo map[int]int64) error {
 	defer tick.Stop()
 	progress := newProgress(r.cfg.ProgressInterval)
 	var lastDrainCheck time.Time
+	// The fetcher and decoders are already at work.
+	drainTo, err := targets.wait(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	if drainTo != nil {
+		r.log.Info("draining", "high_water_marks", drainTo)
+	}
 	drain := newDrainTracker(drainTo)
 	checkDrained := func(now time.Time) bool {
 		if drainTo == nil || len(cur.items) > 0 || inFlight || pending.Load() > 0 {

@@ -124,36 +124,34 @@ func Insert(ctx context.Context, st store.Store, outs []outcome.Outcome, receive
 	return nil
 }
 
-// planned is what an outcome must agree with.
-type planned struct{ host, pkg string }
-
-// maxKnown bounds the Checker's memory of planned actions (about 80 bytes
-// each); past it the memory starts afresh, costing one query per plan
-// until it fills again.
+// maxKnown bounds the Checker's memory of planned actions (about 70
+// bytes each with ids of a dozen bytes); past it the memory starts
+// afresh, costing one query per plan until it fills again.
 const maxKnown = 1 << 20
 
 // Checker checks outcomes against plan_actions. It is safe for concurrent
 // use (the consumer's decoders check their chunks at once, the API its
 // requests).
 //
-// It remembers plans read whole, by plan then action id: an outcome's
-// check is then a map lookup or two. An action missing from a plan in
-// memory is looked up alone (a query for the missing ids, not the plan
+// It remembers plans read whole, each in a planIndex: an outcome's check
+// is then a map lookup and a probe or two. An action missing from a plan
+// in memory is looked up alone (a query for the missing ids, not the plan
 // again), so a storm of outcomes naming actions that do not exist costs
 // small queries. Two Checks missing the same plan read it once: the
 // second waits for the first.
 type Checker struct {
-	st store.Store
+	st   store.Store
+	hash func(string) uint64 // of the planIndexes' action ids
 
 	mu      sync.Mutex
-	plans   map[string]map[string]planned // plan → action → planned; plans read whole, never written once here
-	actions int                           // actions in plans
-	loading map[string]chan struct{}      // plans being read whole, closed when done
+	plans   map[string]*planIndex    // plans read whole, never written once here
+	actions int                      // actions in plans
+	loading map[string]chan struct{} // plans being read whole, closed when done
 }
 
 // NewChecker returns a Checker reading st.
 func NewChecker(st store.Store) *Checker {
-	return &Checker{st: st, plans: map[string]map[string]planned{}, loading: map[string]chan struct{}{}}
+	return &Checker{st: st, hash: newHash(), plans: map[string]*planIndex{}, loading: map[string]chan struct{}{}}
 }
 
 // Check returns one error per outcome: nil when its plan and action exist
@@ -166,7 +164,7 @@ func (c *Checker) Check(ctx context.Context, outs []outcome.Outcome) ([]error, e
 	out := make([]error, len(outs))
 	// The maps of the plans outs name, taken under c.mu (usually one
 	// plan); the lookups run outside it, in parallel with other Checks.
-	inMemory := map[string]map[string]planned{}
+	inMemory := map[string]*planIndex{}
 	var read []string // plans to read whole
 	var wait []chan struct{}
 	// Plans read by another Check: wait for them, then look again.
@@ -210,13 +208,13 @@ func (c *Checker) Check(ctx context.Context, outs []outcome.Outcome) ([]error, e
 		}
 	}
 	var missing []int // outcomes whose action is not in memory
-	var acts map[string]planned
+	var acts *planIndex
 	for i := range outs {
 		o := &outs[i]
 		if i == 0 || o.PlanID != outs[i-1].PlanID {
 			acts = inMemory[o.PlanID]
 		}
-		if p, ok := acts[o.ActionID]; ok {
+		if p, ok := acts.get(o.ActionID); ok {
 			out[i] = verdict(o, p, true, false)
 		} else {
 			missing = append(missing, i)
@@ -236,7 +234,7 @@ func (c *Checker) Check(ctx context.Context, outs []outcome.Outcome) ([]error, e
 	var empty []string
 	for _, i := range missing {
 		p := outs[i].PlanID
-		if _, known := inMemory[p]; !known && len(found[p]) == 0 && !slices.Contains(empty, p) {
+		if _, known := inMemory[p]; !known && found[p].len() == 0 && !slices.Contains(empty, p) {
 			empty = append(empty, p)
 		}
 	}
@@ -248,7 +246,7 @@ func (c *Checker) Check(ctx context.Context, outs []outcome.Outcome) ([]error, e
 	}
 	for _, i := range missing {
 		o := &outs[i]
-		p, ok := found[o.PlanID][o.ActionID]
+		p, ok := found[o.PlanID].get(o.ActionID)
 		out[i] = verdict(o, p, ok, unknownPlans[o.PlanID])
 	}
 	return out, nil
@@ -257,7 +255,7 @@ func (c *Checker) Check(ctx context.Context, outs []outcome.Outcome) ([]error, e
 // loaded ends the reads of plans read whole that a Check or Warm
 // claimed (c.loading): their waiters go on, and when the read succeeded
 // the plans are remembered.
-func (c *Checker) loaded(read []string, found map[string]map[string]planned, err error) {
+func (c *Checker) loaded(read []string, found map[string]*planIndex, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, p := range read {
@@ -339,19 +337,19 @@ func (c *Checker) newestPlans(ctx context.Context) ([]string, error) {
 // read without c.mu once stored, so they are never written again. (An
 // action missing from a plan read whole is an anomaly: the plan was read
 // while its actions were being stored.)
-func (c *Checker) remember(read []string, found map[string]map[string]planned) {
+func (c *Checker) remember(read []string, found map[string]*planIndex) {
 	n := 0
 	for _, p := range read {
-		n += len(found[p])
+		n += found[p].len()
 	}
 	if c.actions+n > maxKnown {
-		c.plans, c.actions = map[string]map[string]planned{}, 0
+		c.plans, c.actions = map[string]*planIndex{}, 0
 	}
 	for _, p := range read {
-		if acts, ok := found[p]; ok && len(acts) <= maxKnown {
+		if acts, ok := found[p]; ok && acts.len() <= maxKnown {
 			// Kept as read, not copied: found is not written after this.
 			c.plans[p] = acts
-			c.actions += len(acts)
+			c.actions += acts.len()
 		}
 	}
 }
@@ -389,10 +387,9 @@ WHERE plan_id IN (SELECT arrayJoin(?)) AND action_id IN (SELECT arrayJoin(?))`
 const sqlPlans = `SELECT DISTINCT plan_id FROM plans WHERE plan_id IN (SELECT arrayJoin(?))`
 
 // lookup reads the actions of outs[missing]: every action of the plans
-// read, and the missing actions of the other plans. The result maps plan
-// → action → planned.
-func (c *Checker) lookup(ctx context.Context, read []string, outs []outcome.Outcome, missing []int) (map[string]map[string]planned, error) {
-	found := map[string]map[string]planned{}
+// read, and the missing actions of the other plans, by plan.
+func (c *Checker) lookup(ctx context.Context, read []string, outs []outcome.Outcome, missing []int) (map[string]*planIndex, error) {
+	found := map[string]*planIndex{}
 	if len(read) > 0 {
 		if err := c.readActions(ctx, found, sqlActions, read); err != nil {
 			return nil, fmt.Errorf("read plan_actions of %d plans: %w", len(read), err)
@@ -419,17 +416,17 @@ func (c *Checker) lookup(ctx context.Context, read []string, outs []outcome.Outc
 
 // readActions adds the rows of query (plan_id, action_id, host_id,
 // package) to found. On the embedded engine the result comes as one
-// RowBinary document whose strings the maps slice, instead of a string
+// RowBinary document whose strings go to the indexes, instead of a string
 // allocated per value (a 200,000-action plan is read while every outcome
 // of the consumer waits for it).
-func (c *Checker) readActions(ctx context.Context, found map[string]map[string]planned, query string, args ...any) error {
+func (c *Checker) readActions(ctx context.Context, found map[string]*planIndex, query string, args ...any) error {
 	if rq, ok := c.st.(store.RawQuerier); ok {
 		var buf bytes.Buffer
 		if _, err := rq.QueryRaw(ctx, &buf, "RowBinary", query, args...); err != nil {
 			return err
 		}
 		doc := buf.String()
-		return addActions(found, func(yield func(plan, action, host, pkg string)) error {
+		return addActions(found, c.hash, func(yield func(plan, action, host, pkg string)) error {
 			var col [4]string
 			for rest := doc; len(rest) > 0; {
 				for i := range col {
@@ -459,7 +456,7 @@ func (c *Checker) readActions(ctx context.Context, found map[string]map[string]p
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	return addActions(found, func(yield func(plan, action, host, pkg string)) error {
+	return addActions(found, c.hash, func(yield func(plan, action, host, pkg string)) error {
 		for _, r := range all {
 			yield(r[0], r[1], r[2], r[3])
 		}
@@ -467,45 +464,68 @@ func (c *Checker) readActions(ctx context.Context, found map[string]map[string]p
 	})
 }
 
-// addActions adds the actions each yields to found, by plan. each is
-// walked twice: first to count each plan's actions, so that the second
-// walk fills maps made at their size (a 200,000-action map grown row by
-// row is rehashed again and again, and the check of every outcome waits
-// for it). A plan's actions upgrade a few packages: the map keeps one
-// copy of each package name.
-func addActions(found map[string]map[string]planned, each func(yield func(plan, action, host, pkg string)) error) error {
-	sizes := map[string]int{}
-	last, n := "", 0
-	if err := each(func(plan, _, _, _ string) {
-		// Rows come by plan: one map write per run of a plan's rows.
-		if n > 0 && plan != last {
-			sizes[last] += n
-			n = 0
+// addActions adds the actions each yields to found, by plan, in indexes
+// made with hash. each is walked twice: first to size each plan's index,
+// so that the second walk fills it without growing it (a 200,000-action
+// index grown row by row is copied again and again, and the check of
+// every outcome waits for it).
+func addActions(found map[string]*planIndex, hash func(string) uint64, each func(yield func(plan, action, host, pkg string)) error) error {
+	type size struct{ actions, bytes int }
+	sizes := map[string]*size{}
+	var cur *size
+	last := ""
+	if err := each(func(plan, action, host, pkg string) {
+		// Rows come by plan: one map lookup per run of a plan's rows.
+		if cur == nil || plan != last {
+			if cur = sizes[plan]; cur == nil {
+				cur = &size{}
+				sizes[plan] = cur
+			}
+			last = plan
 		}
-		last = plan
-		n++
+		cur.actions++
+		cur.bytes += len(action) + len(host) + len(pkg)
 	}); err != nil {
 		return err
 	}
-	if n > 0 {
-		sizes[last] += n
-	}
+	builders := make(map[string]*planIndexBuilder, len(sizes))
 	for p, n := range sizes {
-		if found[p] == nil {
-			found[p] = make(map[string]planned, n)
+		b := newPlanIndexBuilder(n.actions+found[p].len(), n.bytes, hash)
+		// A plan found by an earlier query of the same lookup keeps its
+		// actions.
+		if old := found[p]; old != nil {
+			for i := range old.entries {
+				e := &old.entries[i]
+				if err := b.add(old.str(e.action), old.str(e.host), old.str(e.pkg)); err != nil {
+					return fmt.Errorf("index plan %q: %w", p, err)
+				}
+			}
 		}
+		builders[p] = b
 	}
-	var m map[string]planned
-	last, lastPkg := "", ""
-	return each(func(plan, action, host, pkg string) {
-		if m == nil || plan != last {
-			m, last = found[plan], plan
+	var b *planIndexBuilder
+	var err error
+	last = ""
+	if werr := each(func(plan, action, host, pkg string) {
+		if err != nil {
+			return
 		}
-		if pkg != lastPkg {
-			lastPkg = pkg
+		if b == nil || plan != last {
+			b, last = builders[plan], plan
 		}
-		m[action] = planned{host, lastPkg}
-	})
+		if err = b.add(action, host, pkg); err != nil {
+			err = fmt.Errorf("index plan %q: %w", plan, err)
+		}
+	}); werr != nil {
+		return werr
+	}
+	if err != nil {
+		return err
+	}
+	for p, b := range builders {
+		found[p] = b.index()
+	}
+	return nil
 }
 
 func (c *Checker) unknownPlans(ctx context.Context, plans []string) (map[string]bool, error) {
@@ -537,7 +557,7 @@ type sink struct{ checker *Checker }
 func (sink) Table() string     { return Table }
 func (sink) Columns() []string { return Columns }
 
-func (sink) Decode(value []byte) (outcome.Outcome, error) { return outcome.Decode(value) }
+func (sink) NewDecoder() func([]byte) (outcome.Outcome, error) { return new(outcome.Decoder).Decode }
 
 func (s sink) Check(ctx context.Context, outs []outcome.Outcome) ([]error, error) {
 	return s.checker.Check(ctx, outs)

@@ -13,6 +13,7 @@ package outcome
 // with U+FFFD), and so is anything but white space after the object.
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -84,6 +85,19 @@ type decoder struct {
 	i    int
 	seen uint16 // bit f: field f was given
 	buf  []byte // unescaped text of a string with escapes
+	last *[fRebootRequired + 1]string
+}
+
+// text returns s as a string of field f: the one it had in the previous
+// outcome when they are equal (the comparison does not allocate).
+func (d *decoder) text(f int, s []byte) string {
+	if d.last == nil {
+		return string(s)
+	}
+	if string(s) != d.last[f] {
+		d.last[f] = string(s)
+	}
+	return d.last[f]
 }
 
 // syntax is a JSON syntax error at the decoder's position.
@@ -233,19 +247,19 @@ func (d *decoder) value(f int, o *Outcome) error {
 		}
 		switch f {
 		case fPlanID:
-			o.PlanID = string(s)
+			o.PlanID = d.text(f, s)
 		case fActionID:
-			o.ActionID = string(s)
+			o.ActionID = string(s) // one per action: never the previous one
 		case fHostID:
-			o.HostID = string(s)
+			o.HostID = d.text(f, s)
 		case fPackage:
-			o.Package = string(s)
+			o.Package = d.text(f, s)
 		case fFromVersion:
-			o.FromVersion = string(s)
+			o.FromVersion = d.text(f, s)
 		case fToVersion:
-			o.ToVersion = string(s)
+			o.ToVersion = d.text(f, s)
 		case fError:
-			o.Error = string(s)
+			o.Error = d.text(f, s)
 		case fStatus:
 			o.Status = status(s)
 		}
@@ -352,22 +366,51 @@ func (d *decoder) str() ([]byte, error) {
 	b := d.b
 	start := d.i + 1
 	i := start
+	// Eight bytes at a time while none is special; then byte by byte from
+	// the word that holds one (a special byte ends the loop below).
+	for i+8 <= len(b) && !special8(binary.LittleEndian.Uint64(b[i:])) {
+		i += 8
+	}
 	for i < len(b) {
-		switch c := b[i]; {
-		case c == '"':
-			d.i = i + 1
-			return b[start:i], nil
-		case c == '\\':
-			return d.unescape(start, i)
-		case c < 0x20:
-			d.i = i
-			return nil, d.syntax("control character %#02x in a string", c)
+		if c := b[i]; strSpecial[c] {
+			switch {
+			case c == '"':
+				d.i = i + 1
+				return b[start:i], nil
+			case c == '\\':
+				return d.unescape(start, i)
+			default:
+				d.i = i
+				return nil, d.syntax("control character %#02x in a string", c)
+			}
 		}
 		i++
 	}
 	d.i = i
 	return nil, d.syntax("unterminated string")
 }
+
+// special8 reports whether any byte of x is special (strSpecial): below
+// 0x20, a quote or a backslash. Each test is exact about whether such a
+// byte exists, not where: a byte below n gives (x - n*ones) & ^x a high
+// bit, and a byte equal to q is a zero byte of x ^ q*ones.
+func special8(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	below := (x - 0x20*ones) & ^x & highs
+	q := x ^ '"'*ones
+	bs := x ^ '\\'*ones
+	return below|((q-ones)&^q&highs)|((bs-ones)&^bs&highs) != 0
+}
+
+// strSpecial marks the bytes that end a run of plain string bytes: the
+// closing quote, an escape, and the control characters JSON refuses.
+var strSpecial = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 // unescape reads the rest of a string whose first escape is at i, as
 // encoding/json does: \uXXXX surrogate pairs combine, and a lone

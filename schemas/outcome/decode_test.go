@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"unsafe"
 
 	"reflect"
 	"strings"
@@ -137,6 +138,14 @@ func FuzzDecodeMatchesReference(f *testing.F) {
 	f.Add([]byte(okJSON + " }"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		o, err := outcome.Decode(b)
+		// A Decoder holding a previous outcome's strings reads the same.
+		var dec outcome.Decoder
+		if _, err := dec.Decode([]byte(okJSON)); err != nil {
+			t.Fatal(err)
+		}
+		if do, derr := dec.Decode(b); (derr == nil) != (err == nil) || !reflect.DeepEqual(do, o) {
+			t.Fatalf("Decoder read %+v (%v), Decode %+v (%v)", do, derr, o, err)
+		}
 		ref, rerr := referenceDecode(b)
 		switch {
 		case err == nil && rerr != nil:
@@ -149,6 +158,42 @@ func FuzzDecodeMatchesReference(f *testing.F) {
 			t.Fatalf("error %v does not wrap ErrMalformed", err)
 		}
 	})
+}
+
+// TestDecoderReusesStrings: a Decoder reads what Decode reads, and a
+// string equal to the previous outcome's is that string, not a copy; a
+// message it refuses changes nothing it reads after.
+func TestDecoderReusesStrings(t *testing.T) {
+	// Strings of more than one byte: those of one are never allocated.
+	first := strings.NewReplacer(`"plan_id":"p"`, `"plan_id":"plan-17"`, `"package":"x"`, `"package":"openssl"`,
+		`"to_version":"1"`, `"to_version":"3.0.2-1"`, `"host_id":"h"`, `"host_id":"host-1"`).Replace(okJSON)
+	second := strings.NewReplacer(`"action_id":"a"`, `"action_id":"a-2"`, `"host_id":"host-1"`, `"host_id":"host-2"`).Replace(first)
+	if strings.Count(second, "-2") != 2 || !strings.Contains(first, "plan-17") {
+		t.Fatal("the fixture okJSON changed: update the test")
+	}
+	var dec outcome.Decoder
+	var got []outcome.Outcome
+	for _, msg := range []string{`{"plan_id":"plan-17","package":"other"`, first, second} {
+		o, err := dec.Decode([]byte(msg))
+		want, werr := outcome.Decode([]byte(msg))
+		if (err == nil) != (werr == nil) || !reflect.DeepEqual(o, want) {
+			t.Fatalf("%s: Decoder read %+v (%v), Decode %+v (%v)", msg, o, err, want, werr)
+		}
+		if err == nil {
+			got = append(got, o)
+		}
+	}
+	a, b := got[0], got[1]
+	if a.ActionID == b.ActionID || a.HostID == b.HostID {
+		t.Fatalf("the two outcomes share action or host: %+v, %+v", a, b)
+	}
+	for _, f := range []struct{ name, x, y string }{
+		{"plan_id", a.PlanID, b.PlanID}, {"package", a.Package, b.Package}, {"to_version", a.ToVersion, b.ToVersion},
+	} {
+		if unsafe.StringData(f.x) != unsafe.StringData(f.y) {
+			t.Errorf("%s %q allocated again for the second outcome", f.name, f.y)
+		}
+	}
 }
 
 // BenchmarkDecode decodes a typical outcome (the bench's shape; see
@@ -167,7 +212,7 @@ func BenchmarkDecode(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		dec  func([]byte) (outcome.Outcome, error)
-	}{{"one-pass", outcome.Decode}, {"reference", referenceDecode}} {
+	}{{"one-pass", outcome.Decode}, {"decoder", new(outcome.Decoder).Decode}, {"reference", referenceDecode}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(len(msg)))
 			b.ReportAllocs()

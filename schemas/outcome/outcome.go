@@ -86,7 +86,11 @@ func bad(field, format string, args ...any) error {
 }
 
 // Validate checks every rule of the schema.
-func (o *Outcome) Validate() error {
+func (o *Outcome) Validate() error { return o.validate(true) }
+
+// validate checks the rules of the schema, UTF-8 only when checkUTF8
+// (the decoder checked every string as it read it).
+func (o *Outcome) validate(checkUTF8 bool) error {
 	if o.SchemaVersion != Version {
 		return bad("version", "%d is not a known schema version (this build reads %d)", o.SchemaVersion, Version)
 	}
@@ -103,12 +107,14 @@ func (o *Outcome) Validate() error {
 	if len(o.FromVersion) > maxIDBytes {
 		return bad("from_version", "longer than %d bytes", maxIDBytes)
 	}
-	for _, f := range []struct{ name, v string }{
-		{"plan_id", o.PlanID}, {"action_id", o.ActionID}, {"host_id", o.HostID}, {"package", o.Package},
-		{"from_version", o.FromVersion}, {"to_version", o.ToVersion}, {"error", o.Error},
-	} {
-		if !utf8.ValidString(f.v) {
-			return bad(f.name, "not valid UTF-8")
+	if checkUTF8 {
+		for _, f := range []struct{ name, v string }{
+			{"plan_id", o.PlanID}, {"action_id", o.ActionID}, {"host_id", o.HostID}, {"package", o.Package},
+			{"from_version", o.FromVersion}, {"to_version", o.ToVersion}, {"error", o.Error},
+		} {
+			if !utf8.ValidString(f.v) {
+				return bad(f.name, "not valid UTF-8")
+			}
 		}
 	}
 	switch o.Status {
@@ -171,16 +177,31 @@ func Encode(o Outcome) ([]byte, error) {
 // ("Plan_ID"), duplicate fields (JSON decoders disagree on which one wins,
 // so such a message means different things to different readers), null
 // values, and trailing data. It reads the message in one pass (decode.go).
-func Decode(b []byte) (Outcome, error) {
+func Decode(b []byte) (Outcome, error) { return decode(b, nil) }
+
+// Decoder decodes outcomes one after another, as Decode does, reusing the
+// strings of the previous outcome it decoded: plan, host, package,
+// versions and error text repeat from outcome to outcome along a wave of
+// a plan, and a repeated one is not allocated again (a consumer decodes
+// hundreds of thousands of outcomes a second). The zero value is ready;
+// it is not safe for concurrent use.
+type Decoder struct {
+	last [fRebootRequired + 1]string
+}
+
+// Decode reads one outcome, as the function Decode.
+func (dec *Decoder) Decode(b []byte) (Outcome, error) { return decode(b, &dec.last) }
+
+func decode(b []byte, last *[fRebootRequired + 1]string) (Outcome, error) {
 	var o Outcome
 	if len(b) > MaxMessageBytes {
 		return o, bad("message", "%d bytes, more than %d", len(b), MaxMessageBytes)
 	}
-	d := decoder{b: b}
+	d := decoder{b: b, last: last}
 	if err := d.decode(&o); err != nil {
 		return Outcome{}, err
 	}
-	if err := o.Validate(); err != nil {
+	if err := o.validate(false); err != nil {
 		return Outcome{}, err
 	}
 	o.StartedAt, o.FinishedAt = o.StartedAt.UTC(), o.FinishedAt.UTC()

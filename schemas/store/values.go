@@ -73,6 +73,43 @@ func normalize(t *chType, v any) (any, error) {
 	if v == nil {
 		return nil, fmt.Errorf("NULL for non-Nullable column type %s", t.name)
 	}
+	// A value already of the column's canonical type, with nothing to
+	// check, goes through as it is: boxed again, every string and integer
+	// of an insert cost an allocation (and the collections they feed).
+	switch v.(type) {
+	case string:
+		if t.kind == kString {
+			return v, nil
+		}
+	case uint8:
+		if t.kind == kUInt8 {
+			return v, nil
+		}
+	case uint16:
+		if t.kind == kUInt16 {
+			return v, nil
+		}
+	case uint32:
+		if t.kind == kUInt32 {
+			return v, nil
+		}
+	case uint64:
+		if t.kind == kUInt64 {
+			return v, nil
+		}
+	case int64:
+		if t.kind == kInt64 {
+			return v, nil
+		}
+	case float64:
+		if t.kind == kFloat64 {
+			return v, nil
+		}
+	case bool:
+		if t.kind == kBool {
+			return v, nil
+		}
+	}
 	switch t.kind {
 	case kString, kFixedString, kEnum8, kEnum16, kUUID:
 		var s string
@@ -164,18 +201,21 @@ func normalize(t *chType, v any) (any, error) {
 		if !ok {
 			return nil, typeErr(v, t)
 		}
-		tm = tm.UTC()
+		utc := tm.UTC()
 		switch t.kind {
 		case kDateTime:
-			if s := tm.Unix(); s < 0 || s > math.MaxUint32 {
-				return nil, fmt.Errorf("time %s out of range for %s", tm.Format(time.RFC3339), t.name)
+			if s := utc.Unix(); s < 0 || s > math.MaxUint32 {
+				return nil, fmt.Errorf("time %s out of range for %s", utc.Format(time.RFC3339), t.name)
 			}
 		case kDate:
-			if d := tm.Unix() / 86400; tm.Unix() < 0 || d > math.MaxUint16 {
-				return nil, fmt.Errorf("time %s out of range for %s", tm.Format(time.RFC3339), t.name)
+			if d := utc.Unix() / 86400; utc.Unix() < 0 || d > math.MaxUint16 {
+				return nil, fmt.Errorf("time %s out of range for %s", utc.Format(time.RFC3339), t.name)
 			}
 		}
-		return tm, nil
+		if utc == tm {
+			return v, nil // already UTC: not boxed again
+		}
+		return utc, nil
 	case kArray:
 		rv := reflect.ValueOf(v)
 		if rv.Kind() != reflect.Slice || rv.Type() == reflect.TypeFor[[]byte]() {

@@ -123,6 +123,43 @@ func TestNormalizeRejects(t *testing.T) {
 	}
 }
 
+// TestNormalizeCanonical: a value already of its column's canonical type
+// comes back as it is, without an allocation (every insert normalizes
+// every value), and one of another type is still converted.
+func TestNormalizeCanonical(t *testing.T) {
+	tests := []struct {
+		typ      string
+		in, want any
+	}{
+		{"String", "openssl", "openssl"}, {"UInt8", uint8(1), uint8(1)}, {"UInt16", uint16(7), uint16(7)},
+		{"UInt32", uint32(70000), uint32(70000)}, {"UInt64", uint64(1 << 40), uint64(1 << 40)},
+		{"Int64", int64(-3), int64(-3)}, {"Float64", 0.5, 0.5}, {"Bool", true, true},
+		{"DateTime", time.Date(2026, 12, 5, 7, 0, 0, 0, time.UTC), time.Date(2026, 12, 5, 7, 0, 0, 0, time.UTC)},
+		// Converted: the canonical type differs.
+		{"UInt32", 7, uint32(7)}, {"String", []byte("x"), "x"}, {"Int32", int64(5), int32(5)},
+		{"DateTime", time.Date(2026, 12, 5, 8, 0, 0, 0, time.FixedZone("CET", 3600)), time.Date(2026, 12, 5, 7, 0, 0, 0, time.UTC)},
+	}
+	for _, tc := range tests {
+		typ, err := parseType(tc.typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := normalize(typ, tc.in)
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("normalize(%s, %#v) = %#v, %v; want %#v", tc.typ, tc.in, got, err, tc.want)
+		}
+		if reflect.TypeOf(tc.in) != reflect.TypeOf(tc.want) {
+			continue
+		}
+		if tm, ok := tc.in.(time.Time); ok && tm.Location() != time.UTC {
+			continue
+		}
+		if n := testing.AllocsPerRun(100, func() { _, _ = normalize(typ, tc.in) }); n != 0 {
+			t.Errorf("normalize(%s, %#v): %v allocations, want none", tc.typ, tc.in, n)
+		}
+	}
+}
+
 // FuzzDecodeRowBinary feeds arbitrary bytes to the result decoder chDB
 // output goes through: it must fail cleanly, never panic or hang.
 func FuzzDecodeRowBinary(f *testing.F) {

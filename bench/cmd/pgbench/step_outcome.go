@@ -25,15 +25,25 @@ import (
 //
 // The ceiling is the best direct insert measured, so that the ratio is not
 // flattered by a slow one: the rows are built before the clock starts, and
-// inserted twice into an empty copy of the table: in the consumer's batch
-// size before the consumer runs (nothing else in the store is busy then),
-// and all in one insert after it (the largest insert the store takes);
-// the faster counts. Both copies are checked to hold every row.
+// inserted into an empty copy of the table in batches of
+// outcomeCeilingBatch rows before each consume (nothing else in the store
+// is busy then), and all in one insert after it (the largest insert the
+// store takes). The consumer is measured as the ceiling is, best of
+// outcomeRounds: each round a new consumer (new group, cold plan check)
+// loads the topic from its start into an emptied table. Against one
+// consume, a best-of ceiling tilted the ratio by the run-to-run spread of
+// this machine (0.34-0.55 over six runs of one build). Every copy is
+// checked to hold every row; every sample is kept in the results.
 const (
-	outcomeIngestGoal    = 0.5
-	outcomeDefaultN      = 200000
-	outcomeQuickN        = 2000
-	outcomeCeilingBatch  = 100000 // the consumer's default BatchRows
+	outcomeIngestGoal = 0.5
+	outcomeRounds     = 3
+	outcomeDefaultN   = 200000
+	outcomeQuickN     = 2000
+	// The consumer's default eager insert (BatchRows/4), and the fastest
+	// batch size measured on chDB: 200,000 rows took 210-226 ms in
+	// batches of 25,000-50,000 rows, 261-270 ms in one or two inserts,
+	// and 522 ms in batches of 5,000 (about 10 ms per insert).
+	outcomeCeilingBatch  = 25000
 	outcomeBenchPlanID   = "pgbench-plan"
 	outcomeBenchGroup    = "pgbench-outcomes"
 	outcomeBenchDatabase = "patchgrid"
@@ -98,11 +108,6 @@ func stepOutcomeIngest(ctx context.Context, cfg Config, log *slog.Logger, out *S
 	// CPU seconds per phase (this process holds chDB too): on shared cores
 	// they tell a slow phase from a starved one.
 	cpu := newCPUMeter(map[string]int{"kafka": servicePID(cfg.RunDir, "kafka")})
-	ceilBatchD, err := insertCeiling(outcomeCeilingBatch)
-	if err != nil {
-		return err
-	}
-	cpu.phase(out.Info, "ceiling_batches")
 	topic := "pgbench." + cfg.RunID + ".outcomes"
 	brokers := []string{cfg.Kafka}
 	defer func() {
@@ -123,49 +128,82 @@ func stepOutcomeIngest(ctx context.Context, cfg Config, log *slog.Logger, out *S
 		return err
 	}
 	log.Info("published", "outcomes", n, "bytes", msgBytes, "took", pubD.Round(time.Millisecond))
-	runtime.GC()
-
-	stopProf, err := startCPUProfile(log, "outcome-consume")
-	if err != nil {
-		return err
-	}
 	cpu.phase(out.Info, "publish")
-	t0 := time.Now()
-	stats, err := outcomes.Run(ctx, consumer.Config{Brokers: brokers, Topic: topic, GroupID: outcomeBenchGroup, Drain: true,
-		Logger: quiet(log), ProgressInterval: -1}, st)
-	if err != nil {
-		return fmt.Errorf("consume: %w", err)
-	}
-	ingD := time.Since(t0)
-	stopProf()
-	cpu.phase(out.Info, "consume")
-	log.Info("consumed", "messages", stats.Consumed, "rows", stats.Rows, "dead_lettered", stats.DeadLettered, "took", ingD.Round(time.Millisecond))
-	if stats.Rows != int64(n) || stats.DeadLettered != 0 {
-		return fmt.Errorf("consumer loaded %d rows and dead-lettered %d of %d outcomes", stats.Rows, stats.DeadLettered, n)
+
+	// consume loads the topic from its start with a new consumer.
+	consume := func(round int) (time.Duration, consumer.SinkStats, error) {
+		if err := st.Exec(ctx, "TRUNCATE TABLE outcomes"); err != nil {
+			return 0, consumer.SinkStats{}, fmt.Errorf("consume: empty the table: %w", err)
+		}
+		runtime.GC()
+		stopProf := func() {}
+		if round == 0 {
+			if stopProf, err = startCPUProfile(log, "outcome-consume"); err != nil {
+				return 0, consumer.SinkStats{}, err
+			}
+		}
+		t0 := time.Now()
+		stats, err := outcomes.Run(ctx, consumer.Config{Brokers: brokers, Topic: topic, GroupID: fmt.Sprintf("%s-%d", outcomeBenchGroup, round),
+			Drain: true, Logger: quiet(log), ProgressInterval: -1}, st)
+		d := time.Since(t0)
+		stopProf()
+		if err != nil {
+			return 0, consumer.SinkStats{}, fmt.Errorf("consume: %w", err)
+		}
+		log.Info("consumed", "round", round+1, "messages", stats.Consumed, "rows", stats.Rows, "dead_lettered", stats.DeadLettered, "took", d.Round(time.Millisecond))
+		if stats.Rows != int64(n) || stats.DeadLettered != 0 {
+			return 0, consumer.SinkStats{}, fmt.Errorf("consumer loaded %d rows and dead-lettered %d of %d outcomes", stats.Rows, stats.DeadLettered, n)
+		}
+		var stored uint64
+		if err := queryCount(ctx, st, "SELECT count() FROM outcomes FINAL", &stored); err != nil || stored != uint64(n) {
+			return 0, consumer.SinkStats{}, fmt.Errorf("outcomes table holds %d rows of %d (%v)", stored, n, err)
+		}
+		return d, stats, nil
 	}
 
-	var stored uint64
-	if err := queryCount(ctx, st, "SELECT count() FROM outcomes FINAL", &stored); err != nil || stored != uint64(n) {
-		return fmt.Errorf("outcomes table holds %d rows of %d (%v)", stored, n, err)
+	var ceilBatchD, ceilWholeD, ingD time.Duration
+	var batches int64
+	best := func(best *time.Duration, d time.Duration) {
+		if *best == 0 || d < *best {
+			*best = d
+		}
 	}
-
-	ceilWholeD, err := insertCeiling(n)
-	if err != nil {
-		return err
+	for round := range outcomeRounds {
+		suffix := fmt.Sprintf("_%d", round+1)
+		d, err := insertCeiling(outcomeCeilingBatch)
+		if err != nil {
+			return err
+		}
+		best(&ceilBatchD, d)
+		out.Info["ceiling_batches_s"+suffix] = d.Seconds()
+		cpu.phase(out.Info, "ceiling_batches"+suffix)
+		d, stats, err := consume(round)
+		if err != nil {
+			return err
+		}
+		best(&ingD, d)
+		batches = stats.Batches
+		out.Info["consume_s"+suffix], out.Info["batches"+suffix] = d.Seconds(), stats.Batches
+		cpu.phase(out.Info, "consume"+suffix)
+		if d, err = insertCeiling(n); err != nil {
+			return err
+		}
+		best(&ceilWholeD, d)
+		out.Info["ceiling_whole_s"+suffix] = d.Seconds()
+		cpu.phase(out.Info, "ceiling_whole"+suffix)
 	}
-	cpu.phase(out.Info, "ceiling_whole")
 	insD := min(ceilBatchD, ceilWholeD)
 
 	rate, ceilRate := float64(n)/ingD.Seconds(), float64(n)/insD.Seconds()
-	out.Info["outcomes"], out.Info["message_bytes"], out.Info["batches"] = n, msgBytes, stats.Batches
+	out.Info["outcomes"], out.Info["message_bytes"], out.Info["rounds"] = n, msgBytes, outcomeRounds
 	out.Info["publish_s"], out.Info["consume_s"] = pubD.Seconds(), ingD.Seconds()
 	out.Info["ceiling_batches_s"], out.Info["ceiling_whole_s"], out.Info["ceiling_s"] = ceilBatchD.Seconds(), ceilWholeD.Seconds(), insD.Seconds()
 	out.Info["consume_rows_per_s"], out.Info["ceiling_rows_per_s"], out.Info["ratio"] = round(rate, 0), round(ceilRate, 0), round(rate/ceilRate, 3)
 	log.Info("outcome ingest", "consumer_rows_per_s", int(rate), "ceiling_rows_per_s", int(ceilRate), "ratio", round(rate/ceilRate, 3), "goal", outcomeIngestGoal)
 	m := ratio(Metric{Name: "outcome ingest (consumer, Kafka → chDB)", Value: rate, Unit: "rows/s", Better: "higher",
-		Note: fmt.Sprintf("goal ratio >= %.1f; %d outcomes, %d batches, publish %.1fs (not counted)", outcomeIngestGoal, n, stats.Batches, pubD.Seconds())},
-		fmt.Sprintf("ceiling: store.Insert of the same prebuilt rows into the same store, best of %d-row batches (%.0f rows/s) and one insert (%.0f rows/s)",
-			outcomeCeilingBatch, float64(n)/ceilBatchD.Seconds(), float64(n)/ceilWholeD.Seconds()), ceilRate)
+		Note: fmt.Sprintf("goal ratio >= %.1f; %d outcomes, %d batches, best of %d consumes, publish %.1fs (not counted)", outcomeIngestGoal, n, batches, outcomeRounds, pubD.Seconds())},
+		fmt.Sprintf("ceiling: store.Insert of the same prebuilt rows into the same store, best of %d rounds of %d-row batches (%.0f rows/s) and one insert (%.0f rows/s)",
+			outcomeRounds, outcomeCeilingBatch, float64(n)/ceilBatchD.Seconds(), float64(n)/ceilWholeD.Seconds()), ceilRate)
 	out.Metrics = append(out.Metrics, m)
 	return nil
 }
