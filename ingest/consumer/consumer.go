@@ -313,16 +313,9 @@ func (c *consumer) loop(ctx context.Context, targets *drainTargets) error {
 	defer tick.Stop()
 	progress := newProgress(c.cfg.ProgressInterval)
 	var lastDrainCheck time.Time
-	// The fetcher and decoders are already at work.
-	drainTo, err := targets.wait(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
+	drainTo, stop, err := targets.await(ctx, c.log)
+	if stop {
 		return err
-	}
-	if drainTo != nil {
-		c.log.Info("draining", "high_water_marks", drainTo)
 	}
 	drain := newDrainTracker(drainTo)
 	// checkDrained asks the group coordinator whether everything up to

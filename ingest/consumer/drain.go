@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 
 	"github.com/segmentio/kafka-go"
@@ -73,6 +74,23 @@ func (t *drainTargets) wait(ctx context.Context) (map[int]int64, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// await is wait for a consumer's loop, with the fetcher and decoders at
+// work already: it logs the targets, and stop says the loop ends now, with
+// err (nil when ctx ended: nothing of the loop's is pending yet).
+func (t *drainTargets) await(ctx context.Context, log *slog.Logger) (hwm map[int]int64, stop bool, err error) {
+	hwm, err = t.wait(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, true, nil
+		}
+		return nil, true, err
+	}
+	if hwm != nil {
+		log.Info("draining", "high_water_marks", hwm)
+	}
+	return hwm, false, nil
 }
 
 // stop ends the read if it is still under way, and waits for it.

@@ -408,16 +408,9 @@ func (r *sinkRun[T]) loop(ctx context.Context, targets *drainTargets) error {
 	defer tick.Stop()
 	progress := newProgress(r.cfg.ProgressInterval)
 	var lastDrainCheck time.Time
-	// The fetcher and decoders are already at work.
-	drainTo, err := targets.wait(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
+	drainTo, stop, err := targets.await(ctx, r.log)
+	if stop {
 		return err
-	}
-	if drainTo != nil {
-		r.log.Info("draining", "high_water_marks", drainTo)
 	}
 	drain := newDrainTracker(drainTo)
 	checkDrained := func(now time.Time) bool {

@@ -1,7 +1,10 @@
 package consumer
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"testing"
 	"time"
@@ -281,6 +284,44 @@ func BenchmarkDecodeJob(b *testing.B) {
 			}
 			close(in)
 			<-done
+		})
+	}
+}
+
+// TestDrainTargetsAwait: the loop goes on with the targets read (nil when
+// not draining, an empty map for an empty topic), stops with the error of
+// a failed read, and stops quietly when its context ends first.
+func TestDrainTargetsAwait(t *testing.T) {
+	read := func(hwm map[int]int64, err error) *drainTargets {
+		d := &drainTargets{cancel: func() {}, done: make(chan struct{}), hwm: hwm, err: err}
+		close(d.done)
+		return d
+	}
+	failed := errors.New("offsets of topic t: broker down")
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name    string
+		targets *drainTargets
+		ctx     context.Context
+		want    map[int]int64
+		stop    bool
+		wantErr error
+	}{
+		{name: "not draining", ctx: context.Background()},
+		{name: "empty topic", targets: read(map[int]int64{}, nil), ctx: context.Background(), want: map[int]int64{}},
+		{name: "targets", targets: read(map[int]int64{0: 3}, nil), ctx: context.Background(), want: map[int]int64{0: 3}},
+		{name: "read failed", targets: read(nil, failed), ctx: context.Background(), stop: true, wantErr: failed},
+		{name: "cancelled while reading", targets: &drainTargets{cancel: func() {}, done: make(chan struct{})}, ctx: cancelled, stop: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hwm, stop, err := tc.targets.await(tc.ctx, slog.New(slog.DiscardHandler))
+			if stop != tc.stop || !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
+				t.Fatalf("stop %v, err %v; want %v, %v", stop, err, tc.stop, tc.wantErr)
+			}
+			if (hwm == nil) != (tc.want == nil) || !maps.Equal(hwm, tc.want) {
+				t.Errorf("targets %v, want %v", hwm, tc.want)
+			}
 		})
 	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -47,6 +48,10 @@ type chType struct {
 	elems []*chType // Tuple
 	enum  map[int16]string
 	enumR map[string]int16
+	// canon is the canonical Go type of a type whose every value of that
+	// Go type is valid (String, the integers, floats, Bool): normalize
+	// passes such a value through. Nil for the others.
+	canon reflect.Type
 }
 
 var simpleTypes = map[string]typeKind{
@@ -63,6 +68,11 @@ func parseType(s string) (*chType, error) {
 	t := &chType{name: s}
 	if k, ok := simpleTypes[s]; ok {
 		t.kind = k
+		switch k {
+		case kDate, kDate32, kDateTime, kUUID, kNothing: // ranges and forms to check
+		default:
+			t.canon = t.goType()
+		}
 		return t, nil
 	}
 	open := strings.IndexByte(s, '(')

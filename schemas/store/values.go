@@ -76,39 +76,8 @@ func normalize(t *chType, v any) (any, error) {
 	// A value already of the column's canonical type, with nothing to
 	// check, goes through as it is: boxed again, every string and integer
 	// of an insert cost an allocation (and the collections they feed).
-	switch v.(type) {
-	case string:
-		if t.kind == kString {
-			return v, nil
-		}
-	case uint8:
-		if t.kind == kUInt8 {
-			return v, nil
-		}
-	case uint16:
-		if t.kind == kUInt16 {
-			return v, nil
-		}
-	case uint32:
-		if t.kind == kUInt32 {
-			return v, nil
-		}
-	case uint64:
-		if t.kind == kUInt64 {
-			return v, nil
-		}
-	case int64:
-		if t.kind == kInt64 {
-			return v, nil
-		}
-	case float64:
-		if t.kind == kFloat64 {
-			return v, nil
-		}
-	case bool:
-		if t.kind == kBool {
-			return v, nil
-		}
+	if t.canon != nil && reflect.TypeOf(v) == t.canon {
+		return v, nil
 	}
 	switch t.kind {
 	case kString, kFixedString, kEnum8, kEnum16, kUUID:
