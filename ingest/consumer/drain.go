@@ -62,35 +62,25 @@ func readDrainTargets(ctx context.Context, client *kafka.Client, topic string) *
 	return t
 }
 
-// wait returns the targets once read. A nil t (not draining) has none:
-// nil, where a draining consumer of an empty topic has an empty map.
-func (t *drainTargets) wait(ctx context.Context) (map[int]int64, error) {
+// await waits for the targets for a consumer's loop, whose fetcher and
+// decoders are at work already, and logs them. A nil t (not draining) has
+// none: nil, where a draining consumer of an empty topic has an empty
+// map. stop says the loop ends now, with err (nil when ctx ended first:
+// nothing of the loop's is pending yet).
+func (t *drainTargets) await(ctx context.Context, log *slog.Logger) (hwm map[int]int64, stop bool, err error) {
 	if t == nil {
-		return nil, nil
+		return nil, false, nil
 	}
 	select {
 	case <-t.done:
-		return t.hwm, t.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, true, nil
 	}
-}
-
-// await is wait for a consumer's loop, with the fetcher and decoders at
-// work already: it logs the targets, and stop says the loop ends now, with
-// err (nil when ctx ended: nothing of the loop's is pending yet).
-func (t *drainTargets) await(ctx context.Context, log *slog.Logger) (hwm map[int]int64, stop bool, err error) {
-	hwm, err = t.wait(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, true, nil
-		}
-		return nil, true, err
+	if t.err != nil {
+		return nil, true, t.err
 	}
-	if hwm != nil {
-		log.Info("draining", "high_water_marks", hwm)
-	}
-	return hwm, false, nil
+	log.Info("draining", "high_water_marks", t.hwm)
+	return t.hwm, false, nil
 }
 
 // stop ends the read if it is still under way, and waits for it.

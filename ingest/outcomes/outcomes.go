@@ -465,10 +465,11 @@ func (c *Checker) readActions(ctx context.Context, found map[string]*planIndex, 
 }
 
 // addActions adds the actions each yields to found, by plan, in indexes
-// made with hash. each is walked twice: first to size each plan's index,
-// so that the second walk fills it without growing it (a 200,000-action
-// index grown row by row is copied again and again, and the check of
-// every outcome waits for it).
+// made with hash; a plan's actions come from one query (lookup's two
+// queries read disjoint plans). each is walked twice: first to size each
+// plan's index, so that the second walk fills it without growing it (a
+// 200,000-action index grown row by row is copied again and again, and
+// the check of every outcome waits for it).
 func addActions(found map[string]*planIndex, hash func(string) uint64, each func(yield func(plan, action, host, pkg string)) error) error {
 	type size struct{ actions, bytes int }
 	sizes := map[string]*size{}
@@ -490,18 +491,7 @@ func addActions(found map[string]*planIndex, hash func(string) uint64, each func
 	}
 	builders := make(map[string]*planIndexBuilder, len(sizes))
 	for p, n := range sizes {
-		b := newPlanIndexBuilder(n.actions+found[p].len(), n.bytes, hash)
-		// A plan found by an earlier query of the same lookup keeps its
-		// actions.
-		if old := found[p]; old != nil {
-			for i := range old.entries {
-				e := &old.entries[i]
-				if err := b.add(old.str(e.action), old.str(e.host), old.str(e.pkg)); err != nil {
-					return fmt.Errorf("index plan %q: %w", p, err)
-				}
-			}
-		}
-		builders[p] = b
+		builders[p] = newPlanIndexBuilder(n.actions, n.bytes, hash)
 	}
 	var b *planIndexBuilder
 	var err error

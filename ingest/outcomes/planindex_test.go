@@ -58,35 +58,6 @@ func TestPlanIndex(t *testing.T) {
 	}
 }
 
-// TestAddActionsMerges: a plan whose actions come from two reads of one
-// lookup (addActions called twice on found) holds both.
-func TestAddActionsMerges(t *testing.T) {
-	found := map[string]*planIndex{}
-	hash := newHash()
-	rows := func(rs ...[4]string) func(yield func(plan, action, host, pkg string)) error {
-		return func(yield func(plan, action, host, pkg string)) error {
-			for _, r := range rs {
-				yield(r[0], r[1], r[2], r[3])
-			}
-			return nil
-		}
-	}
-	if err := addActions(found, hash, rows([4]string{"p1", "a1", "h1", "k"}, [4]string{"p2", "b1", "h2", "k"})); err != nil {
-		t.Fatal(err)
-	}
-	if err := addActions(found, hash, rows([4]string{"p1", "a2", "h3", "k"})); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct{ plan, action, host string }{{"p1", "a1", "h1"}, {"p1", "a2", "h3"}, {"p2", "b1", "h2"}} {
-		if p, ok := found[c.plan].get(c.action); !ok || p.host != c.host {
-			t.Errorf("%s/%s: %v, %v; want host %s", c.plan, c.action, p, ok, c.host)
-		}
-	}
-	if _, ok := found["p2"].get("a1"); ok {
-		t.Error("an action of p1 found in p2")
-	}
-}
-
 // BenchmarkAddActions: indexing a plan of 200,000 actions, the read that
 // the first outcomes of a plan wait for.
 func BenchmarkAddActions(b *testing.B) {
