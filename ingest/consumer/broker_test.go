@@ -54,18 +54,27 @@ func kafkaLibs(t *testing.T) string {
 	return filepath.Dir(matches[0])
 }
 
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// freePorts returns n distinct free loopback ports. Every listener stays
+// open until all n are picked: closed one by one, the kernel may hand the
+// same port out twice, and Kafka then refuses a broker whose listeners
+// share a port (a CI run failed so).
+func freePorts(t *testing.T, n int) []int {
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 func startPrivateBroker(t *testing.T) *privateBroker {
 	b := &privateBroker{t: t, dir: t.TempDir(), libs: kafkaLibs(t)}
-	port, ctrl := freePort(t), freePort(t)
+	ports := freePorts(t, 2)
+	port, ctrl := ports[0], ports[1]
 	b.addr = fmt.Sprintf("127.0.0.1:%d", port)
 	b.client = &kafka.Client{Addr: kafka.TCP(b.addr), Timeout: 2 * time.Second}
 	b.format(fmt.Sprintf(`process.roles=broker,controller
