@@ -97,7 +97,7 @@ func Status(ctx context.Context, cfg Config, id string, due bool) (*Report, erro
 	var t *tally
 	var candidates []candidate
 	if due {
-		t, candidates, err = readActions(ctx, cfg.Store, sum.ID)
+		t, candidates, err = readActions(ctx, cfg.Store, sum.ID, cfg.Now, true)
 	} else {
 		t, err = ringStats(ctx, cfg.Store, sum.ID)
 	}

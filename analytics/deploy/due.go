@@ -56,29 +56,56 @@ const (
 const retrySearch = 35 * 24 * time.Hour
 
 // candidate is an action that is not done (planned, in_progress or
-// failed): it may be due.
+// failed): it may be due. A candidate the store found outside its window
+// (waiting: NotDueUnsched, NotDueWindow or NotDueEnded) stands for count
+// such actions of one ring, fix and emergency flag: the gate and the
+// holds still decide first which reason counts them, as for one action.
 type candidate struct {
 	DueAction
 	planStatus string
 	attempts   uint32
 	finished   time.Time
+	waiting    string
+	count      uint64
 }
 
-// readActions evaluates a plan's action states once and lets the store
-// aggregate them: one row per (ring, state) with its count and latest
-// finish, except that the actions that are not done (planned,
-// in_progress, failed: the candidates) come one per row, in rank order,
-// with what the due list needs. Only those leave the store one by one;
-// the verified, exposed and other decided actions are counted there.
-func readActions(ctx context.Context, st store.Store, planID string) (*tally, []candidate, error) {
-	rows, err := st.Query(ctx, `SELECT ring, state, count(), max(finished_at),
-		if(state IN `+candidateStates+`, action_id, '') AS candidate,
-		any(host_id), any(hostname), any(group_name), any(ecosystem), any(package), any(target_version),
-		any(wave), any(toUInt8(emergency)), any(toUInt8(approval_required)), any(status), any(window_start), any(window_end),
-		any(attempts), any(max_attempts), min(rank) AS first_rank
-		FROM action_states WHERE plan_id = ?
-		GROUP BY ring, state, candidate
-		ORDER BY first_rank`, planID)
+// sqlActions evaluates a plan's action states once (action_states) and
+// lets the store aggregate them: one row per ring and state with its count
+// and latest finish, except for the actions that are not done (planned,
+// in_progress, failed: the candidates). Of those, the failed ones, and the
+// others whose window is open at the evaluation time, come one per row in
+// rank order with what the due list needs; the others, outside their
+// window or unscheduled, are counted per ring, fix, emergency flag and
+// reason (dueList applies the gate and the holds to each such row as to
+// one action). A 600,000-action plan's first window holds a few hundred
+// actions: the store sends those, not every action of the plan (7 s and
+// 2.6 GB of `make run`'s automation rounds, each).
+//
+// The window test is dueList's, in SQL: the evaluation time, bound to the
+// second, against windows stored to the second, compares as the time
+// itself does. The first parameter, false, turns the classification off
+// (every candidate comes whole), which the differential test compares
+// against.
+const sqlActions = `SELECT ring, state, count(), max(finished_at),
+	state IN %[1]s AS cand,
+	multiIf(NOT (cand AND ?) OR state = ?, '',
+		status = ?, ?,
+		window_start > ?, ?,
+		window_end <= ?, ?, '') AS waiting,
+	if(cand AND waiting = '', action_id, '') AS candidate,
+	if(cand, group_name, '') AS fix_group, if(cand, ecosystem, '') AS fix_ecosystem, if(cand, package, '') AS fix_package,
+	if(cand, target_version, '') AS fix_version, if(cand, toUInt8(emergency), 0) AS is_emergency,
+	any(host_id), any(hostname), any(wave), any(toUInt8(approval_required)), any(status), any(window_start), any(window_end),
+	any(attempts), any(max_attempts), min(rank) AS first_rank
+FROM action_states WHERE plan_id = ?
+GROUP BY ring, state, cand, waiting, candidate, fix_group, fix_ecosystem, fix_package, fix_version, is_emergency
+ORDER BY first_rank`
+
+// readActions reads a plan's tally and due-list candidates at now
+// (sqlActions); classify false reads every candidate whole.
+func readActions(ctx context.Context, st store.Store, planID string, now time.Time, classify bool) (*tally, []candidate, error) {
+	rows, err := st.Query(ctx, fmt.Sprintf(sqlActions, candidateStates),
+		classify, string(Failed), plan.Unscheduled, NotDueUnsched, now, NotDueWindow, now, NotDueEnded, planID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("plan %s: read action states: %w", planID, err)
 	}
@@ -88,12 +115,13 @@ func readActions(ctx context.Context, st store.Store, planID string) (*tally, []
 	for rows.Next() {
 		var c candidate
 		var n uint64
-		var emergency, approval uint8
+		var cand, emergency, approval uint8
 		var state string
 		var rank uint32
 		a := &c.DueAction
-		if err := rows.Scan(&a.Ring, &state, &n, &c.finished, &a.ActionID, &a.HostID, &a.Hostname, &a.Group, &a.Ecosystem, &a.Package, &a.TargetVersion,
-			&a.Wave, &emergency, &approval, &c.planStatus, &a.WindowStart, &a.WindowEnd, &c.attempts, &a.MaxAttempts, &rank); err != nil {
+		if err := rows.Scan(&a.Ring, &state, &n, &c.finished, &cand, &c.waiting, &a.ActionID, &a.Group, &a.Ecosystem, &a.Package, &a.TargetVersion,
+			&emergency, &a.HostID, &a.Hostname, &a.Wave, &approval, &c.planStatus, &a.WindowStart, &a.WindowEnd,
+			&c.attempts, &a.MaxAttempts, &rank); err != nil {
 			return nil, nil, fmt.Errorf("plan %s: read action states: %w", planID, err)
 		}
 		s, err := ParseState(state)
@@ -101,15 +129,16 @@ func readActions(ctx context.Context, st store.Store, planID string) (*tally, []
 			return nil, nil, fmt.Errorf("plan %s: action_states: %w", planID, err)
 		}
 		t.add(a.Ring, s, n, c.finished)
-		if a.ActionID == "" {
+		if cand == 0 {
 			continue
 		}
-		if !s.candidate() || n != 1 {
-			// The query keys candidates by action id: anything else means
-			// the SQL and this code disagree on what a candidate is.
-			return nil, nil, fmt.Errorf("plan %s: action %s: %d actions in state %s read as one candidate (not retryable)", planID, a.ActionID, n, s)
+		if !s.candidate() || (a.ActionID == "") == (c.waiting == "") || a.ActionID != "" && n != 1 {
+			// A candidate row is one action, or a count of actions outside
+			// their window: anything else means the SQL and this code
+			// disagree on what a candidate is.
+			return nil, nil, fmt.Errorf("plan %s: %d actions in state %s read as candidate %q waiting %q (not retryable)", planID, n, s, a.ActionID, c.waiting)
 		}
-		a.Emergency, a.ApprovalRequired, a.State, a.Attempt = emergency != 0, approval != 0, s, c.attempts+1
+		a.Emergency, a.ApprovalRequired, a.State, a.Attempt, c.count = emergency != 0, approval != 0, s, c.attempts+1, n
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
@@ -158,10 +187,13 @@ func dueList(now time.Time, pol *policy.Policy, gates []Gate, holds []Hold, cand
 		open := g.Open || (a.Emergency && g.EmergencyOpen)
 		switch {
 		case !open:
-			out.NotDue[NotDueGate]++
+			out.NotDue[NotDueGate] += c.count
 			continue
 		case held[Fix{a.Group, a.Ecosystem, a.Package, a.TargetVersion}]:
-			out.NotDue[NotDueHeld]++
+			out.NotDue[NotDueHeld] += c.count
+			continue
+		case c.waiting != "":
+			out.NotDue[c.waiting] += c.count
 			continue
 		}
 		if a.State == Failed {

@@ -42,6 +42,9 @@ type Hold struct {
 // recorded yet (any plan), at cfg.Now, and one audit entry (fix.hold)
 // naming the fixes that were not already held. It returns the fixes newly held. Recording twice
 // has no second effect: rollbacks already in fix_holds are skipped.
+// plan_actions is read only for the rolled-back actions: joined whole, every
+// action of every plan went into the join's hash table (0.25 s of each
+// status evaluation of a 600,000-action plan, against 0.05 s).
 func SyncHolds(ctx context.Context, cfg Config) ([]Fix, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
@@ -49,7 +52,8 @@ func SyncHolds(ctx context.Context, cfg Config) ([]Fix, error) {
 	rows, err := cfg.Store.Query(ctx, `SELECT a.group_name, a.ecosystem, a.package, a.target_version,
 		o.finished_at, o.plan_id, o.action_id, o.attempt, o.error
 	FROM (SELECT plan_id, action_id, attempt, finished_at, error FROM outcomes FINAL WHERE status = 'rolled_back') AS o
-	INNER JOIN (SELECT plan_id, action_id, group_name, ecosystem, package, target_version FROM plan_actions) AS a
+	INNER JOIN (SELECT plan_id, action_id, group_name, ecosystem, package, target_version FROM plan_actions
+		WHERE (plan_id, action_id) IN (SELECT plan_id, action_id FROM outcomes WHERE status = 'rolled_back')) AS a
 		ON a.plan_id = o.plan_id AND a.action_id = o.action_id
 	WHERE (o.plan_id, o.action_id, o.attempt) NOT IN (SELECT plan_id, action_id, attempt FROM fix_holds WHERE event = 'hold')
 	ORDER BY o.finished_at`)

@@ -525,7 +525,7 @@ type chunker[T any] struct {
 	cur           *sinkChunk[T]
 }
 
-func (c *chunker[T]) add(m *kafka.Message) bool {
+func (c *chunker[T]) add(m kafka.Message) bool {
 	if c.cur == nil {
 		select {
 		case c.cur = <-c.free:
@@ -536,7 +536,14 @@ func (c *chunker[T]) add(m *kafka.Message) bool {
 		}
 		c.cur.done = make(chan struct{})
 	}
-	c.cur.items = append(c.cur.items, sinkItem[T]{m: *m, gen: c.gen})
+	// The item is filled in place: the chunk's items are zero past its
+	// length (cleared on reuse) and it never grows past fetchChunk, so
+	// this writes two fields rather than copying a whole item (message,
+	// decoded value, row) into it.
+	n := len(c.cur.items)
+	c.cur.items = c.cur.items[:n+1]
+	it := &c.cur.items[n]
+	it.m, it.gen = m, c.gen
 	if len(c.cur.items) >= fetchChunk {
 		return c.flush()
 	}
