@@ -2,12 +2,11 @@ package deploy
 
 import (
 	"context"
-
-	"github.com/patchgrid/patchgrid/analytics/audit"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/patchgrid/patchgrid/analytics/audit"
 	"github.com/patchgrid/patchgrid/analytics/deploy/deploytest"
 	"github.com/patchgrid/patchgrid/analytics/kpi/kpitest"
 	"github.com/patchgrid/patchgrid/analytics/plan"
