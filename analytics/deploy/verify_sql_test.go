@@ -10,10 +10,11 @@ import (
 )
 
 // 0022 redefines action_verification_scans and action_states for speed,
-// keeping their rows: on the hand-worked plan (every state, kernels,
-// stale scans, a target without a key) and a generated fleet of every
-// outcome class, both views hold exactly the rows of 0014's definitions,
-// created here beside them under other names.
+// and 0025 the first for memory, keeping their rows: on the hand-worked
+// plan (every state, kernels, stale scans, a target without a key) and a
+// generated fleet of every outcome class, both views as migrated hold
+// exactly the rows of 0014's definitions, created here beside them under
+// other names.
 func TestVerificationViewsMatch0014OnCHDB(t *testing.T) {
 	f := statesFixture(t)
 	ctx := context.Background()

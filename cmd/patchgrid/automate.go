@@ -32,7 +32,7 @@ const automateActor = "patchgrid run (simulated automation)"
 type automation struct {
 	st           store.Store
 	fleet        *simulate.Fleet
-	brokers      []string
+	broker       *runBroker
 	kconn        kafkaconn.Config
 	scanTopic    string
 	outcomeTopic string
@@ -127,7 +127,7 @@ func (a *automation) play(ctx context.Context) (*automationLoop, error) {
 		if err := a.publish(ctx, res); err != nil {
 			return nil, err
 		}
-		ost, err := outcomes.Run(ctx, consumer.Config{Brokers: a.brokers, Kafka: a.kconn, Topic: a.outcomeTopic, Drain: true, Logger: a.log}, a.st)
+		ost, err := outcomes.Run(ctx, consumer.Config{Brokers: a.broker.addrs, Kafka: a.kconn, Topic: a.outcomeTopic, Drain: true, Logger: a.log}, a.st)
 		if err != nil {
 			return nil, fmt.Errorf("automation: ingest outcomes: %w", err)
 		}
@@ -137,9 +137,10 @@ func (a *automation) play(ctx context.Context) (*automationLoop, error) {
 		return loop, nil
 	}
 	loop.Hosts = len(hosts)
-	if _, err := consumer.Run(ctx, consumer.Config{Brokers: a.brokers, Kafka: a.kconn, Topic: a.scanTopic, Drain: true, Logger: a.log}, a.st); err != nil {
+	if _, err := consumer.Run(ctx, consumer.Config{Brokers: a.broker.addrs, Kafka: a.kconn, Topic: a.scanTopic, Drain: true, Logger: a.log}, a.st); err != nil {
 		return nil, fmt.Errorf("automation: ingest rescans: %w", err)
 	}
+	a.broker.release(consumer.DefaultGroupID, a.scanTopic)
 	if _, err := (&match.Job{Store: a.st, Log: a.log}).Run(ctx, match.Incremental); err != nil {
 		return nil, fmt.Errorf("automation: match rescans: %w", err)
 	}
@@ -193,11 +194,11 @@ func queryRow(ctx context.Context, st store.Store, q string, args []any, dst ...
 // rescans.
 func (a *automation) publish(ctx context.Context, res simulate.Automation) error {
 	for _, topic := range []string{a.outcomeTopic, a.outcomeTopic + ".dlq"} {
-		if err := publish.EnsureTopicWith(ctx, a.kconn, a.brokers, topic, a.partitions); err != nil {
+		if err := publish.EnsureTopicWith(ctx, a.kconn, a.broker.addrs, topic, a.partitions); err != nil {
 			return fmt.Errorf("automation: %w", err)
 		}
 	}
-	op, err := publish.New(publish.Config{Brokers: a.brokers, Topic: a.outcomeTopic, Conn: a.kconn})
+	op, err := publish.New(publish.Config{Brokers: a.broker.addrs, Topic: a.outcomeTopic, Conn: a.kconn})
 	if err != nil {
 		return fmt.Errorf("automation: outcome producer: %w", err)
 	}
@@ -217,7 +218,7 @@ func (a *automation) publish(ctx context.Context, res simulate.Automation) error
 	if err := op.Close(); err != nil {
 		return fmt.Errorf("automation: flush outcomes: %w", err)
 	}
-	sp, err := publish.New(publish.Config{Brokers: a.brokers, Topic: a.scanTopic, Conn: a.kconn})
+	sp, err := publish.New(publish.Config{Brokers: a.broker.addrs, Topic: a.scanTopic, Conn: a.kconn})
 	if err != nil {
 		return fmt.Errorf("automation: scan producer: %w", err)
 	}
