@@ -357,6 +357,8 @@ type runBroker struct {
 }
 
 // startBroker returns the configured brokers, or starts an in-process one.
+// The in-process broker speaks the Kafka protocol, so publish and ingest run
+// the same code as against a cluster.
 func startBroker(cfg runConfig, log *slog.Logger) (*runBroker, error) {
 	if cfg.brokers != "" {
 		return &runBroker{addrs: strings.Split(cfg.brokers, ","), log: log}, nil
