@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -27,6 +28,7 @@ func genFleet(rng *rand.Rand) ([]*Finding, map[string]string) {
 	rings := []string{"test", "pilot", "prod", "lab", ""}
 	owners := []string{"web", "data"}
 	nHosts := 5 + rng.IntN(60)
+	seen := map[[4]string]bool{}
 	for h := range nHosts {
 		id := fmt.Sprintf("h%03d", h)
 		ring := rings[rng.IntN(len(rings))]
@@ -54,18 +56,29 @@ func genFleet(rng *rand.Rand) ([]*Finding, map[string]string) {
 			if rng.IntN(6) == 0 {
 				f.Status, f.FixedVersion = "unfixed", ""
 			}
+			// finding_risk has one row per (host, advisory, package,
+			// installed version): a repeat is not a finding of its own.
+			k := [4]string{f.HostID, f.AdvisoryID, f.Package, f.Installed}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
 			fs = append(fs, f)
 		}
 	}
 	return fs, wins
 }
 
-// seedFindings replaces the store's open findings (finding_risk's
-// snapshot) and scans with fs and the hosts' windows.
+// seedFindings replaces the store's open findings (the tables behind
+// finding_risk, 0026) and scans with fs and the hosts' windows. A
+// finding's risk_score is made fs's: finding_risk adds the parts that move
+// with the host and the clock to the stored risk_cvss when read, so the
+// findings are written twice, the second time with risk_cvss less those
+// parts as the first read them.
 func seedFindings(t *testing.T, st store.Store, fs []*Finding, wins map[string]string) {
 	t.Helper()
 	ctx := context.Background()
-	for _, tbl := range []string{"finding_risk_snapshot", "scans"} {
+	for _, tbl := range []string{"finding_risk_base", "host_facts", "scans"} {
 		if err := st.Exec(ctx, "TRUNCATE TABLE "+tbl); err != nil {
 			t.Fatal(err)
 		}
@@ -76,29 +89,81 @@ func seedFindings(t *testing.T, st store.Store, fs []*Finding, wins map[string]s
 		}
 		return 0
 	}
-	var rows [][]any
+	now := time.Now().UTC().Truncate(time.Second)
+	hosts := map[string]bool{}
+	var hostRows [][]any
 	for _, f := range fs {
-		due := time.Unix(0, 0).UTC()
-		if !f.KEVDueDate.IsZero() {
-			due = f.KEVDueDate
+		if !hosts[f.HostID] {
+			hosts[f.HostID] = true
+			hostRows = append(hostRows, []any{f.HostID, f.Hostname, f.Owner, f.Ring, f.OS, uint8(f.Criticality), b8(f.InternetFacing), now, now})
 		}
-		rows = append(rows, []any{f.HostID, f.Hostname, f.Owner, f.Ring, f.OS, uint8(f.Criticality), b8(f.InternetFacing),
-			f.Source, f.AdvisoryID, f.Severity, f.EPSS, b8(f.HasEPSS), b8(f.KEV), due,
-			f.Ecosystem, f.Package, f.Installed, f.Status, f.FixedVersion, f.ClockStart, f.RiskScore})
 	}
-	if err := st.Insert(ctx, "finding_risk_snapshot", []string{"host_id", "hostname", "owner", "ring", "os", "criticality", "internet_facing",
-		"source", "advisory_id", "severity", "epss", "has_epss", "kev", "kev_due_date",
-		"ecosystem", "package", "installed_version", "status", "fixed_version", "clock_start", "risk_score"}, rows); err != nil {
+	if err := st.Insert(ctx, "host_facts", []string{"host_id", "hostname", "owner", "ring", "os", "criticality", "internet_facing",
+		"last_scan_at", "as_of"}, hostRows); err != nil {
 		t.Fatal(err)
 	}
-	rows = rows[:0]
+	key := func(host, adv, pkg, installed string) string {
+		return host + "\x00" + adv + "\x00" + pkg + "\x00" + installed
+	}
+	rest := map[string]float64{}
+	write := func(version uint64) {
+		var rows [][]any
+		for _, f := range fs {
+			due := time.Unix(0, 0).UTC()
+			if !f.KEVDueDate.IsZero() {
+				due = f.KEVDueDate
+			}
+			rows = append(rows, []any{f.HostID, f.Hostname, f.Owner, f.Ring, f.OS, uint8(f.Criticality), b8(f.InternetFacing),
+				f.Source, f.AdvisoryID, f.Severity, f.EPSS, b8(f.HasEPSS), b8(f.KEV), due,
+				f.Ecosystem, f.Package, f.Installed, f.Status, f.FixedVersion, f.ClockStart,
+				f.RiskScore - rest[key(f.HostID, f.AdvisoryID, f.Package, f.Installed)],
+				rowKey(f), version})
+		}
+		if err := st.Insert(ctx, "finding_risk_base", []string{"host_id", "hostname", "owner", "ring", "os", "criticality", "internet_facing",
+			"source", "advisory_id", "severity", "epss", "has_epss", "kev", "kev_due_date",
+			"ecosystem", "package", "installed_version", "status", "fixed_version", "clock_start", "risk_cvss", "row_key", "version"}, rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(1)
+	rows, err := st.Query(ctx, "SELECT host_id, advisory_id, package, installed_version, risk_score - risk_cvss FROM finding_risk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var host, adv, pkg, installed string
+		var r float64
+		if err := rows.Scan(&host, &adv, &pkg, &installed, &r); err != nil {
+			t.Fatal(err)
+		}
+		rest[key(host, adv, pkg, installed)] = r
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	if n != len(fs) {
+		t.Fatalf("finding_risk reads %d of the %d findings written", n, len(fs))
+	}
+	write(2)
+	var scans [][]any
 	for id, w := range wins {
 		// An older scan with another window: the latest one counts.
-		rows = append(rows, []any{id, id + "-s1", at.Add(-48 * time.Hour), "Mon 00:00-00:30 UTC"}, []any{id, id + "-s2", at.Add(-time.Hour), w})
+		scans = append(scans, []any{id, id + "-s1", at.Add(-48 * time.Hour), "Mon 00:00-00:30 UTC"}, []any{id, id + "-s2", at.Add(-time.Hour), w})
 	}
-	if err := st.Insert(ctx, "scans", []string{"host_id", "scan_id", "scanned_at", "maintenance_window"}, rows); err != nil {
+	if err := st.Insert(ctx, "scans", []string{"host_id", "scan_id", "scanned_at", "maintenance_window"}, scans); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// rowKey is a finding's identity within its host as finding_risk_base's
+// row_key (any 64-bit hash: the base only needs distinct keys).
+func rowKey(f *Finding) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(f.AdvisoryID + "\x00" + f.Package + "\x00" + f.Installed))
+	return h.Sum64()
 }
 
 // readActions reads plan id's actions as the Builder's Plan holds them.

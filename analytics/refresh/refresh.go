@@ -33,17 +33,18 @@ const (
 )
 
 // Snapshots are the views of schemas/migrations/0005_snapshots.sql that a
-// refresh copies from X_live into X_snapshot, in this order (finding_risk
-// and host_risk read exposure_risk, the KPIs kpi_exposures; none reads
-// another snapshot).
+// refresh copies whole from X_live into X_snapshot, in this order, after
+// the per-host base rows behind kpi_exposures and finding_risk
+// (0026_incremental_snapshots.sql): host_risk reads exposure_risk, the KPIs
+// kpi_exposures; none reads another snapshot.
 var Snapshots = []string{
 	"kpi_mttr", "kpi_time_to_patch", "kpi_sla_compliance", "kpi_patch_coverage", "kpi_open_exposure",
-	"kpi_remediation_rate", "kpi_exposure_window", "kpi_daily_trend", "finding_risk", "host_risk",
-	// Compliance posture (0019_posture.sql): after finding_risk, which
-	// finding_exceptions reads for the exceptions in force.
+	"kpi_remediation_rate", "kpi_exposure_window", "kpi_daily_trend", "host_risk",
+	// Compliance posture (0019_posture.sql): reads finding_risk, and
+	// finding_exceptions for the exceptions in force.
 	"compliance_posture", "compliance_posture_trend",
 	// Deployment KPIs (0015_deploy_kpis.sql): outcomes, action states and
-	// exposure_facts; no snapshot.
+	// kpi_exposures; no snapshot.
 	"kpi_deploy_failures", "kpi_deploy_stage_success", "kpi_deploy_test_pass", "kpi_deploy_time_to_verify",
 	"kpi_deploy_still_exposed", "kpi_deploy_regressions", "kpi_deploy_plans",
 }
@@ -91,6 +92,13 @@ type Stats struct {
 	ExposedHosts uint64
 	Exposures    uint64 // exposure_spans rows written, deletions included
 	Segments     uint64 // host_segments rows written, deletions included
+	// RewrittenHosts are the hosts whose exposure_base and
+	// finding_risk_base rows were rewritten: every host in a full refresh
+	// (and in the first refresh that writes them); in an incremental one,
+	// those whose exposures, latest inventory, attributes, staleness,
+	// end-of-life exposure or exceptions changed, or that are exposed to
+	// an advisory that changed.
+	RewrittenHosts uint64
 	// Steps is the time of each phase and of each snapshot table, in
 	// order (also logged in one line at the end). Not in the audit
 	// record: it is a measurement, not what the refresh decided.
@@ -125,9 +133,9 @@ func (r *Job) Run(ctx context.Context, mode Mode) (Stats, error) {
 	}
 	// Recorded even when it failed; a failed run's watermark is not used.
 	if rerr := r.Store.Insert(ctx, "refresh_runs", []string{"refresh_id", "mode", "started_at", "finished_at", "watermark", "hosts", "advisories", "exposures", "error",
-		"exposed_hosts", "segments", "layout"},
+		"exposed_hosts", "segments", "layout", "rewritten_hosts"},
 		[][]any{{st.RefreshID, string(st.Mode), st.Started, st.Finished, st.Watermark, st.Hosts, st.Advisories, st.Exposures, errText,
-			st.ExposedHosts, st.Segments, uint8(2)}}); rerr != nil && err == nil {
+			st.ExposedHosts, st.Segments, uint8(3), st.RewrittenHosts}}); rerr != nil && err == nil {
 		err = fmt.Errorf("refresh %s: recording the run: %w", st.RefreshID, rerr)
 	}
 	if err != nil {
@@ -135,7 +143,7 @@ func (r *Job) Run(ctx context.Context, mode Mode) (Stats, error) {
 		return st, err
 	}
 	log.Info("refresh", "refresh", st.RefreshID, "mode", st.Mode, "hosts", st.Hosts, "advisories", st.Advisories,
-		"exposed_hosts", st.ExposedHosts, "exposure_rows", st.Exposures, "segment_rows", st.Segments, "took", time.Since(now).Round(time.Millisecond))
+		"exposed_hosts", st.ExposedHosts, "exposure_rows", st.Exposures, "segment_rows", st.Segments, "rewritten_hosts", st.RewrittenHosts, "took", time.Since(now).Round(time.Millisecond))
 	log.Info("refresh steps", stepAttrs(st.Steps)...)
 	return st, nil
 }
@@ -203,8 +211,12 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 	// recomputed, and the hosts whose exposures are recomputed.
 	suffix := stagingSuffix(id)
 	tables := strings.NewReplacer("{segments}", "refresh_segments__"+suffix, "{expose}", "refresh_expose__"+suffix,
-		"{exposing}", "refresh_exposing__"+suffix)
-	staging := []string{"refresh_segments__" + suffix, "refresh_expose__" + suffix, "refresh_exposing__" + suffix}
+		"{exposing}", "refresh_exposing__"+suffix, "{rewrite}", "refresh_rewrite__"+suffix,
+		"{hosts}", "refresh_hosts__"+suffix, "{advisories}", "refresh_advisories__"+suffix,
+		"{xexposures}", "refresh_xexposures__"+suffix, "{xfindings}", "refresh_xfindings__"+suffix)
+	staging := []string{"refresh_segments__" + suffix, "refresh_expose__" + suffix, "refresh_exposing__" + suffix,
+		"refresh_rewrite__" + suffix, "refresh_hosts__" + suffix, "refresh_advisories__" + suffix,
+		"refresh_xexposures__" + suffix, "refresh_xfindings__" + suffix}
 	defer func() {
 		for _, t := range staging {
 			if err := r.Store.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+t); err != nil {
@@ -216,6 +228,11 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 		refreshStep{"create staging tables", tables.Replace("CREATE TABLE {segments} ENGINE = MergeTree ORDER BY (host_id, seg_idx) EMPTY AS SELECT * FROM host_segments"), nil, 0},
 		refreshStep{"create staging tables", tables.Replace("CREATE TABLE {expose} (host_id String) ENGINE = MergeTree ORDER BY host_id"), nil, 0},
 		refreshStep{"create staging tables", tables.Replace("CREATE TABLE {exposing} (state_key UInt64, advisory_key UInt64) ENGINE = MergeTree ORDER BY state_key"), nil, 0},
+		refreshStep{"create staging tables", tables.Replace("CREATE TABLE {rewrite} (host_id String) ENGINE = MergeTree ORDER BY host_id"), nil, 0},
+		refreshStep{"create staging tables", tables.Replace("CREATE TABLE {hosts} AS host_facts"), nil, 0},
+		refreshStep{"create staging tables", tables.Replace("CREATE TABLE {advisories} AS advisory_facts"), nil, 0},
+		refreshStep{"create staging tables", tables.Replace("CREATE TABLE {xexposures} AS exposure_exceptions_snapshot"), nil, 0},
+		refreshStep{"create staging tables", tables.Replace("CREATE TABLE {xfindings} AS finding_exceptions_snapshot"), nil, 0},
 	); err != nil {
 		return err
 	}
@@ -288,9 +305,23 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 		return fmt.Errorf("refresh %s: counting rows written: %w", id, err)
 	}
 	st.timed("exposures", t0)
-	// The snapshots whose rows are each of one host are copied a range of
-	// hosts at a time (as exposures are): each copy holds only its hosts'
-	// rows in its joins and sorts, whatever the size of the fleet.
+	// Current ClickHouse reorders inner joins by estimated size, and for
+	// finding_risk_live it picks the fan-out of every host's inventory
+	// findings as a hash table (GBs at 10,000 hosts) over the open
+	// exposures it should stream against. Servers that do not reorder lack
+	// the setting.
+	var reorders uint64
+	if err := queryOne(ctx, r.Store, "SELECT count() FROM system.settings WHERE name = 'query_plan_optimize_join_order_limit'", nil, &reorders); err != nil {
+		return fmt.Errorf("refresh %s: reading settings: %w", id, err)
+	}
+	t0 = time.Now()
+	if err := r.baseRows(ctx, st, tables, version, reorders > 0, log); err != nil {
+		return err
+	}
+	st.timed("base_rows", t0)
+	// The per-host snapshots are copied a range of hosts at a time (as
+	// exposures are): each copy holds only its hosts' rows in its joins and
+	// sorts, whatever the size of the fleet.
 	var hosts uint64
 	if err := queryOne(ctx, r.Store, "SELECT count() FROM "+snapshotHosts, nil, &hosts); err != nil {
 		return fmt.Errorf("refresh %s: counting the fleet's hosts: %w", id, err)
@@ -310,31 +341,14 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 		}
 		return out
 	}
-	// exposure_facts leaves out dims (kpi_exposures rebuilds them).
-	m := r.meter(log, "refresh snapshots", "tables", uint64(len(Snapshots)+1))
+	m := r.meter(log, "refresh snapshots", "tables", uint64(len(Snapshots)))
 	defer m.Stop()
-	t0 = time.Now()
-	if err := r.replace(ctx, id, "exposure_facts", byHost("SELECT * EXCEPT (dims) FROM kpi_exposures_live WHERE %s SETTINGS "+snapshotBlocks), r.Memory, log, m); err != nil {
-		return err
-	}
-	st.timed("exposure_facts", t0)
-	// Current ClickHouse reorders inner joins by estimated size, and for
-	// finding_risk it picks the fan-out of every host's inventory findings
-	// as a hash table (GBs at 10,000 hosts) over the open exposures it
-	// should stream against. Servers that do not reorder lack the setting.
-	var reorders uint64
-	if err := queryOne(ctx, r.Store, "SELECT count() FROM system.settings WHERE name = 'query_plan_optimize_join_order_limit'", nil, &reorders); err != nil {
-		return fmt.Errorf("refresh %s: reading settings: %w", id, err)
-	}
 	for _, name := range Snapshots {
 		where := ""
 		if perHostSnapshots[name] {
 			where = " WHERE %s"
 		}
 		q := "SELECT * FROM " + name + "_live" + where + " SETTINGS " + snapshotBlocks
-		if name == "finding_risk" && reorders > 0 {
-			q += ", query_plan_optimize_join_order_limit = 0"
-		}
 		qs, budget := []string{q}, r.fleetMemory()
 		if perHostSnapshots[name] {
 			qs, budget = byHost(q), r.Memory
@@ -517,7 +531,7 @@ const rescanMargin = time.Hour
 
 // perHostSnapshots are the Snapshots whose rows are each of one host
 // (host_id), and which a refresh copies a range of hosts at a time.
-var perHostSnapshots = map[string]bool{"finding_risk": true, "host_risk": true}
+var perHostSnapshots = map[string]bool{"host_risk": true}
 
 // snapshotHosts are the hosts whose ranges shard the per-host snapshots:
 // every host with history. They only balance the shards: the ranges cover

@@ -330,6 +330,11 @@ FROM advisories FINAL WHERE source = ? AND advisory_id = ?`, src, adv); err != n
 		t.Errorf("step 2: refresh wrote %d exposure rows and recomputed %d hosts, want %d (the withdrawn advisory's, deleted) and 0",
 			rs.Exposures, rs.ExposedHosts, advHosts)
 	}
+	// Only those hosts' rows behind kpi_exposures and finding_risk are
+	// rewritten (0026): nothing else of the fleet changed.
+	if rs.RewrittenHosts != advHosts {
+		t.Errorf("step 2: refresh rewrote the base rows of %d hosts, want %d (those exposed to the withdrawn advisory)", rs.RewrittenHosts, advHosts)
+	}
 	t.Logf("step 2: withdrew %s/%s, exposed on %d hosts", src, adv, advHosts)
 
 	// Step 3: a new advisory covers a version that hosts ran before a fix
@@ -360,7 +365,54 @@ FROM advisories FINAL WHERE source = ? AND advisory_id = ?`, src, adv); err != n
 	if rs.Exposures != newRows || rs.ExposedHosts != 0 {
 		t.Errorf("step 3: refresh wrote %d exposure rows and recomputed %d hosts, want %d (the new advisory's) and 0", rs.Exposures, rs.ExposedHosts, newRows)
 	}
+	var newHosts uint64
+	if err := queryOne(ctx, st, "SELECT uniqExact(host_id) FROM exposure_history WHERE source = ? AND advisory_id = ?", []any{src, newAdv}, &newHosts); err != nil {
+		t.Fatal(err)
+	}
+	if rs.RewrittenHosts != newHosts {
+		t.Errorf("step 3: refresh rewrote the base rows of %d hosts, want %d (those exposed to the new advisory)", rs.RewrittenHosts, newHosts)
+	}
 	t.Logf("step 3: new advisory %s exposed %d host(s), %d resolved", newAdv, newRows, newResolved)
+
+	// Step 4: a new EPSS score for the CVE of an advisory many hosts are
+	// exposed to. No record, scan or exposure changes: only the hosts
+	// exposed (now or before) to the advisories that take that score have
+	// their base rows rewritten (0026's advisory_facts).
+	var cve string
+	if err := queryOne(ctx, st, `SELECT cves[1] FROM kpi_exposures WHERE length(cves) = 1
+GROUP BY cves[1] ORDER BY uniqExact(host_id) DESC, cves[1] LIMIT 1`, nil, &cve); err != nil || cve == "" {
+		t.Fatalf("step 4: no advisory of one CVE among the exposures (%v)", err)
+	}
+	for _, q := range []string{
+		"CREATE TABLE epss_before ENGINE = MergeTree ORDER BY tuple() AS SELECT source, advisory_id, epss FROM kpi_advisories",
+		// Above any score the CVE had (EPSS is at most 1).
+		`INSERT INTO epss (cve, epss, percentile, score_date, model_version, loaded_at)
+SELECT ?, 0.987, 0.999, today(), 'pgtest', now() + 86400`,
+	} {
+		args := []any{}
+		if strings.Contains(q, "?") {
+			args = append(args, cve)
+		}
+		if err := st.Exec(ctx, q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var epssHosts, epssAdvisories uint64
+	if err := queryOne(ctx, st, `SELECT uniqExact(host_id), uniqExact(source, advisory_id) FROM exposure_history
+WHERE (source, advisory_id) IN (
+    SELECT source, advisory_id FROM (SELECT source, advisory_id, epss FROM kpi_advisories EXCEPT SELECT source, advisory_id, epss FROM epss_before))`,
+		nil, &epssHosts, &epssAdvisories); err != nil {
+		t.Fatal(err)
+	}
+	if epssHosts == 0 {
+		t.Fatalf("step 4: the new score of %s changes no exposed advisory", cve)
+	}
+	rs = step("step 4 (EPSS update)", Incremental)
+	if rs.RewrittenHosts != epssHosts || rs.Exposures != 0 || rs.ExposedHosts != 0 {
+		t.Errorf("step 4: refresh rewrote the base rows of %d hosts, wrote %d exposure rows and recomputed %d hosts; want %d (those exposed to the %d advisories of %s), 0 and 0",
+			rs.RewrittenHosts, rs.Exposures, rs.ExposedHosts, epssHosts, epssAdvisories, cve)
+	}
+	t.Logf("step 4: new EPSS score of %s: %d advisories, %d hosts rewritten", cve, epssAdvisories, rs.RewrittenHosts)
 
 	// A full refresh rewrites everything and changes nothing.
 	if err := st.Exec(ctx, "CREATE TABLE history_before ENGINE = MergeTree ORDER BY tuple() AS SELECT * FROM exposure_history"); err != nil {
@@ -528,14 +580,15 @@ func compareSets(ctx context.Context, t *testing.T, st store.Store, name, a, b s
 	}
 }
 
-// checkSnapshots holds the risk snapshots and exposure_facts to their
-// live definitions. exposure_facts' window_end and window_days of open
-// exposures are now() of the refresh, so they are left out.
+// checkSnapshots holds the views over the refreshed per-host tables
+// (kpi_exposures, finding_risk; 0026) and host_risk's snapshot to their
+// live definitions. kpi_exposures' window_end and window_days of open
+// exposures are as of the refresh, so they are left out.
 func checkSnapshots(ctx context.Context, t *testing.T, st store.Store, name string) {
 	t.Helper()
 	pairs := [][3]string{
-		{"exposure_facts", "kpi_exposures_live", ""},
-		{"finding_risk_snapshot", "finding_risk_live", ""},
+		{"kpi_exposures", "kpi_exposures_live", ""},
+		{"finding_risk", "finding_risk_live", ""},
 		{"host_risk_snapshot", "host_risk_live", ""},
 	}
 	for _, p := range pairs {
@@ -557,6 +610,12 @@ func checkSnapshots(ctx context.Context, t *testing.T, st store.Store, name stri
 		}
 		if na != nb || onlyA != 0 || onlyB != 0 || na == 0 {
 			t.Errorf("%s: %s (%d rows) and %s (%d rows) differ: %d rows only in the first, %d only in the second", name, p[0], na, p[1], nb, onlyA, onlyB)
+			for _, side := range [][2]string{{p[0], p[1]}, {p[1], p[0]}} {
+				_, rows := readAll(ctx, t, st, fmt.Sprintf("SELECT * FROM (SELECT %[3]s FROM %[1]s EXCEPT SELECT %[3]s FROM %[2]s) ORDER BY 1, 2, 3 LIMIT 3", side[0], side[1], p[2]))
+				for _, r := range rows {
+					t.Logf("  only in %s: %v", side[0], r)
+				}
+			}
 		}
 	}
 }
@@ -854,7 +913,8 @@ func sameValue(a, b any) bool {
 }
 
 func statsLine(s Stats) string {
-	return fmt.Sprintf("hosts=%d advisories=%d exposed_hosts=%d exposure_rows=%d segment_rows=%d", s.Hosts, s.Advisories, s.ExposedHosts, s.Exposures, s.Segments)
+	return fmt.Sprintf("hosts=%d advisories=%d exposed_hosts=%d exposure_rows=%d segment_rows=%d rewritten_hosts=%d",
+		s.Hosts, s.Advisories, s.ExposedHosts, s.Exposures, s.Segments, s.RewrittenHosts)
 }
 
 // seedSameSecond writes one advisory A1 found in inventory inv-a (inv-b has
@@ -973,24 +1033,29 @@ func TestRefreshOpenEnded(t *testing.T) {
 		exposures     uint64 // exposure_spans rows written
 		exposedHosts  uint64
 		open, history uint64 // open exposures, and rows, of exposure_history after
+		owner         string
+		rewritten     uint64 // hosts whose base rows (0026) were rewritten
 	}{
-		{"first scans", []int{20, 19}, "inv-a", k1, Incremental, 2, 1, 2, 2},
-		{"heartbeats", []int{18, 17, 16}, "inv-a", k1, Incremental, 0, 0, 2, 2},
-		{"reboot into another kernel", []int{15}, "inv-a", k2, Incremental, 1, 1, 1, 2},
-		{"heartbeats after the reboot", []int{14, 13}, "inv-a", k2, Incremental, 0, 0, 1, 2},
-		{"fixed", []int{12}, "inv-b", k2, Incremental, 1, 1, 0, 2},
-		{"heartbeats while fixed", []int{11}, "inv-b", k2, Incremental, 0, 0, 0, 2},
-		{"rolled back", []int{10}, "inv-a", k1, Incremental, 2, 1, 2, 2},
-		{"heartbeats after the rollback", []int{9, 8, 7}, "inv-a", k1, Incremental, 0, 0, 2, 2},
-		{"full refresh changes nothing", nil, "", "", Full, 0, 1, 2, 2},
+		{"first scans", []int{20, 19}, "inv-a", k1, Incremental, 2, 1, 2, 2, "web", 1},
+		{"heartbeats", []int{18, 17, 16}, "inv-a", k1, Incremental, 0, 0, 2, 2, "web", 0},
+		// The base rows hold the owner: the host's are rewritten.
+		{"heartbeats of a new owner", []int{16}, "inv-a", k1, Incremental, 0, 0, 2, 2, "db", 1},
+		{"reboot into another kernel", []int{15}, "inv-a", k2, Incremental, 1, 1, 1, 2, "db", 1},
+		{"heartbeats after the reboot", []int{14, 13}, "inv-a", k2, Incremental, 0, 0, 1, 2, "db", 0},
+		{"fixed", []int{12}, "inv-b", k2, Incremental, 1, 1, 0, 2, "db", 1},
+		{"heartbeats while fixed", []int{11}, "inv-b", k2, Incremental, 0, 0, 0, 2, "db", 0},
+		{"rolled back", []int{10}, "inv-a", k1, Incremental, 2, 1, 2, 2, "db", 1},
+		{"heartbeats after the rollback", []int{9, 8, 7}, "inv-a", k1, Incremental, 0, 0, 2, 2, "db", 0},
+		{"full refresh changes nothing", nil, "", "", Full, 0, 1, 2, 2, "", 1},
 	} {
 		var rows [][]any
 		for _, ago := range day.daysAgo {
 			scanNo++
-			rows = append(rows, []any{"h1", fmt.Sprintf("s%02d", scanNo), now.AddDate(0, 0, -ago), now, day.inv, day.kernel})
+			rows = append(rows, []any{"h1", fmt.Sprintf("s%02d", scanNo), now.AddDate(0, 0, -ago).Add(time.Duration(scanNo) * time.Second), now,
+				day.inv, day.kernel, day.owner})
 		}
 		if len(rows) > 0 {
-			must(st.Insert(ctx, "scans", []string{"host_id", "scan_id", "scanned_at", "received_at", "inventory_hash", "kernel_running"}, rows))
+			must(st.Insert(ctx, "scans", []string{"host_id", "scan_id", "scanned_at", "received_at", "inventory_hash", "kernel_running", "owner"}, rows))
 		}
 		rs, err := job.Run(ctx, day.mode)
 		if err != nil {
@@ -1008,6 +1073,24 @@ func TestRefreshOpenEnded(t *testing.T) {
 			t.Errorf("%s: exposure_history has %d open of %d rows, want %d of %d", day.name, open, total, day.open, day.history)
 		}
 		compareSets(ctx, t, st, day.name, "exposure_history", "exposure_history_live")
+		if rs.RewrittenHosts != day.rewritten {
+			t.Errorf("%s: refresh rewrote the base rows of %d hosts, want %d", day.name, rs.RewrittenHosts, day.rewritten)
+		}
+		// The host's owner as of this refresh, and its last scan, read
+		// with the base rows; open windows end at the refresh.
+		for _, p := range [][2]string{{"kpi_exposures", "kpi_exposures_live"}, {"finding_risk", "finding_risk_live"}} {
+			q := fmt.Sprintf(`SELECT (SELECT count() FROM %[1]s), (SELECT count() FROM %[2]s),
+    (SELECT count() FROM (SELECT * EXCEPT (window_end, window_days) FROM %[1]s EXCEPT SELECT * EXCEPT (window_end, window_days) FROM %[2]s)),
+    (SELECT countIf(owner != 'db') FROM %[1]s)`, p[0], p[1])
+			if p[0] == "finding_risk" {
+				q = strings.ReplaceAll(q, "* EXCEPT (window_end, window_days)", "*")
+			}
+			var n, nLive, diff, otherOwner uint64
+			must(queryOne(ctx, st, q, nil, &n, &nLive, &diff, &otherOwner))
+			if n != nLive || diff != 0 || day.owner == "db" && otherOwner != 0 {
+				t.Errorf("%s: %s has %d rows (%d differ from %s's %d, %d of another owner than db)", day.name, p[0], n, diff, p[1], nLive, otherOwner)
+			}
+		}
 	}
 	var reopened uint64
 	must(queryOne(ctx, st, "SELECT sum(reopened) FROM exposure_history", nil, &reopened))
@@ -1054,7 +1137,8 @@ func TestRefreshFleetBudget(t *testing.T) {
 
 // TestMediansHandWorked holds kpi_time_to_patch_live and kpi_mttr_live
 // (0024: medians in two passes over whole days) to figures worked out by
-// hand on a few exposures written straight into exposure_facts, and to
+// hand on a few exposures written straight into the tables behind
+// kpi_exposures (exposure_base, host_facts), and to
 // their 0016 definitions on the same rows. A median is the element at
 // 0-based rank floor(count / 2) of the sorted durations (the upper one of
 // an even count): high has 5 resolved exposures (rank 2), low 4 (rank 2,
@@ -1093,16 +1177,29 @@ func TestMediansHandWorked(t *testing.T) {
 		}
 		return float64(s) / day
 	}
-	var rows [][]any
+	// The exposures go straight into the tables behind kpi_exposures
+	// (0026): a stale host's last scan is 100 days old, and its rows say
+	// it is stale, as a refresh writes them.
+	var rows, hosts [][]any
+	now := time.Now().UTC().Truncate(time.Second)
 	for i, e := range exposures {
 		closed := e.open == 0
-		rows = append(rows, []any{fmt.Sprintf("h%d", i), fmt.Sprintf("host-%d", i), "ops", e.ring, uint8(2), "debian 12",
+		host := fmt.Sprintf("h%d", i)
+		rows = append(rows, []any{host, fmt.Sprintf("host-%d", i), "ops", e.ring, uint8(2), "debian 12",
 			"osv", fmt.Sprintf("A%d", i), e.sev, e.open, e.stale, e.acc,
 			days(e.pub, closed), days(e.fix, closed && e.fix >= 0), days(e.dis, closed), days(e.rem, closed)})
+		last := now
+		if e.stale == 1 {
+			last = now.Add(-100 * 24 * time.Hour)
+		}
+		hosts = append(hosts, []any{host, last, now})
 	}
-	if err := st.Insert(ctx, "exposure_facts", []string{"host_id", "hostname", "owner", "ring", "criticality", "os",
+	if err := st.Insert(ctx, "exposure_base", []string{"host_id", "hostname", "owner", "ring", "criticality", "os",
 		"source", "advisory_id", "severity", "is_open", "stale", "accepted",
 		"ttp_publication_days", "ttp_fix_days", "ttp_disclosure_days", "remediation_days"}, rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Insert(ctx, "host_facts", []string{"host_id", "last_scan_at", "as_of"}, hosts); err != nil {
 		t.Fatal(err)
 	}
 

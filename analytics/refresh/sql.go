@@ -4,10 +4,10 @@ package refresh
 // schemas/migrations/0005_snapshots.sql. Placeholders bind in order.
 
 const (
-	// Only runs that wrote exposure_spans (layout 2, 0018) count: an
-	// incremental refresh continues from them.
-	sqlPreviousWatermark = `SELECT max(watermark) FROM refresh_runs WHERE error = '' AND layout = 2`
-	sqlLayoutRuns        = `SELECT count() FROM refresh_runs WHERE error = '' AND layout = 2`
+	// Only runs that wrote exposure_spans (layout 2, 0018, and later) count:
+	// an incremental refresh continues from them.
+	sqlPreviousWatermark = `SELECT max(watermark) FROM refresh_runs WHERE error = '' AND layout >= 2`
+	sqlLayoutRuns        = `SELECT count() FROM refresh_runs WHERE error = '' AND layout >= 2`
 	sqlWatermark         = `SELECT max(received_at) FROM scans`
 
 	sqlPendingHostsAll = `INSERT INTO refresh_pending_hosts (refresh_id, host_id)
@@ -221,3 +221,107 @@ var sqlDropPending = []string{
 	`ALTER TABLE refresh_pending_inventories DELETE WHERE refresh_id = ?`,
 	`ALTER TABLE refresh_pending_advisories DELETE WHERE refresh_id = ?`,
 }
+
+// The per-host snapshots (schemas/migrations/0026_incremental_snapshots.sql):
+// host_facts, the exception snapshots and advisory_facts are recomputed
+// whole (one row per host, covered row or advisory) into staging tables
+// ({hosts}, {xexposures}, {xfindings}, {advisories}), compared with the
+// stored ones, then swapped in; exposure_base and finding_risk_base are
+// rewritten only for the hosts in {rewrite}.
+const (
+	// sqlHostFacts is host_facts' rows as of now: kpi_hosts, the hash of
+	// each host's end-of-life exposure (last_seen apart: rescans move it),
+	// whether it is stale, and now, where open windows end until the next
+	// refresh.
+	sqlHostFacts = `SELECT h.host_id, h.hostname, h.owner, h.ring, h.criticality, h.internet_facing, h.os, h.last_scan_at, e.eol_fp,
+    toUInt8(h.last_scan_at < assumeNotNull((SELECT stale_before FROM kpi_stale_limit))), now()
+FROM kpi_hosts AS h
+LEFT JOIN (
+    SELECT host_id, groupBitXor(cityHash64(source, advisory_id, first_seen, resolved_at, reopened, exposed_now, eol_at, eol_source, os_ecosystem, basis)) AS eol_fp
+    FROM eol_exposures GROUP BY host_id
+) AS e ON e.host_id = h.host_id
+SETTINGS join_use_nulls = 0`
+
+	// sqlAdvisoryFacts is advisory_facts' rows as of now: per advisory, a
+	// hash of its kpi_advisories row, its current record (whose findings
+	// say whether a fix exists) and its per-release ratings.
+	sqlAdvisoryFacts = `SELECT a.source, a.advisory_id, cityHash64(a.row, r.record_hash, rr.ratings)
+FROM (SELECT source, advisory_id, cityHash64(*) AS row FROM kpi_advisories) AS a
+LEFT JOIN (SELECT source, advisory_id, record_hash FROM advisories FINAL WHERE withdrawn = 0) AS r
+    ON r.source = a.source AND r.advisory_id = a.advisory_id
+LEFT JOIN (
+    SELECT source, advisory_id, groupBitXor(cityHash64(ecosystem, severity, severity_source)) AS ratings
+    FROM vuln_release_ratings GROUP BY source, advisory_id
+) AS rr ON rr.source = a.source AND rr.advisory_id = a.advisory_id
+SETTINGS join_use_nulls = 0`
+
+	// sqlRewriteChanged is the hosts whose base rows an incremental
+	// refresh rewrites: those whose exposures were recomputed or changed
+	// (?: this refresh's version); those new to host_facts or whose
+	// attributes or end-of-life exposure changed ({hosts} against
+	// host_facts, staleness included); those whose exceptions in force changed ({xexposures}
+	// and {xfindings} against the exception snapshots); and those exposed
+	// to an advisory whose advisory_facts row changed, appeared or went
+	// ({advisories} against advisory_facts). The last scan and the clock
+	// are read with the base rows, not stored in them.
+	sqlRewriteChanged = `INSERT INTO {rewrite} (host_id)
+SELECT host_id FROM {expose}
+UNION DISTINCT
+SELECT DISTINCT host_id FROM exposure_spans WHERE version = ?
+UNION DISTINCT
+SELECT host_id FROM {hosts}
+WHERE (host_id, hostname, owner, ring, criticality, internet_facing, os, eol_fp, stale)
+    NOT IN (SELECT host_id, hostname, owner, ring, criticality, internet_facing, os, eol_fp, stale FROM host_facts)
+UNION DISTINCT
+SELECT host_id FROM (SELECT * FROM {xexposures} EXCEPT SELECT * FROM exposure_exceptions_snapshot)
+UNION DISTINCT
+SELECT host_id FROM (SELECT * FROM exposure_exceptions_snapshot EXCEPT SELECT * FROM {xexposures})
+UNION DISTINCT
+SELECT host_id FROM (SELECT * FROM {xfindings} EXCEPT SELECT * FROM finding_exceptions_snapshot)
+UNION DISTINCT
+SELECT host_id FROM (SELECT * FROM finding_exceptions_snapshot EXCEPT SELECT * FROM {xfindings})
+UNION DISTINCT
+SELECT DISTINCT host_id FROM exposure_spans FINAL
+WHERE (source, advisory_id) IN (
+    SELECT source, advisory_id FROM (SELECT source, advisory_id, fp FROM {advisories} EXCEPT SELECT source, advisory_id, fp FROM advisory_facts)
+    UNION ALL
+    SELECT source, advisory_id FROM (SELECT source, advisory_id, fp FROM advisory_facts EXCEPT SELECT source, advisory_id, fp FROM {advisories}))`
+
+	// sqlRewriteAll: every host with history, and every host with base
+	// rows (whose rows, if it has none any more, are deleted).
+	sqlRewriteAll = `INSERT INTO {rewrite} (host_id)
+SELECT DISTINCT host_id FROM host_segments
+UNION DISTINCT
+SELECT DISTINCT host_id FROM exposure_base`
+
+	// The base rows of the hosts %s (one shard's condition), from the live
+	// views, under version ? (the only placeholder).
+	sqlExposureBase = `SELECT * EXCEPT (dims, window_end, window_days)
+    REPLACE (if(is_open = 1, toDateTime(0), last_seen) AS last_seen, assumeNotNull(stale) AS stale),
+    ? AS version, toUInt8(0) AS deleted
+FROM kpi_exposures_live WHERE %s`
+
+	sqlFindingBase = `SELECT * EXCEPT (sla_deadline, sla_state, days_past_sla, risk_kev, risk_sla, risk_score, risk_level)
+        REPLACE (assumeNotNull(stale) AS stale),
+    toUInt8(sla_state != 'no_fix') AS fix_available,
+    cityHash64(package, installed_version, arch, ecosystem, match_name, match_version) AS row_key,
+    ? AS version, toUInt8(0) AS deleted
+FROM finding_risk_live WHERE %s`
+
+	// The rows of the rewritten hosts that this refresh (version ?) did
+	// not write again are gone: written deleted under that version. The
+	// version is compared after FINAL, which picks each row's latest.
+	sqlExposureBaseGone = `INSERT INTO exposure_base (host_id, source, advisory_id, version, deleted)
+SELECT host_id, source, advisory_id, ?, 1 FROM (
+    SELECT host_id, source, advisory_id, version FROM exposure_base FINAL
+    WHERE host_id IN (SELECT host_id FROM {rewrite})
+) WHERE version < ?`
+
+	sqlFindingBaseGone = `INSERT INTO finding_risk_base (host_id, source, advisory_id, row_key, version, deleted)
+SELECT host_id, source, advisory_id, row_key, ?, 1 FROM (
+    SELECT host_id, source, advisory_id, row_key, version FROM finding_risk_base FINAL
+    WHERE host_id IN (SELECT host_id FROM {rewrite})
+) WHERE version < ?`
+
+	sqlLayout3Runs = `SELECT count() FROM refresh_runs WHERE error = '' AND layout >= 3`
+)
