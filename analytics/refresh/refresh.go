@@ -67,8 +67,8 @@ type Job struct {
 	// works on. Default hostsPerShard.
 	HostsPerShard uint64
 	// SnapshotHostsPerShard bounds the hosts one copy of a per-host
-	// snapshot (perHostSnapshots, exposure_facts) works on. Default
-	// snapshotHostsPerShard.
+	// snapshot (perHostSnapshots) or one write of base rows (baseRows)
+	// works on. Default snapshotHostsPerShard.
 	SnapshotHostsPerShard uint64
 	// ProgressEvery is the interval of progress lines (hosts or tables
 	// done, per second, ETA) during a phase that lasts longer. Default
@@ -516,11 +516,11 @@ func (r *Job) fleetMemory() membudget.Budget {
 }
 
 // snapshotBlocks caps the blocks a snapshot copy squashes before writing a
-// part. exposure_facts and finding_risk rows are wide (about 300 and 400
-// bytes uncompressed), and the default (about 1M rows or 256 MiB per block,
-// sorted through a copy) made the copies the refresh's peak memory: 2.0 GB
-// for finding_risk at 2,000 hosts, 1.1 GB with these blocks, for the same
-// CPU time.
+// part. Base rows are wide (exposure_base's and finding_risk_base's about
+// 300 and 400 bytes uncompressed), and the default (about 1M rows or 256
+// MiB per block, sorted through a copy) made their copies the refresh's
+// peak memory: 2.0 GB for finding_risk's at 2,000 hosts, 1.1 GB with these
+// blocks, for the same CPU time.
 const snapshotBlocks = "min_insert_block_size_rows = 131072, min_insert_block_size_bytes = 67108864"
 
 // rescanMargin is how far before the previous watermark an incremental
