@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 )
 
 // baseRows brings the tables behind kpi_exposures and finding_risk
@@ -13,21 +14,26 @@ import (
 // host, advisory or covered row), exposure_base and finding_risk_base
 // only for the hosts where what their rows hold changed: their exposures,
 // latest inventory, attributes, end-of-life exposure or exceptions, or an
-// advisory they are exposed to. A full refresh,
-// and the first one to write these tables, rewrites every host's rows
+// advisory they are exposed to. A full refresh, the first one to write
+// these tables, and one after a refresh that stopped midway rewrite every
+// host's rows
 // through a staging copy swapped in whole; an incremental one writes the
 // changed hosts' rows under version and then marks those of their rows
 // it did not write again deleted, so that a reader sees each row's old
 // or new state, as with exposure_spans.
 func (r *Job) baseRows(ctx context.Context, st *Stats, tables *strings.Replacer, version uint64, reorders bool, log *slog.Logger) error {
 	id := st.RefreshID
-	var written uint64
-	if err := queryOne(ctx, r.Store, sqlLayout3Runs, nil, &written); err != nil {
+	var last, facts uint64
+	if err := queryOne(ctx, r.Store, sqlBaseState, nil, &last, &facts); err != nil {
 		return fmt.Errorf("refresh %s: previous runs: %w", id, err)
 	}
-	all := st.Mode == Full || written == 0
+	all := st.Mode == Full || last == 0 || facts > last
+	if all && st.Mode != Full {
+		log.Info("refresh: rewriting every host's base rows", "refresh", id, "reason",
+			"no refresh wrote them, or one after the last that did stopped before it finished")
+	}
 	steps := []refreshStep{
-		{"host facts", tables.Replace("INSERT INTO {hosts} ") + sqlHostFacts, nil, 0},
+		{"host facts", tables.Replace("INSERT INTO {hosts} ") + sqlHostFacts, []any{time.Now().UTC().Truncate(time.Second), version}, 0},
 		{"advisory facts", tables.Replace("INSERT INTO {advisories} ") + sqlAdvisoryFacts, nil, 0},
 		{"exceptions in force", tables.Replace("INSERT INTO {xexposures} SELECT * FROM exposure_exceptions"), nil, 0},
 		{"exceptions in force", tables.Replace("INSERT INTO {xfindings} SELECT * FROM finding_exception_best"), nil, 0},
@@ -35,7 +41,7 @@ func (r *Job) baseRows(ctx context.Context, st *Stats, tables *strings.Replacer,
 	if all {
 		steps = append(steps, refreshStep{"hosts to rewrite", tables.Replace(sqlRewriteAll), nil, 0})
 	} else {
-		steps = append(steps, refreshStep{"hosts to rewrite", tables.Replace(sqlRewriteChanged), []any{version}, 0})
+		steps = append(steps, refreshStep{"hosts to rewrite", tables.Replace(sqlRewriteChanged), []any{last}, 0})
 	}
 	if err := r.exec(ctx, id, log, nil, steps...); err != nil {
 		return err

@@ -99,6 +99,8 @@ type Stats struct {
 	// end-of-life exposure or exceptions changed, or that are exposed to
 	// an advisory that changed.
 	RewrittenHosts uint64
+	// version orders the rows this refresh wrote (refresh_runs.version).
+	version uint64
 	// Steps is the time of each phase and of each snapshot table, in
 	// order (also logged in one line at the end). Not in the audit
 	// record: it is a measurement, not what the refresh decided.
@@ -133,9 +135,9 @@ func (r *Job) Run(ctx context.Context, mode Mode) (Stats, error) {
 	}
 	// Recorded even when it failed; a failed run's watermark is not used.
 	if rerr := r.Store.Insert(ctx, "refresh_runs", []string{"refresh_id", "mode", "started_at", "finished_at", "watermark", "hosts", "advisories", "exposures", "error",
-		"exposed_hosts", "segments", "layout", "rewritten_hosts"},
+		"exposed_hosts", "segments", "layout", "rewritten_hosts", "version"},
 		[][]any{{st.RefreshID, string(st.Mode), st.Started, st.Finished, st.Watermark, st.Hosts, st.Advisories, st.Exposures, errText,
-			st.ExposedHosts, st.Segments, uint8(3), st.RewrittenHosts}}); rerr != nil && err == nil {
+			st.ExposedHosts, st.Segments, uint8(3), st.RewrittenHosts, st.version}}); rerr != nil && err == nil {
 		err = fmt.Errorf("refresh %s: recording the run: %w", st.RefreshID, rerr)
 	}
 	if err != nil {
@@ -168,6 +170,7 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 	// The version orders rewrites of one row: nanoseconds, so two
 	// refreshes in one second still order.
 	version := uint64(time.Now().UnixNano())
+	st.version = version
 	var prev time.Time
 	if st.Mode == Incremental {
 		// Exposure rows of refreshes before exposure_spans (0018) are

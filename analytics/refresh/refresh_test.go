@@ -1092,6 +1092,19 @@ func TestRefreshOpenEnded(t *testing.T) {
 			}
 		}
 	}
+	// A refresh that replaced host_facts and stopped before its base rows
+	// and its record: the next one cannot tell what changed from the
+	// facts, so it rewrites every host; the one after, none.
+	must(st.Exec(ctx, "INSERT INTO host_facts SELECT * REPLACE (refresh_version + 1 AS refresh_version) FROM host_facts"))
+	for i, want := range []uint64{1, 0} {
+		rs, err := job.Run(ctx, Incremental)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rs.RewrittenHosts != want {
+			t.Errorf("refresh %d after one that stopped midway rewrote %d hosts, want %d", i+1, rs.RewrittenHosts, want)
+		}
+	}
 	var reopened uint64
 	must(queryOne(ctx, st, "SELECT sum(reopened) FROM exposure_history", nil, &reopened))
 	if reopened != 2 {

@@ -231,15 +231,19 @@ var sqlDropPending = []string{
 const (
 	// sqlHostFacts is host_facts' rows as of now: kpi_hosts, the hash of
 	// each host's end-of-life exposure (last_seen apart: rescans move it),
-	// whether it is stale, and now, where open windows end until the next
-	// refresh.
+	// whether it is stale, ? (the refresh's time: where open windows end
+	// until the next refresh), the hash of its latest segment's
+	// (inventory, running kernel), and ? (the refresh's version).
 	sqlHostFacts = `SELECT h.host_id, h.hostname, h.owner, h.ring, h.criticality, h.internet_facing, h.os, h.last_scan_at, e.eol_fp,
-    toUInt8(h.last_scan_at < assumeNotNull((SELECT stale_before FROM kpi_stale_limit))), now()
+    toUInt8(h.last_scan_at < assumeNotNull((SELECT stale_before FROM kpi_stale_limit))), ?, l.state_key, ?
 FROM kpi_hosts AS h
 LEFT JOIN (
     SELECT host_id, groupBitXor(cityHash64(source, advisory_id, first_seen, resolved_at, reopened, exposed_now, eol_at, eol_source, os_ecosystem, basis)) AS eol_fp
     FROM eol_exposures GROUP BY host_id
 ) AS e ON e.host_id = h.host_id
+LEFT JOIN (
+    SELECT host_id, cityHash64(inventory_hash, kernel_running) AS state_key FROM host_segments FINAL WHERE is_last = 1
+) AS l ON l.host_id = h.host_id
 SETTINGS join_use_nulls = 0`
 
 	// sqlAdvisoryFacts is advisory_facts' rows as of now: per advisory, a
@@ -256,22 +260,22 @@ LEFT JOIN (
 SETTINGS join_use_nulls = 0`
 
 	// sqlRewriteChanged is the hosts whose base rows an incremental
-	// refresh rewrites: those whose exposures were recomputed or changed
-	// (?: this refresh's version); those new to host_facts or whose
-	// attributes or end-of-life exposure changed ({hosts} against
-	// host_facts, staleness included); those whose exceptions in force changed ({xexposures}
+	// refresh rewrites, found from what is stored, so that a refresh that
+	// died midway leaves nothing unfound: those with exposure rows written
+	// after the last refresh that wrote base rows (?: its version);
+	// those new to host_facts or whose attributes, end-of-life exposure,
+	// staleness or latest (inventory, running kernel) changed ({hosts}
+	// against host_facts); those whose exceptions in force changed ({xexposures}
 	// and {xfindings} against the exception snapshots); and those exposed
 	// to an advisory whose advisory_facts row changed, appeared or went
 	// ({advisories} against advisory_facts). The last scan and the clock
 	// are read with the base rows, not stored in them.
 	sqlRewriteChanged = `INSERT INTO {rewrite} (host_id)
-SELECT host_id FROM {expose}
-UNION DISTINCT
-SELECT DISTINCT host_id FROM exposure_spans WHERE version = ?
+SELECT DISTINCT host_id FROM exposure_spans WHERE version > ?
 UNION DISTINCT
 SELECT host_id FROM {hosts}
-WHERE (host_id, hostname, owner, ring, criticality, internet_facing, os, eol_fp, stale)
-    NOT IN (SELECT host_id, hostname, owner, ring, criticality, internet_facing, os, eol_fp, stale FROM host_facts)
+WHERE (host_id, hostname, owner, ring, criticality, internet_facing, os, eol_fp, stale, state_key)
+    NOT IN (SELECT host_id, hostname, owner, ring, criticality, internet_facing, os, eol_fp, stale, state_key FROM host_facts)
 UNION DISTINCT
 SELECT host_id FROM (SELECT * FROM {xexposures} EXCEPT SELECT * FROM exposure_exceptions_snapshot)
 UNION DISTINCT
@@ -323,5 +327,13 @@ SELECT host_id, source, advisory_id, row_key, ?, 1 FROM (
     WHERE host_id IN (SELECT host_id FROM {rewrite})
 ) WHERE version < ?`
 
-	sqlLayout3Runs = `SELECT count() FROM refresh_runs WHERE error = '' AND layout >= 3`
+	// sqlBaseState is the version of the last refresh that wrote the base
+	// rows (0: none), and of the one that last wrote host_facts. Facts
+	// newer than that refresh were written by one that failed or died
+	// before it recorded itself, perhaps between the facts and the base
+	// rows: the changes the facts no longer show must still reach the base
+	// rows, so every host is rewritten.
+	sqlBaseState = `SELECT
+    (SELECT max(version) FROM refresh_runs WHERE error = '' AND layout >= 3),
+    (SELECT max(refresh_version) FROM host_facts)`
 )

@@ -89,10 +89,15 @@ WHERE policy = 'default';
 --           exposures' windows end, as exposure_facts' window_end did, so
 --           that kpi_exposures, finding_risk and the KPI snapshots read
 --           one instant, the refresh's
+--   state_key  cityHash64 of the host's latest (inventory, running
+--           kernel): a host that changed either is rewritten
+--   refresh_version  the version of the refresh that wrote it
+--           (refresh_runs.version): newer than the last successful
+--           refresh's, it was written by one that stopped midway
 CREATE TABLE IF NOT EXISTS host_facts
 ENGINE = MergeTree ORDER BY host_id
 EMPTY AS SELECT host_id, hostname, owner, ring, criticality, internet_facing, os, last_scan_at, toUInt64(0) AS eol_fp,
-    toUInt8(0) AS stale, now() AS as_of
+    toUInt8(0) AS stale, now() AS as_of, toUInt64(0) AS state_key, toUInt64(0) AS refresh_version
 FROM kpi_hosts;
 
 -- The exceptions in force at the refresh, as exposure_exceptions and
@@ -191,7 +196,9 @@ WHERE severity IN (SELECT severity FROM sla_policy FINAL WHERE policy = 'default
 -- refresh_runs: layout 3 for refreshes that write the tables above (an
 -- incremental refresh after none rewrites every host's rows), and
 --   rewritten_hosts  hosts whose base rows were rewritten
+--   version          the version of the rows it wrote (nanoseconds at its start)
 ALTER TABLE refresh_runs ADD COLUMN IF NOT EXISTS rewritten_hosts UInt64;
+ALTER TABLE refresh_runs ADD COLUMN IF NOT EXISTS version UInt64;
 
 -- The whole copies they replace.
 DROP TABLE IF EXISTS exposure_facts;
