@@ -21,7 +21,7 @@ import (
 // changed hosts' rows under version and then marks those of their rows
 // it did not write again deleted, so that a reader sees each row's old
 // or new state, as with exposure_spans.
-func (r *Job) baseRows(ctx context.Context, st *Stats, tables *strings.Replacer, version uint64, reorders bool, log *slog.Logger) error {
+func (r *Job) baseRows(ctx context.Context, st *Stats, tables *strings.Replacer, version uint64, eng engine, log *slog.Logger) error {
 	id := st.RefreshID
 	var last, facts uint64
 	if err := queryOne(ctx, r.Store, sqlBaseState, nil, &last, &facts); err != nil {
@@ -78,14 +78,14 @@ func (r *Job) baseRows(ctx context.Context, st *Stats, tables *strings.Replacer,
 		return err
 	}
 	rewrite := tables.Replace("host_id IN (SELECT host_id FROM {rewrite})")
-	findingSettings := snapshotBlocks
-	if reorders {
+	findingSettings := snapshotBlocks + eng.noMerge
+	if eng.reorders {
 		findingSettings += ", query_plan_optimize_join_order_limit = 0"
 	}
 	for _, b := range []struct {
 		table, sql, settings, gone string
 	}{
-		{"exposure_base", sqlExposureBase, snapshotBlocks, sqlExposureBaseGone},
+		{"exposure_base", sqlExposureBase, snapshotBlocks + eng.noMerge, sqlExposureBaseGone},
 		{"finding_risk_base", sqlFindingBase, findingSettings, sqlFindingBaseGone},
 	} {
 		// The version is bound into the text: replace runs its
@@ -113,7 +113,7 @@ func (r *Job) baseRows(ctx context.Context, st *Stats, tables *strings.Replacer,
 				return fmt.Errorf("refresh %s: %s, shard %d of %d: %w", id, b.table, i+1, len(qs), err)
 			}
 		}
-		if err := r.Store.Exec(ctx, r.Memory.Apply(tables.Replace(b.gone)), version, version); err != nil {
+		if err := r.Store.Exec(ctx, r.Memory.Apply(tables.Replace(b.gone)+strings.Replace(eng.noMerge, ",", "\nSETTINGS", 1)), version, version); err != nil {
 			return fmt.Errorf("refresh %s: %s, rows gone: %w", id, b.table, err)
 		}
 		m.Add(1)
