@@ -113,7 +113,7 @@ func (r *Job) baseRows(ctx context.Context, st *Stats, tables *strings.Replacer,
 				return fmt.Errorf("refresh %s: %s, shard %d of %d: %w", id, b.table, i+1, len(qs), err)
 			}
 		}
-		if err := r.Store.Exec(ctx, r.Memory.Apply(tables.Replace(b.gone)+strings.Replace(eng.noMerge, ",", "\nSETTINGS", 1)), version, version); err != nil {
+		if err := r.Store.Exec(ctx, r.Memory.Apply(tables.Replace(b.gone))+eng.noMerge, version, version); err != nil {
 			return fmt.Errorf("refresh %s: %s, rows gone: %w", id, b.table, err)
 		}
 		m.Add(1)

@@ -298,12 +298,12 @@ SELECT DISTINCT host_id FROM host_segments
 UNION DISTINCT
 SELECT DISTINCT host_id FROM exposure_base`
 
-	// The base rows of the hosts %s (one shard's condition), from the live
-	// views, under version ? (the only placeholder).
 	// sqlEngineSettings: whether the engine knows the settings of engine.
 	sqlEngineSettings = `SELECT countIf(name = 'query_plan_optimize_join_order_limit'), countIf(name = 'optimize_on_insert')
 FROM system.settings`
 
+	// The base rows of the hosts %s (one shard's condition), from the live
+	// views, under version ? (the only placeholder).
 	sqlExposureBase = `SELECT * EXCEPT (dims, window_end, window_days)
     REPLACE (if(is_open = 1, toDateTime(0), last_seen) AS last_seen, assumeNotNull(stale) AS stale),
     ? AS version, toUInt8(0) AS deleted
