@@ -74,9 +74,15 @@ func (e *engine) exec(ctx context.Context, what, q string, args ...any) error {
 	return nil
 }
 
-// versionKeys keys every fixed version of the open fixable findings.
+// versionKeys keys every fixed version of the open fixable findings, and
+// maybe more: it reads finding_risk_base's rows as stored, without FINAL
+// or the plan's scope, so rows a refresh has since replaced or marked gone
+// add versions no finding joins (the stage's join takes only the keys of
+// its findings' versions). Reading FINAL merged every finding's versions
+// to find 148 distinct fixed versions at `make run` size: 3.0 s against
+// 2.0 s.
 func (e *engine) versionKeys(ctx context.Context) error {
-	rows, err := e.st.Query(ctx, "SELECT DISTINCT ecosystem, fixed_version FROM finding_risk"+e.where(fixable), e.args...)
+	rows, err := e.st.Query(ctx, "SELECT DISTINCT ecosystem, fixed_version FROM finding_risk_base WHERE "+fixable)
 	if err != nil {
 		return fmt.Errorf("plan %s: fixed versions: %w", e.id, err)
 	}
@@ -153,8 +159,16 @@ func (e *engine) notExcepted(excepted bool) (string, []any) {
 	return "(host_id, concat(source, '/', advisory_id), package) NOT IN (SELECT host_id, advisory, package FROM plan_excepted WHERE plan_id = ?)", []any{e.id}
 }
 
+// noFix lists the open findings with no fix. Those are few (at `make run`
+// size, 688 of 29M, one per end-of-life host), and finding_risk's filter
+// on status applies only after FINAL has merged every finding's versions
+// (filtering before it could surface a replaced version): the hosts with
+// any stored row without a fix are found first, and the condition on
+// host_id, finding_risk_base's first sorting key, limits FINAL to their
+// rows (3.1 s → 1.1 s).
 func (e *engine) noFix(ctx context.Context, excepted bool) error {
-	conds := []string{"NOT (" + fixable + ")"}
+	conds := []string{"NOT (" + fixable + ")",
+		"host_id IN (SELECT DISTINCT host_id FROM finding_risk_base WHERE deleted = 0 AND NOT (" + fixable + "))"}
 	args := append([]any{e.id}, e.args...)
 	if c, a := e.notExcepted(excepted); c != "" {
 		conds, args = append(conds, c), append(args, a...)
@@ -166,9 +180,19 @@ func (e *engine) noFix(ctx context.Context, excepted bool) error {
 }
 
 // hostBounds cuts the hosts with open fixable findings into batches of
-// about rowsPerBatch findings: the first and last host id of each.
+// at most about rowsPerBatch findings: the first and last host id of each.
+// A plan of the whole fleet counts each host's stored rows, without FINAL
+// (0.4 s at `make run` size, against 1.9 s for its fixable findings): a
+// count that includes replaced versions and findings without a fix is at
+// least the host's fixable findings, so batches only get smaller, and a
+// host without any is in a batch that stages nothing for it. A scoped plan
+// counts the findings in its scope, which may be few of a host's.
 func (e *engine) hostBounds(ctx context.Context) ([][2]string, error) {
-	rows, err := e.st.Query(ctx, "SELECT host_id, count() FROM finding_risk"+e.where(fixable)+" GROUP BY host_id ORDER BY host_id", e.args...)
+	q := "SELECT host_id, count() FROM finding_risk_base WHERE deleted = 0 GROUP BY host_id ORDER BY host_id"
+	if e.scope != "" {
+		q = "SELECT host_id, count() FROM finding_risk" + e.where(fixable) + " GROUP BY host_id ORDER BY host_id"
+	}
+	rows, err := e.st.Query(ctx, q, e.args...)
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: hosts: %w", e.id, err)
 	}

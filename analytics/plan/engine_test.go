@@ -113,9 +113,21 @@ func seedFindings(t *testing.T, st store.Store, fs []*Finding, wins map[string]s
 			if !f.KEVDueDate.IsZero() {
 				due = f.KEVDueDate
 			}
+			// The first version has the fix the finding has not and the
+			// other way round: the plan reads the latest one only, also
+			// where it looks for findings without a fix (noFix) and fixed
+			// versions to key among every stored row.
+			status, fixed := f.Status, f.FixedVersion
+			if version == 1 {
+				if status == "affected" && fixed != "" {
+					fixed = ""
+				} else {
+					status, fixed = "affected", "99:99.99-replaced"
+				}
+			}
 			rows = append(rows, []any{f.HostID, f.Hostname, f.Owner, f.Ring, f.OS, uint8(f.Criticality), b8(f.InternetFacing),
 				f.Source, f.AdvisoryID, f.Severity, f.EPSS, b8(f.HasEPSS), b8(f.KEV), due,
-				f.Ecosystem, f.Package, f.Installed, f.Status, f.FixedVersion, f.ClockStart,
+				f.Ecosystem, f.Package, f.Installed, status, fixed, f.ClockStart,
 				f.RiskScore - rest[key(f.HostID, f.AdvisoryID, f.Package, f.Installed)],
 				rowKey(f), version})
 		}
