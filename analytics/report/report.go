@@ -99,9 +99,22 @@ WHERE inventory_hash IN (SELECT latest.1 FROM ` + latestSQL + `)`
 FROM finding_risk %s
 GROUP BY severity`
 
+	// topSQL ranks advisories by their highest risk, then by hosts. The
+	// hosts of every advisory would be counted exactly, for a handful of
+	// them shown: a set of hosts per advisory held 1.8 GB at `make run`
+	// size (29M findings of 2,452 advisories), and ten times that at
+	// 100,000 hosts. So the advisories are ranked by highest risk first, a
+	// small aggregate, and only those the top rows can come from are
+	// counted in full: the first n with every one tied with the nth (WITH
+	// TIES), since any other advisory's highest risk is below the nth's.
+	// 0.45 GB, in the same time. %[1]s is a condition and AND, or
+	// nothing; %[2]s the same condition as a WHERE clause.
 	topSQL = `SELECT advisory_id, any(cves), any(severity), max(risk_score), uniqExact(host_id), max(kev),
     max(if(has_epss = 1, epss, 0)), arrayStringConcat(arraySlice(groupUniqArray(package), 1, 4), ',')
-FROM finding_risk %s
+FROM finding_risk
+WHERE %[1]s(source, advisory_id) IN (
+    SELECT source, advisory_id FROM finding_risk %[2]s
+    GROUP BY source, advisory_id ORDER BY max(risk_score) DESC LIMIT ? WITH TIES)
 GROUP BY source, advisory_id
 ORDER BY max(risk_score) DESC, uniqExact(host_id) DESC, advisory_id
 LIMIT ?`
@@ -207,8 +220,11 @@ func bySeverityWhere(ctx context.Context, st store.Store, where string, args []a
 }
 
 func top(ctx context.Context, st store.Store, hostID string, n int) ([]TopRisk, error) {
-	where, args := hostFilter(hostID)
-	rows, err := st.Query(ctx, fmt.Sprintf(topSQL, where), append(args, n)...)
+	cond, where, args := "", "", []any{n, n}
+	if hostID != "" {
+		cond, where, args = "host_id = ? AND ", "WHERE host_id = ?", []any{hostID, hostID, n, n}
+	}
+	rows, err := st.Query(ctx, fmt.Sprintf(topSQL, cond, where), args...)
 	if err != nil {
 		return nil, fmt.Errorf("report: top risks: %w", err)
 	}
