@@ -263,9 +263,10 @@ func Gather(ctx context.Context, st store.Store, opt Options) (*Data, error) {
 	return d, nil
 }
 
-// readAsOf reads when the KPI tables were last refreshed: their "now".
+// readAsOf reads when the KPI tables were last refreshed: their "now" (a
+// refresh that left them for the next one does not count).
 func (d *Data) readAsOf(ctx context.Context, st store.Store) error {
-	rows, err := st.Query(ctx, "SELECT max(finished_at) FROM refresh_runs WHERE error = ''")
+	rows, err := st.Query(ctx, "SELECT max(finished_at) FROM refresh_runs WHERE error = '' AND snapshots = 1")
 	if err != nil {
 		return fmt.Errorf("compliance report: last refresh: %w", err)
 	}

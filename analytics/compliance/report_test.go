@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"log/slog"
 	"math"
 	"os"
 	"os/exec"
@@ -21,6 +22,7 @@ import (
 	"github.com/patchgrid/patchgrid/analytics/exception"
 	"github.com/patchgrid/patchgrid/analytics/kpi/kpitest"
 	"github.com/patchgrid/patchgrid/analytics/plan"
+	"github.com/patchgrid/patchgrid/analytics/refresh"
 	"github.com/patchgrid/patchgrid/schemas/store"
 	"github.com/patchgrid/patchgrid/schemas/testenv"
 )
@@ -246,6 +248,42 @@ func TestReportFiguresEqualViews(t *testing.T) {
 		if strings.Contains(html, s) {
 			t.Errorf("report refers to an external resource (%s)", s)
 		}
+	}
+}
+
+// The report's "as of" is the last refresh that wrote the KPI tables: a
+// refresh that left them for the next one (refresh.Job.DeferSnapshots, as
+// `patchgrid run` does before its automation stage) does not move it.
+func TestAsOfIsTheLastRefreshOfTheKPIs(t *testing.T) {
+	st := testenv.CHDBStore(t)
+	kpitest.Migrate(t, st)
+	kpitest.Seed(t, st)
+	kpitest.Refresh(t, st)
+	ctx := context.Background()
+	asOf := func() time.Time {
+		t.Helper()
+		d, err := compliance.Gather(ctx, st, compliance.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.AsOf
+	}
+	first := asOf()
+	if first.IsZero() {
+		t.Fatal("no as-of time after a refresh")
+	}
+	// Refresh runs are recorded to the second.
+	time.Sleep(1100 * time.Millisecond)
+	if _, err := (&refresh.Job{Store: st, Log: slog.New(slog.DiscardHandler), DeferSnapshots: true}).Run(ctx, refresh.Incremental); err != nil {
+		t.Fatal(err)
+	}
+	if got := asOf(); !got.Equal(first) {
+		t.Errorf("as of %s after a refresh that left the KPI tables, want %s", got, first)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	kpitest.Refresh(t, st)
+	if got := asOf(); !got.After(first) {
+		t.Errorf("as of %s after a refresh that wrote the KPI tables, want after %s", got, first)
 	}
 }
 

@@ -74,6 +74,15 @@ type Job struct {
 	// done, per second, ETA) during a phase that lasts longer. Default
 	// progress.DefaultEvery; negative: none.
 	ProgressEvery time.Duration
+	// DeferSnapshots writes exposures and the tables kpi_exposures and
+	// finding_risk read, and leaves the KPI snapshot tables (Snapshots) as
+	// they were: for a caller that refreshes again before anything reads
+	// them (`patchgrid run`, whose automation stage plans from
+	// finding_risk and then refreshes after its rescans; its first
+	// refresh's snapshots were a fifth of the run, read by no one). The
+	// run is recorded with refresh_runs.snapshots = 0, so that the KPIs'
+	// "now" stays that of the refresh that wrote them.
+	DeferSnapshots bool
 }
 
 // Stats is what one refresh did.
@@ -135,9 +144,9 @@ func (r *Job) Run(ctx context.Context, mode Mode) (Stats, error) {
 	}
 	// Recorded even when it failed; a failed run's watermark is not used.
 	if rerr := r.Store.Insert(ctx, "refresh_runs", []string{"refresh_id", "mode", "started_at", "finished_at", "watermark", "hosts", "advisories", "exposures", "error",
-		"exposed_hosts", "segments", "layout", "rewritten_hosts", "version"},
+		"exposed_hosts", "segments", "layout", "rewritten_hosts", "version", "snapshots"},
 		[][]any{{st.RefreshID, string(st.Mode), st.Started, st.Finished, st.Watermark, st.Hosts, st.Advisories, st.Exposures, errText,
-			st.ExposedHosts, st.Segments, uint8(3), st.RewrittenHosts, st.version}}); rerr != nil && err == nil {
+			st.ExposedHosts, st.Segments, uint8(3), st.RewrittenHosts, st.version, b8(!r.DeferSnapshots)}}); rerr != nil && err == nil {
 		err = fmt.Errorf("refresh %s: recording the run: %w", st.RefreshID, rerr)
 	}
 	if err != nil {
@@ -317,6 +326,10 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 		return err
 	}
 	st.timed("base_rows", t0)
+	if r.DeferSnapshots {
+		log.Info("refresh: KPI snapshots left for the next refresh", "refresh", id)
+		return r.dropPending(ctx, id)
+	}
 	// The per-host snapshots are copied a range of hosts at a time (as
 	// exposures are): each copy holds only its hosts' rows in its joins and
 	// sorts, whatever the size of the fleet.
@@ -357,12 +370,24 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 		}
 		st.timed(name, t0)
 	}
+	return r.dropPending(ctx, id)
+}
+
+// dropPending removes the refresh's lists of pending work.
+func (r *Job) dropPending(ctx context.Context, id string) error {
 	for _, q := range sqlDropPending {
 		if err := r.Store.Exec(ctx, q, id); err != nil {
 			return fmt.Errorf("refresh %s: dropping pending rows: %w", id, err)
 		}
 	}
 	return nil
+}
+
+func b8(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // engine is what a refresh asks of the engine beyond ClickHouse 23.8's

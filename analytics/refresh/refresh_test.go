@@ -1148,6 +1148,137 @@ func TestRefreshFleetBudget(t *testing.T) {
 	}
 }
 
+// A refresh with DeferSnapshots brings exposures and the base rows
+// (kpi_exposures, finding_risk) up to date, leaves every KPI snapshot table
+// as it was, and is recorded with snapshots = 0; the next refresh writes
+// them.
+func TestRefreshDeferSnapshots(t *testing.T) {
+	ctx := context.Background()
+	st := sameSecondStore(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	seedSameSecond(ctx, t, st, now, [][4]any{{"s1", 10, "inv-a", 0}, {"s2", 5, "inv-b", 0}})
+	log := slog.New(slog.DiscardHandler)
+	if _, err := (&Job{Store: st, Log: log}).Run(ctx, Full); err != nil {
+		t.Fatal(err)
+	}
+	counts := func() map[string]uint64 {
+		t.Helper()
+		out := map[string]uint64{}
+		for _, name := range append(append([]string{}, Snapshots...), "kpi_exposures", "finding_risk") {
+			q := "SELECT count() FROM " + name + "_snapshot"
+			switch name {
+			case "kpi_exposures":
+				q = "SELECT count() FROM kpi_exposures WHERE is_open = 1"
+			case "finding_risk":
+				q = "SELECT count() FROM finding_risk"
+			}
+			var n uint64
+			if err := queryOne(ctx, st, q, nil, &n); err != nil {
+				t.Fatal(err)
+			}
+			out[name] = n
+		}
+		return out
+	}
+	// h1 ran inv-a (exposed) 10 days ago, inv-b (not exposed) from 5 days
+	// ago: one resolved exposure, no open finding.
+	written := counts()
+	if written["kpi_mttr"] == 0 || written["kpi_exposures"] != 0 || written["finding_risk"] != 0 {
+		t.Fatalf("the first refresh wrote %v", written)
+	}
+	// Emptied snapshot tables stay empty through a deferring refresh; a
+	// scan of inv-a 2 days ago reopens the exposure in the base rows.
+	for _, name := range Snapshots {
+		if err := st.Exec(ctx, "TRUNCATE TABLE "+name+"_snapshot"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seedSameSecond(ctx, t, st, now, [][4]any{{"s3", 2, "inv-a", 0}})
+	rst, err := (&Job{Store: st, Log: log, DeferSnapshots: true}).Run(ctx, Incremental)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deferred := counts()
+	for _, name := range Snapshots {
+		if deferred[name] != 0 {
+			t.Errorf("%s_snapshot has %d rows after a refresh that deferred the snapshots", name, deferred[name])
+		}
+	}
+	if deferred["kpi_exposures"] != 1 || deferred["finding_risk"] != 1 {
+		t.Errorf("kpi_exposures has %d open exposures and finding_risk %d findings after the rescan of inv-a, want 1 and 1",
+			deferred["kpi_exposures"], deferred["finding_risk"])
+	}
+	var flag uint8
+	if err := queryOne(ctx, st, "SELECT snapshots FROM refresh_runs WHERE refresh_id = ?", []any{rst.RefreshID}, &flag); err != nil || flag != 0 {
+		t.Errorf("refresh_runs.snapshots = %d (%v) for the deferring refresh, want 0", flag, err)
+	}
+	rst, err = (&Job{Store: st, Log: log}).Run(ctx, Incremental)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := counts()
+	for _, name := range Snapshots {
+		if written[name] > 0 && after[name] == 0 {
+			t.Errorf("%s_snapshot is empty after the next refresh (%d rows after the first)", name, written[name])
+		}
+	}
+	if err := queryOne(ctx, st, "SELECT snapshots FROM refresh_runs WHERE refresh_id = ?", []any{rst.RefreshID}, &flag); err != nil || flag != 1 {
+		t.Errorf("refresh_runs.snapshots = %d (%v) for a refresh that wrote them, want 1", flag, err)
+	}
+}
+
+// An incremental refresh rewrites the base rows of a host whose
+// exceptions in force changed: approved (its finding is accepted), then
+// revoked, the last approved one of the store (accepted no more), and
+// nothing when they did not change.
+func TestRefreshExceptionChanges(t *testing.T) {
+	ctx := context.Background()
+	st := sameSecondStore(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	// h1 runs inv-a, exposed to A1 (package pkga), since 3 days ago.
+	seedSameSecond(ctx, t, st, now, [][4]any{{"s1", 3, "inv-a", 0}})
+	log := slog.New(slog.DiscardHandler)
+	job := &Job{Store: st, Log: log}
+	if _, err := job.Run(ctx, Full); err != nil {
+		t.Fatal(err)
+	}
+	exception := func(version uint32, status string) {
+		t.Helper()
+		if err := st.Insert(ctx, "exceptions", []string{"exception_id", "version", "advisory", "scope", "host", "sel_criticality",
+			"sel_internet_facing", "owner", "reason", "requester", "approver", "status", "requested_at", "decided_at", "expires_at", "updated_at"},
+			[][]any{{"EX-1", version, "A1", "host", "h1", int16(-1), int8(-1), "ops", "appliance", "alice", "bob", status,
+				now.Add(-time.Hour), now, now.Add(30 * 24 * time.Hour), now.Add(time.Duration(version) * time.Second)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, step := range []struct {
+		name      string
+		change    func()
+		rewritten uint64
+		accepted  uint8
+	}{
+		{"approved", func() { exception(1, "approved") }, 1, 1},
+		{"unchanged", func() {}, 0, 1},
+		{"revoked", func() { exception(2, "revoked") }, 1, 0},
+		{"unchanged after", func() {}, 0, 0},
+	} {
+		step.change()
+		rs, err := job.Run(ctx, Incremental)
+		if err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		var n uint64
+		var accepted uint8
+		if err := queryOne(ctx, st, "SELECT count(), max(accepted) FROM finding_risk WHERE host_id = 'h1' AND advisory_id = 'A1'", nil, &n, &accepted); err != nil {
+			t.Fatal(err)
+		}
+		if rs.RewrittenHosts != step.rewritten || n != 1 || accepted != step.accepted {
+			t.Errorf("%s: %d hosts rewritten, %d findings of h1/A1 with accepted %d; want %d, 1, %d",
+				step.name, rs.RewrittenHosts, n, accepted, step.rewritten, step.accepted)
+		}
+	}
+}
+
 // TestMediansHandWorked holds kpi_time_to_patch_live and kpi_mttr_live
 // (0024: medians in two passes over whole days) to figures worked out by
 // hand on a few exposures written straight into the tables behind

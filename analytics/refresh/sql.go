@@ -339,5 +339,6 @@ SELECT host_id, source, advisory_id, row_key, ?, 1 FROM (
 	// rows, so every host is rewritten.
 	sqlBaseState = `SELECT
     (SELECT max(version) FROM refresh_runs WHERE error = '' AND layout >= 3),
-    (SELECT max(refresh_version) FROM host_facts)`
+    (SELECT max(refresh_version) FROM host_facts),
+    (SELECT count() FROM exceptions_current WHERE effective_status = 'approved')`
 )

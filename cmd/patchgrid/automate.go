@@ -39,6 +39,9 @@ type automation struct {
 	partitions   int
 	maxActions   int
 	log          *slog.Logger
+	// refreshed: play refreshed the store after its rescans (it does not
+	// when it played nothing).
+	refreshed bool
 }
 
 // automationLoop is what the stage did, and the plan's loop as the
@@ -147,6 +150,7 @@ func (a *automation) play(ctx context.Context) (*automationLoop, error) {
 	if _, err := (&refresh.Job{Store: a.st, Log: a.log}).Run(ctx, refresh.Incremental); err != nil {
 		return nil, fmt.Errorf("automation: refresh: %w", err)
 	}
+	a.refreshed = true
 	t, err := kpi.RunDeploy(ctx, a.st, "plans", kpi.DeployQuery{Value: loop.PlanID})
 	if err != nil {
 		return nil, err

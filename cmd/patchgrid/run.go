@@ -266,7 +266,11 @@ func pipeline(ctx context.Context, env *cliEnv, cfg runConfig, log *slog.Logger)
 			return nil, err
 		}
 	}
-	rst, err := (&refresh.Job{Store: st, Log: log}).Run(ctx, refresh.Incremental)
+	// With the automation stage to come, which refreshes after its
+	// rescans, this refresh leaves the KPI snapshots to that one: only
+	// finding_risk is read in between (the summary, the plan).
+	automate := fleet != nil && cfg.automate > 0
+	rst, err := (&refresh.Job{Store: st, Log: log, DeferSnapshots: automate}).Run(ctx, refresh.Incremental)
 	if err != nil {
 		return nil, err
 	}
@@ -292,13 +296,23 @@ func pipeline(ctx context.Context, env *cliEnv, cfg runConfig, log *slog.Logger)
 	if err := samplePlan(ctx, st, cfg.plan, cfg.top); err != nil {
 		return nil, err
 	}
-	if fleet != nil && cfg.automate > 0 {
+	if automate {
 		auto := &automation{st: st, fleet: fleet, broker: broker, kconn: kconn, scanTopic: cfg.topic, outcomeTopic: cfg.outcomeTopic,
 			partitions: cfg.partitions, maxActions: cfg.automate, log: log}
 		stages.begin("automate")
 		loop, err := auto.play(ctx)
 		if err != nil {
 			return nil, err
+		}
+		if !auto.refreshed {
+			// It played nothing: the snapshots the first refresh left.
+			rst, err := (&refresh.Job{Store: st, Log: log}).Run(ctx, refresh.Incremental)
+			if err != nil {
+				return nil, err
+			}
+			if err := recordRefresh(ctx, st, env, rst); err != nil {
+				return nil, err
+			}
 		}
 		writeLoop(cfg.loop, loop, auto)
 		if loop != nil {
