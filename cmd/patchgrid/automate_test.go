@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/patchgrid/patchgrid/analytics/export"
+	"github.com/patchgrid/patchgrid/schemas/store"
 	"github.com/patchgrid/patchgrid/schemas/testenv"
 )
 
@@ -20,17 +21,7 @@ import (
 // kpi_deploy_plans, which matches the outcomes and scans stored.
 func TestRunPlaysAutomation(t *testing.T) {
 	st := testenv.CHDBStore(t)
-	brokers := testenv.Kafka(t)
-	env := chdbCLIEnv(t, st)
-	shared := testenv.SharedData(t)
-	topic := fmt.Sprintf("patchgrid.automate-test.%d", time.Now().UnixNano())
-	code, out, errOut := runCLI(t, "", env, "run", "--skip-local", "--endpoints", "120", "--days", "3", "--seed", "5",
-		"--kafka-brokers", brokers, "--topic", topic, "--partitions", "1", "--cache-dir", t.TempDir(),
-		"--feeds", filepath.Join(shared, "advisories", "debian12-changelog-derived-osv.zip"),
-		"--inventories", filepath.Join(shared, "inventories"), "--automate-actions", "50", "--outcome-topic", topic+".outcomes")
-	if code != exitOK {
-		t.Fatalf("run: exit %d\n%s\n%s", code, out, errOut)
-	}
+	topic, out := runAutomated(t, st, 120, 3, filepath.Join("advisories", "debian12-changelog-derived-osv.zip"))
 	i := strings.Index(out, "patch loop of plan ")
 	if i < 0 {
 		t.Fatalf("no patch loop in the output:\n%s", out)
@@ -45,21 +36,7 @@ func TestRunPlaysAutomation(t *testing.T) {
 	if windows, _ := strconv.Atoi(m[2]); played == 0 || played > 50 || windows == 0 {
 		t.Fatalf("%d played in %s windows; want some, at most 50", played, m[2])
 	}
-	q := func(sql string) []any {
-		t.Helper()
-		rows, err := st.Query(context.Background(), sql)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tbl, err := export.ReadTable(rows, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(tbl.Rows) != 1 {
-			t.Fatalf("%s: %d rows", sql, len(tbl.Rows))
-		}
-		return tbl.Rows[0]
-	}
+	q := func(sql string) []any { return oneRow(t, st, sql) }
 	if !strings.Contains(loop, "published to "+topic+".outcomes (0 rejected)") {
 		t.Errorf("outcomes not all stored from %s.outcomes:\n%s", topic, loop)
 	}
@@ -89,4 +66,71 @@ func TestRunPlaysAutomation(t *testing.T) {
 			t.Errorf("the loop does not say %q:\n%s", want, loop)
 		}
 	}
+	checkSnapshotsRefreshedLast(t, q, "[0 1]")
+}
+
+// runAutomated runs `patchgrid run` into st on endpoints simulated over
+// days against the real broker, with the feeds at shared data's feeds,
+// playing up to 50 actions; it returns the scan topic and the output.
+func runAutomated(t *testing.T, st store.Store, endpoints, days int, feeds string) (topic, out string) {
+	t.Helper()
+	brokers := testenv.Kafka(t)
+	shared := testenv.SharedData(t)
+	topic = fmt.Sprintf("patchgrid.automate-test.%d", time.Now().UnixNano())
+	code, out, errOut := runCLI(t, "", chdbCLIEnv(t, st), "run", "--skip-local", "--endpoints", strconv.Itoa(endpoints),
+		"--days", strconv.Itoa(days), "--seed", "5",
+		"--kafka-brokers", brokers, "--topic", topic, "--partitions", "1", "--cache-dir", t.TempDir(),
+		"--feeds", filepath.Join(shared, feeds),
+		"--inventories", filepath.Join(shared, "inventories"), "--automate-actions", "50", "--outcome-topic", topic+".outcomes")
+	if code != exitOK {
+		t.Fatalf("run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	return topic, out
+}
+
+// oneRow reads the one row sql returns.
+func oneRow(t *testing.T, st store.Store, sql string) []any {
+	t.Helper()
+	rows, err := st.Query(context.Background(), sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := export.ReadTable(rows, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tbl.Rows) != 1 {
+		t.Fatalf("%s: %d rows", sql, len(tbl.Rows))
+	}
+	return tbl.Rows[0]
+}
+
+// checkSnapshotsRefreshedLast checks, after `patchgrid run`, what its
+// refreshes recorded (refresh_runs.snapshots of each, in order: want) and
+// that the KPI snapshots are those of the last one: kpi_open_exposure's
+// rows as computed now from the same tables.
+func checkSnapshotsRefreshedLast(t *testing.T, q func(string) []any, want string) {
+	t.Helper()
+	if got := fmt.Sprint(q(`SELECT groupArray(snapshots) FROM (SELECT snapshots FROM refresh_runs WHERE error = '' ORDER BY started_at, version)`)[0]); got != want {
+		t.Errorf("refresh_runs.snapshots of the run's refreshes: %s, want %s", got, want)
+	}
+	snap := q(`SELECT count(), sum(open_exposures), sum(hosts) FROM kpi_open_exposure_snapshot`)
+	live := q(`SELECT count(), sum(open_exposures), sum(hosts) FROM kpi_open_exposure_live`)
+	if fmt.Sprint(snap) != fmt.Sprint(live) || fmt.Sprint(snap[0]) == "0" {
+		t.Errorf("kpi_open_exposure_snapshot %v, kpi_open_exposure_live %v: want the same, not empty", snap, live)
+	}
+}
+
+// TestRunWithNothingToPlayRefreshesKPIs: with only the KEV catalogue
+// loaded, the plan has no action (the end-of-life findings have no fix),
+// so the automation stage plays nothing and does not refresh; `run` then
+// writes the KPI snapshots its first refresh left for that stage.
+func TestRunWithNothingToPlayRefreshesKPIs(t *testing.T) {
+	st := testenv.CHDBStore(t)
+	_, out := runAutomated(t, st, 60, 2, "kev")
+	q := func(sql string) []any { return oneRow(t, st, sql) }
+	if n := fmt.Sprint(q(`SELECT count() FROM outcomes`)[0]); n != "0" {
+		t.Fatalf("%s outcomes stored; the test wants a plan with nothing to play\n%s", n, out)
+	}
+	checkSnapshotsRefreshedLast(t, q, "[0 1]")
 }
