@@ -146,7 +146,7 @@ func (r *Job) Run(ctx context.Context, mode Mode) (Stats, error) {
 	if rerr := r.Store.Insert(ctx, "refresh_runs", []string{"refresh_id", "mode", "started_at", "finished_at", "watermark", "hosts", "advisories", "exposures", "error",
 		"exposed_hosts", "segments", "layout", "rewritten_hosts", "version", "snapshots"},
 		[][]any{{st.RefreshID, string(st.Mode), st.Started, st.Finished, st.Watermark, st.Hosts, st.Advisories, st.Exposures, errText,
-			st.ExposedHosts, st.Segments, uint8(3), st.RewrittenHosts, st.version, b8(!r.DeferSnapshots)}}); rerr != nil && err == nil {
+			st.ExposedHosts, st.Segments, uint8(3), st.RewrittenHosts, st.version, !r.DeferSnapshots}}); rerr != nil && err == nil {
 		err = fmt.Errorf("refresh %s: recording the run: %w", st.RefreshID, rerr)
 	}
 	if err != nil {
@@ -381,13 +381,6 @@ func (r *Job) dropPending(ctx context.Context, id string) error {
 		}
 	}
 	return nil
-}
-
-func b8(b bool) uint8 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // engine is what a refresh asks of the engine beyond ClickHouse 23.8's

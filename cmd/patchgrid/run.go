@@ -270,11 +270,15 @@ func pipeline(ctx context.Context, env *cliEnv, cfg runConfig, log *slog.Logger)
 	// rescans, this refresh leaves the KPI snapshots to that one: only
 	// finding_risk is read in between (the summary, the plan).
 	automate := fleet != nil && cfg.automate > 0
-	rst, err := (&refresh.Job{Store: st, Log: log, DeferSnapshots: automate}).Run(ctx, refresh.Incremental)
-	if err != nil {
-		return nil, err
+	refreshRecorded := func(deferSnapshots bool) (refresh.Stats, error) {
+		rst, err := (&refresh.Job{Store: st, Log: log, DeferSnapshots: deferSnapshots}).Run(ctx, refresh.Incremental)
+		if err != nil {
+			return rst, err
+		}
+		return rst, recordRefresh(ctx, st, env, rst)
 	}
-	if err := recordRefresh(ctx, st, env, rst); err != nil {
+	rst, err := refreshRecorded(automate)
+	if err != nil {
 		return nil, err
 	}
 	stages.end("hosts", rst.Hosts, "advisories", rst.Advisories, "exposed_hosts", rst.ExposedHosts, "exposure_rows", rst.Exposures, "segment_rows", rst.Segments)
@@ -306,11 +310,7 @@ func pipeline(ctx context.Context, env *cliEnv, cfg runConfig, log *slog.Logger)
 		}
 		if !auto.refreshed {
 			// It played nothing: the snapshots the first refresh left.
-			rst, err := (&refresh.Job{Store: st, Log: log}).Run(ctx, refresh.Incremental)
-			if err != nil {
-				return nil, err
-			}
-			if err := recordRefresh(ctx, st, env, rst); err != nil {
+			if _, err := refreshRecorded(false); err != nil {
 				return nil, err
 			}
 		}
