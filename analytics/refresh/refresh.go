@@ -108,6 +108,10 @@ type Stats struct {
 	// end-of-life exposure or exceptions changed, or that are exposed to
 	// an advisory that changed.
 	RewrittenHosts uint64
+	// Unchanged are the snapshots (of Snapshots) the refresh left as they
+	// were, their inputs unchanged since they were written
+	// (baseOnlySnapshots).
+	Unchanged []string
 	// version orders the rows this refresh wrote (refresh_runs.version).
 	version uint64
 	// Steps is the time of each phase and of each snapshot table, in
@@ -154,7 +158,8 @@ func (r *Job) Run(ctx context.Context, mode Mode) (Stats, error) {
 		return st, err
 	}
 	log.Info("refresh", "refresh", st.RefreshID, "mode", st.Mode, "hosts", st.Hosts, "advisories", st.Advisories,
-		"exposed_hosts", st.ExposedHosts, "exposure_rows", st.Exposures, "segment_rows", st.Segments, "rewritten_hosts", st.RewrittenHosts, "took", time.Since(now).Round(time.Millisecond))
+		"exposed_hosts", st.ExposedHosts, "exposure_rows", st.Exposures, "segment_rows", st.Segments, "rewritten_hosts", st.RewrittenHosts,
+		"unchanged_snapshots", len(st.Unchanged), "took", time.Since(now).Round(time.Millisecond))
 	log.Info("refresh steps", stepAttrs(st.Steps)...)
 	return st, nil
 }
@@ -352,9 +357,18 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 		}
 		return out
 	}
+	unchanged, inputs, err := r.snapshotInputs(ctx, id)
+	if err != nil {
+		return err
+	}
 	m := r.meter(log, "refresh snapshots", "tables", uint64(len(Snapshots)))
 	defer m.Stop()
 	for _, name := range Snapshots {
+		if unchanged[name] {
+			st.Unchanged = append(st.Unchanged, name)
+			m.Add(1)
+			continue
+		}
 		where := ""
 		if perHostSnapshots[name] {
 			where = " WHERE %s"
@@ -369,8 +383,50 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 			return err
 		}
 		st.timed(name, t0)
+		if fp, ok := inputs[name]; ok {
+			// After the swap: a row that is missing (the process died
+			// between the two) only makes the next refresh copy again.
+			if err := r.Store.Insert(ctx, "snapshot_inputs", []string{"snapshot", "fp", "refresh_id", "written_at"},
+				[][]any{{name, fp, id, time.Now().UTC()}}); err != nil {
+				return fmt.Errorf("refresh %s: recording the inputs of %s_snapshot: %w", id, name, err)
+			}
+		}
+	}
+	if len(st.Unchanged) > 0 {
+		log.Debug("refresh: snapshots whose inputs did not change, left as they were", "refresh", id, "snapshots", st.Unchanged)
 	}
 	return r.dropPending(ctx, id)
+}
+
+// snapshotInputs fingerprints the inputs of baseOnlySnapshots: unchanged
+// are those whose fingerprint is the one stored when their table was last
+// written, inputs every current one, to store once a table is written.
+func (r *Job) snapshotInputs(ctx context.Context, id string) (unchanged map[string]bool, inputs map[string]uint64, err error) {
+	views := make([]string, len(baseOnlySnapshots))
+	for i, name := range baseOnlySnapshots {
+		views[i] = "'" + name + "_live'"
+	}
+	rows, err := r.Store.Query(ctx, fmt.Sprintf(sqlSnapshotInputs, strings.Join(views, ", ")))
+	if err != nil {
+		return nil, nil, fmt.Errorf("refresh %s: fingerprinting the snapshots' inputs: %w", id, err)
+	}
+	defer rows.Close()
+	unchanged, inputs = map[string]bool{}, map[string]uint64{}
+	for rows.Next() {
+		var name string
+		var fp, stored uint64
+		if err := rows.Scan(&name, &fp, &stored); err != nil {
+			return nil, nil, fmt.Errorf("refresh %s: fingerprinting the snapshots' inputs: %w", id, err)
+		}
+		inputs[name] = fp
+		unchanged[name] = fp == stored
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("refresh %s: fingerprinting the snapshots' inputs: %w", id, err)
+	}
+	// A view the store lacks would be copied (and fail there, naming it),
+	// never taken as unchanged.
+	return unchanged, inputs, nil
 }
 
 // dropPending removes the refresh's lists of pending work.
@@ -581,6 +637,19 @@ const rescanMargin = time.Hour
 // perHostSnapshots are the Snapshots whose rows are each of one host
 // (host_id), and which a refresh copies a range of hosts at a time.
 var perHostSnapshots = map[string]bool{"host_risk": true}
+
+// baseOnlySnapshots are the Snapshots computed from exposure_base's rows
+// alone, through kpi_exposures: each groups the exposures by columns
+// stored in those rows (host attributes, severity, KEV, EPSS band,
+// stale, accepted, the first-seen and resolution times and the durations
+// between them) and reads neither the clock, nor an open exposure's
+// window (window_end, window_days), nor another table. A refresh copies
+// them only when their inputs' fingerprint (sqlSnapshotInputs) changed:
+// when exposure_base was written since, or their definitions changed.
+// The others read the clock (SLA states, risk, recent remediation, open
+// windows, verification) or other tables (hosts, policies, outcomes), and
+// are copied by every refresh.
+var baseOnlySnapshots = []string{"kpi_mttr", "kpi_time_to_patch", "kpi_open_exposure", "kpi_daily_trend"}
 
 // snapshotHosts are the hosts whose ranges shard the per-host snapshots:
 // every host with history. They only balance the shards: the ranges cover

@@ -426,6 +426,15 @@ WHERE (source, advisory_id) IN (
 	if rs.Exposures != 0 {
 		t.Errorf("full: refresh wrote %d exposure rows where nothing changed, want 0", rs.Exposures)
 	}
+
+	// Nothing new: no base row is rewritten, and the snapshots computed
+	// from them alone are left as they were (0028), still equal to
+	// their views (checkKPIs); the others are copied again.
+	rs = step("nothing new", Incremental)
+	if rs.RewrittenHosts != 0 || !reflect.DeepEqual(rs.Unchanged, baseOnlySnapshots) {
+		t.Errorf("nothing new: refresh rewrote the base rows of %d hosts and left %v unchanged; want 0 and %v",
+			rs.RewrittenHosts, rs.Unchanged, baseOnlySnapshots)
+	}
 	t.Logf("total %v", time.Since(started).Round(time.Millisecond))
 }
 
@@ -1417,4 +1426,98 @@ func TestMediansHandWorked(t *testing.T) {
 	previous := previousLive(t)
 	checkPrevious(ctx, t, st, "hand-worked", map[string]string{
 		"kpi_mttr_live": previous["kpi_mttr_live"], "kpi_time_to_patch_live": previous["kpi_time_to_patch_live"]})
+}
+
+// A refresh copies the snapshots computed from exposure_base alone
+// (baseOnlySnapshots) only when their inputs changed: not after nothing
+// did, yes after a rescan reopens an exposure, and yes for the one whose
+// definition changed. The snapshot tables are emptied before each
+// refresh, so a table left as it was is seen empty.
+func TestRefreshSkipsUnchangedSnapshots(t *testing.T) {
+	ctx := context.Background()
+	st := sameSecondStore(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	// h1 ran inv-a (exposed to A1) 10 days ago, inv-b from 5 days ago.
+	seedSameSecond(ctx, t, st, now, [][4]any{{"s1", 10, "inv-a", 0}, {"s2", 5, "inv-b", 0}})
+	job := &Job{Store: st, Log: slog.New(slog.DiscardHandler)}
+	if _, err := job.Run(ctx, Full); err != nil {
+		t.Fatal(err)
+	}
+	rowsOf := func(name string) uint64 {
+		t.Helper()
+		var n uint64
+		if err := queryOne(ctx, st, "SELECT count() FROM "+name+"_snapshot", nil, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	written := map[string]uint64{}
+	for _, name := range Snapshots {
+		written[name] = rowsOf(name)
+	}
+	baseOnly := map[string]bool{}
+	for _, name := range baseOnlySnapshots {
+		baseOnly[name] = true
+		if name != "kpi_open_exposure" && written[name] == 0 {
+			t.Fatalf("%s_snapshot is empty after the first refresh", name)
+		}
+	}
+	refresh := func(step string, wantUnchanged ...string) {
+		t.Helper()
+		for _, name := range Snapshots {
+			if err := st.Exec(ctx, "TRUNCATE TABLE "+name+"_snapshot"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rs, err := job.Run(ctx, Incremental)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if !reflect.DeepEqual(rs.Unchanged, wantUnchanged) {
+			t.Errorf("%s: snapshots left unchanged %v, want %v", step, rs.Unchanged, wantUnchanged)
+		}
+		left := map[string]bool{}
+		for _, name := range wantUnchanged {
+			left[name] = true
+		}
+		for _, name := range Snapshots {
+			n := rowsOf(name)
+			switch {
+			case left[name] && n != 0:
+				t.Errorf("%s: %s_snapshot was copied (%d rows) though its inputs did not change", step, name, n)
+			case !left[name] && baseOnly[name]:
+				// Copied: the same rows as its view computes now (as text,
+				// so that nan equals nan).
+				var onlySnap, onlyLive uint64
+				if err := queryOne(ctx, st, fmt.Sprintf(`SELECT
+    (SELECT count() FROM (SELECT formatRowNoNewline('TSV', *) FROM %[1]s_snapshot EXCEPT SELECT formatRowNoNewline('TSV', *) FROM %[1]s_live)),
+    (SELECT count() FROM (SELECT formatRowNoNewline('TSV', *) FROM %[1]s_live EXCEPT SELECT formatRowNoNewline('TSV', *) FROM %[1]s_snapshot))`, name),
+					nil, &onlySnap, &onlyLive); err != nil {
+					t.Fatal(err)
+				}
+				if n == 0 || onlySnap != 0 || onlyLive != 0 {
+					t.Errorf("%s: %s_snapshot has %d rows, %d not in its view, which has %d not in it", step, name, n, onlySnap, onlyLive)
+				}
+			case !left[name] && written[name] > 0 && n == 0:
+				t.Errorf("%s: %s_snapshot was not copied", step, name)
+			}
+		}
+	}
+	refresh("nothing new", baseOnlySnapshots...)
+	// A scan of inv-a 2 days ago reopens the exposure: exposure_base
+	// changes, every snapshot is copied (kpi_open_exposure now has a row).
+	seedSameSecond(ctx, t, st, now, [][4]any{{"s3", 2, "inv-a", 0}})
+	refresh("exposure reopened")
+	refresh("nothing new again", baseOnlySnapshots...)
+	// A new definition of one of them (as a migration would make): that
+	// one is copied, though exposure_base did not change.
+	for _, q := range []string{
+		"RENAME TABLE kpi_daily_trend_live TO kpi_daily_trend_live_before",
+		"CREATE VIEW kpi_daily_trend_live AS SELECT * FROM kpi_daily_trend_live_before",
+	} {
+		if err := st.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refresh("definition changed", "kpi_mttr", "kpi_time_to_patch", "kpi_open_exposure")
 }

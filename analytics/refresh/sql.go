@@ -331,6 +331,24 @@ SELECT host_id, source, advisory_id, row_key, ?, 1 FROM (
     WHERE host_id IN (SELECT host_id FROM {rewrite})
 ) WHERE version < ?`
 
+	// sqlSnapshotInputs is, for each snapshot of baseOnlySnapshots (%s:
+	// the quoted names of their X_live views), the fingerprint of what its X_live
+	// view is computed from (0028_snapshot_inputs.sql): exposure_base's
+	// greatest version, and the definitions of the view, of kpi_exposures
+	// and of the SQL functions; then the fingerprint stored when its table
+	// was last written (0: never).
+	sqlSnapshotInputs = `SELECT v.snapshot, v.fp, s.fp FROM (
+    SELECT substring(name, 1, length(name) - 5) AS snapshot,
+        cityHash64((SELECT max(version) FROM exposure_base),
+            (SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = 'kpi_exposures'),
+            (SELECT sum(cityHash64(name, create_query)) FROM system.functions WHERE origin = 'SQLUserDefined'),
+            create_table_query) AS fp
+    FROM system.tables
+    WHERE database = currentDatabase() AND name IN (%s)
+) AS v
+LEFT JOIN (SELECT snapshot, fp FROM snapshot_inputs FINAL) AS s ON s.snapshot = v.snapshot
+SETTINGS join_use_nulls = 0`
+
 	// sqlBaseState is the version of the last refresh that wrote the base
 	// rows (0: none), and of the one that last wrote host_facts. Facts
 	// newer than that refresh were written by one that failed or died
