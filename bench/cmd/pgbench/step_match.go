@@ -316,6 +316,7 @@ func refreshKPIFleet(ctx context.Context, cfg Config, st store.Store, log *slog.
 	if err := queryCount(ctx, st, "SELECT uniqExact(host_id) FROM scans", &hosts); err != nil {
 		return err
 	}
+	releaseRetained(ctx, st, log)
 	resetPeakRSS(log)
 	stop := sampleRSS(log, "full refresh")
 	t0 := time.Now()
