@@ -336,11 +336,11 @@ SELECT host_id, source, advisory_id, row_key, ?, 1 FROM (
 ) WHERE version < ?`
 
 	// sqlSnapshotInputs is, for each snapshot of baseOnlySnapshots (%s:
-	// the quoted names of their X_live views), the fingerprint of what its X_live
+	// the quoted names of their X_live views), the fingerprint of what its
 	// view is computed from (0028_snapshot_inputs.sql): exposure_base's
 	// greatest version, and the definitions of the view, of kpi_exposures
 	// and of the SQL functions; then the fingerprint stored when its table
-	// was last written (0: never).
+	// was last written (0: never, so it is copied).
 	sqlSnapshotInputs = `SELECT v.snapshot, v.fp, s.fp FROM (
     SELECT substring(name, 1, length(name) - 5) AS snapshot,
         cityHash64((SELECT max(version) FROM exposure_base),
