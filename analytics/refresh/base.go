@@ -55,9 +55,10 @@ func (r *Job) baseRows(ctx context.Context, st *Stats, tables *strings.Replacer,
 	if err := queryOne(ctx, r.Store, tables.Replace("SELECT count() FROM {rewrite}"), nil, &st.RewrittenHosts); err != nil {
 		return fmt.Errorf("refresh %s: counting hosts to rewrite: %w", id, err)
 	}
-	// The whole tables first: the base rows are read through host_facts
-	// (finding_risk_live reads kpi_exposures), and the next refresh compares
-	// with them all.
+	// The whole tables first: the next refresh compares with them all, and
+	// finding_risk_base's rows take the exceptions in force from
+	// finding_exceptions_snapshot. Then exposure_base before
+	// finding_risk_base, whose rows are read from it (finding_base_live).
 	m := r.meter(log, "refresh base rows", "tables", 6)
 	defer m.Stop()
 	for _, t := range []struct{ table, from string }{

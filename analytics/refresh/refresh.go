@@ -443,7 +443,7 @@ func (r *Job) dropPending(ctx context.Context, id string) error {
 // defaults, where the engine knows the setting.
 type engine struct {
 	// reorders: the engine reorders inner joins by estimated size
-	// (query_plan_optimize_join_order_limit), and for finding_risk_live it
+	// (query_plan_optimize_join_order_limit), and for finding_base_live it
 	// picks the fan-out of every host's inventory findings as a hash table
 	// (GBs at 10,000 hosts) over the open exposures it should stream
 	// against; the base rows' statement turns it off.

@@ -629,8 +629,9 @@ func checkSnapshots(ctx context.Context, t *testing.T, st store.Store, name stri
 	}
 }
 
-// rewritten are the KPI and posture views 0021, 0023 and 0024 redefine,
-// with the migration that defined them last before and, for 0024, the
+// rewritten are the KPI and posture views 0021, 0023, 0024, 0029 and
+// 0030 redefine, with the migration that defined them last before them
+// all (each later definition is held to that one) and, for 0024, the
 // means: those add whole seconds where the previous definition added
 // floats, so they are held to it within a relative 1e-9 (as sameValue),
 // every other column exactly.
@@ -641,15 +642,19 @@ var rewritten = []struct {
 }{
 	{"kpi_open_exposure_live", 16, nil}, {"kpi_sla_compliance_live", 16, nil}, {"kpi_remediation_rate_live", 16, nil},
 	{"kpi_exposure_window_live", 16, nil}, {"compliance_posture_live", 19, nil},
-	// 0023 (refresh speed) joins findings on one 64-bit key.
+	// 0023 (refresh speed) joins findings on one 64-bit key; 0029 names
+	// that join's findings side.
 	{"finding_risk_live", 16, nil},
+	// 0030 (SLA KPIs over groups of exposures); 0021 redefined the two
+	// above as well.
+	{"kpi_patch_coverage_live", 16, nil}, {"compliance_posture_trend_live", 19, nil},
 	// 0024 (medians in bounded memory).
 	{"kpi_mttr_live", 16, []string{"mttr_days", "mttr_disclosure_days"}},
 	{"kpi_time_to_patch_live", 16, []string{"from_publication_avg_days", "from_fix_avg_days", "from_disclosure_avg_days", "from_first_seen_avg_days"}},
 }
 
-// previousLive returns the bodies of the views 0021, 0023 and 0024
-// redefine as their earlier migration defined them.
+// previousLive returns the bodies of the views of rewritten as their
+// earlier migration defined them.
 func previousLive(t *testing.T) map[string]string {
 	t.Helper()
 	migs, err := schemas.Migrations()
@@ -678,7 +683,7 @@ func previousLive(t *testing.T) map[string]string {
 	return out
 }
 
-// checkPrevious holds each view 0021, 0023 or 0024 rewrote to its previous
+// checkPrevious holds each view of rewritten to its previous
 // definition (among bodies) evaluated on the same tables: the same rows,
 // every column compared as text (so that nan equals nan), duplicates
 // counted; the means of 0024's views apart, as numbers, in the row of the

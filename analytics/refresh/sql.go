@@ -306,19 +306,18 @@ SELECT DISTINCT host_id FROM exposure_base`
 	sqlEngineSettings = `SELECT countIf(name = 'query_plan_optimize_join_order_limit'), countIf(name = 'optimize_on_insert')
 FROM system.settings`
 
-	// The base rows of the hosts %s (one shard's condition), from the live
-	// views, under version ? (the only placeholder).
+	// The base rows of the hosts %s (one shard's condition) under version
+	// ? (the only placeholder): exposure_base's from the live view,
+	// finding_risk_base's from the exposure_base rows just written
+	// (0029_finding_base.sql).
 	sqlExposureBase = `SELECT * EXCEPT (dims, window_end, window_days)
     REPLACE (if(is_open = 1, toDateTime(0), last_seen) AS last_seen, assumeNotNull(stale) AS stale),
     ? AS version, toUInt8(0) AS deleted
 FROM kpi_exposures_live WHERE %s`
 
-	sqlFindingBase = `SELECT * EXCEPT (sla_deadline, sla_state, days_past_sla, risk_kev, risk_sla, risk_score, risk_level)
-        REPLACE (assumeNotNull(stale) AS stale),
-    toUInt8(sla_state != 'no_fix') AS fix_available,
-    cityHash64(package, installed_version, arch, ecosystem, match_name, match_version) AS row_key,
+	sqlFindingBase = `SELECT *, cityHash64(package, installed_version, arch, ecosystem, match_name, match_version) AS row_key,
     ? AS version, toUInt8(0) AS deleted
-FROM finding_risk_live WHERE %s`
+FROM finding_base_live WHERE %s`
 
 	// The rows of the rewritten hosts that this refresh (version ?) did
 	// not write again are gone: written deleted under that version. The
