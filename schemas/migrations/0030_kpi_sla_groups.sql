@@ -2,24 +2,44 @@
 -- SLA KPIs over groups of exposures (issue 16: a refresh in seconds).
 -- kpi_sla_compliance, kpi_patch_coverage, compliance_posture and
 -- compliance_posture_trend read the clock (an open exposure is overdue
--- once now passes its deadline), so every refresh computes them again;
+-- once now passes its deadline), and kpi_exposure_window an open
+-- exposure's window (it ends at the refresh), so every refresh computes
+-- them again;
 -- they did so from kpi_exposure_sla, one row per exposure and SLA policy
 -- (47M rows at `make run` size for 15.6M exposures), whose SLA state was
 -- worked out per row: 51 s of a 100,000-host refresh for
 -- kpi_sla_compliance alone. But an exposure's SLA state and deadline
 -- depend only on its host, severity, open, accepted, fix and KEV flags,
--- clock start and resolution time, and a host's exposures share these
--- (its clock starts at its first scan of them): 15.6M exposures fall into
--- 34,000 such groups at `make run` size.
---   kpi_exposure_sla_groups  kpi_exposure_sla's columns that those views
---       read, per group of exposures equal in all of them (n: how many),
---       with each SLA policy's deadline and state worked out once per
---       group. ring, owner, os, criticality and stale are the host's (the
---       same on each of its exposures).
--- The four views keep their columns, rows and meaning, counting n
--- exposures where they counted one: kpi_sla_compliance_live 4.2 s -> 1.0 s
--- at `make run` size. The refresh's differential test holds each to its
--- previous definition (0016, 0019, 0021).
+-- clock start and resolution time, and its window on those and its first
+-- sighting; a host's exposures share these (its clock starts at its first
+-- scan of them): 15.6M exposures fall into 34,000 such groups at `make
+-- run` size.
+--   exposure_groups_live  the exposures of kpi_exposures counted (n) per
+--       group equal in all of those; ring, owner, os, criticality and
+--       stale are the host's (the same on each of its exposures). It reads
+--       neither the clock nor another table than kpi_exposures' own, so a
+--       refresh copies it (exposure_groups_snapshot) like the KPI
+--       snapshots computed from exposure_base alone: only when
+--       exposure_base changed (0028), before the KPI snapshots, a range of
+--       hosts at a time.
+--   kpi_exposure_sla_groups  the groups with each SLA policy's deadline
+--       and state worked out once per group.
+-- The five views keep their columns, rows and meaning, counting n
+-- exposures where they counted one. The refresh's differential test holds
+-- each to its previous definition (0016, 0019, 0021).
+-- kpi_exposure_window_live works out each group's window as kpi_exposures
+-- does each exposure's (0026): open ones end at the refresh
+-- (host_facts.as_of), resolved ones when resolved.
+
+CREATE VIEW IF NOT EXISTS exposure_groups_live AS
+SELECT host_id, any(ring) AS ring, any(owner) AS owner, any(os) AS os, any(criticality) AS criticality, any(stale) AS stale,
+    severity, is_open, accepted, fix_available, kev, kev_due_date, clock_start, resolved_at, first_seen, count() AS n
+FROM kpi_exposures
+GROUP BY host_id, severity, is_open, accepted, fix_available, kev, kev_due_date, clock_start, resolved_at, first_seen;
+
+CREATE TABLE IF NOT EXISTS exposure_groups_snapshot
+ENGINE = MergeTree ORDER BY host_id
+EMPTY AS SELECT * FROM exposure_groups_live;
 
 CREATE VIEW IF NOT EXISTS kpi_exposure_sla_groups AS
 SELECT g.host_id AS host_id, g.ring AS ring, g.owner AS owner, g.os AS os, g.criticality AS criticality,
@@ -30,12 +50,7 @@ SELECT g.host_id AS host_id, g.ring AS ring, g.owner AS owner, g.os AS os, g.cri
     toUInt8(p.kev_due_date = 1 AND g.kev = 1 AND g.kev_due_date > toDate(0)) AS kev_deadline,
     patchgrid_sla_deadline(kev_deadline, g.kev_due_date, g.clock_start, p.sla_days) AS sla_deadline,
     patchgrid_sla_state(g.is_open, g.fix_available, g.resolved_at, sla_deadline, now()) AS sla_state
-FROM (
-    SELECT host_id, any(ring) AS ring, any(owner) AS owner, any(os) AS os, any(criticality) AS criticality, any(stale) AS stale,
-        severity, is_open, accepted, fix_available, kev, kev_due_date, clock_start, resolved_at, count() AS n
-    FROM kpi_exposures
-    GROUP BY host_id, severity, is_open, accepted, fix_available, kev, kev_due_date, clock_start, resolved_at
-) AS g
+FROM exposure_groups_snapshot AS g
 INNER JOIN (SELECT * FROM sla_policy FINAL) AS p ON p.severity = g.severity;
 
 DROP VIEW IF EXISTS kpi_sla_compliance_live;
@@ -191,3 +206,37 @@ FROM (
     GROUP BY framework, dimension, dim_value, day
 )
 WINDOW w AS (PARTITION BY framework, dimension, dim_value ORDER BY day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW);
+
+DROP VIEW IF EXISTS kpi_exposure_window_live;
+CREATE VIEW IF NOT EXISTS kpi_exposure_window_live AS
+WITH (SELECT max(as_of) FROM host_facts) AS refreshed
+SELECT dimension, dim_value, severity, state, exposures, p50_days, p90_days, p95_days, p99_days, max_days, accepted, exceptions
+FROM (
+    SELECT d.1 AS dimension, d.2 AS dim_value, sev AS severity, st AS state, exceptions,
+        toUInt64(sum(n)) AS exposures,
+        arraySort(groupArray((window_days, n))) AS win_hist,
+        arrayCumSum(arrayMap(x -> x.2, win_hist)) AS win_cum,
+        win_hist[arrayFirstIndex(c -> c > floor(0.5 * exposures), win_cum)].1 AS p50_days,
+        win_hist[arrayFirstIndex(c -> c > floor(0.9 * exposures), win_cum)].1 AS p90_days,
+        win_hist[arrayFirstIndex(c -> c > floor(0.95 * exposures), win_cum)].1 AS p95_days,
+        win_hist[arrayFirstIndex(c -> c > floor(0.99 * exposures), win_cum)].1 AS p99_days,
+        max(window_days) AS max_days,
+        toUInt64(sumIf(n, acc = 1)) AS accepted
+    FROM (
+        SELECT ring, owner, os, criticality, severity, is_open, window_days, n, exceptions,
+            toUInt8(patchgrid_kpi_state('', is_open, stale, accepted, exceptions = 'honoured') = 'accepted') AS acc
+        FROM (
+            SELECT ring, owner, os, criticality, severity, is_open, window_days, stale, accepted, sum(n) AS n
+            FROM (
+                SELECT *, (toInt64(if(is_open = 1, assumeNotNull(refreshed), resolved_at)) - toInt64(first_seen)) / 86400 AS window_days
+                FROM exposure_groups_snapshot
+            )
+            GROUP BY ring, owner, os, criticality, severity, is_open, window_days, stale, accepted
+        )
+        ARRAY JOIN ['honoured', 'ignored'] AS exceptions
+    )
+    ARRAY JOIN patchgrid_kpi_dims(ring, owner, os, criticality) AS d
+    ARRAY JOIN [severity, 'all'] AS sev
+    ARRAY JOIN ['all', multiIf(acc = 1, 'accepted', is_open = 1, 'open', 'resolved')] AS st
+    GROUP BY dimension, dim_value, severity, state, exceptions
+);
