@@ -36,11 +36,10 @@ const (
 // refresh copies whole from X_live into X_snapshot, in this order, after
 // the per-host base rows behind kpi_exposures and finding_risk
 // (0026_incremental_snapshots.sql): host_risk reads exposure_risk, the KPIs
-// kpi_exposures. exposure_groups (0030_kpi_sla_groups.sql) comes first:
-// the SLA KPIs, the posture and the exposure window read its snapshot; no
-// other reads another snapshot.
+// kpi_exposures. exposureGroups comes first: others read its snapshot;
+// no other reads another snapshot.
 var Snapshots = []string{
-	"exposure_groups",
+	exposureGroups,
 	"kpi_mttr", "kpi_time_to_patch", "kpi_sla_compliance", "kpi_patch_coverage", "kpi_open_exposure",
 	"kpi_remediation_rate", "kpi_exposure_window", "kpi_daily_trend", "host_risk",
 	// Compliance posture (0019_posture.sql): reads finding_risk, and
@@ -637,9 +636,15 @@ const snapshotBlocks = "min_insert_block_size_rows = 131072, min_insert_block_si
 // refresh carries times just below that refresh's watermark.
 const rescanMargin = time.Hour
 
+// exposureGroups is the snapshot of the exposures counted per group of
+// equal SLA and window inputs (0030_kpi_sla_groups.sql), which the SLA
+// KPIs, the posture and the exposure window read: the one snapshot that
+// others read, so it is copied before them.
+const exposureGroups = "exposure_groups"
+
 // perHostSnapshots are the Snapshots whose rows are each of one host
 // (host_id), and which a refresh copies a range of hosts at a time.
-var perHostSnapshots = map[string]bool{"host_risk": true, "exposure_groups": true}
+var perHostSnapshots = map[string]bool{"host_risk": true, exposureGroups: true}
 
 // baseOnlySnapshots are the Snapshots computed from exposure_base's rows
 // alone, through kpi_exposures: each counts the exposures by columns
@@ -652,7 +657,7 @@ var perHostSnapshots = map[string]bool{"host_risk": true, "exposure_groups": tru
 // The others read the clock (SLA states, risk, recent remediation, open
 // windows, verification) or other tables (hosts, policies, outcomes), and
 // are copied by every refresh.
-var baseOnlySnapshots = []string{"exposure_groups", "kpi_mttr", "kpi_time_to_patch", "kpi_open_exposure", "kpi_daily_trend"}
+var baseOnlySnapshots = []string{exposureGroups, "kpi_mttr", "kpi_time_to_patch", "kpi_open_exposure", "kpi_daily_trend"}
 
 // snapshotHosts are the hosts whose ranges shard the per-host snapshots:
 // every host with history. They only balance the shards: the ranges cover

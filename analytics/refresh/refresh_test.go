@@ -1447,7 +1447,7 @@ func TestMediansHandWorked(t *testing.T) {
 // did, yes after a rescan reopens an exposure, and yes for the one whose
 // definition changed. The snapshot tables are emptied before each
 // refresh, so a table left as it was is seen empty; all but
-// exposure_groups', which the SLA KPIs read: a refresh that leaves it
+// exposureGroups', which other snapshots read: a refresh that leaves it
 // must leave it equal to its view.
 func TestRefreshSkipsUnchangedSnapshots(t *testing.T) {
 	ctx := context.Background()
@@ -1497,7 +1497,7 @@ func TestRefreshSkipsUnchangedSnapshots(t *testing.T) {
 	refresh := func(step string, wantUnchanged ...string) {
 		t.Helper()
 		for _, name := range Snapshots {
-			if name == "exposure_groups" {
+			if name == exposureGroups {
 				continue
 			}
 			if err := st.Exec(ctx, "TRUNCATE TABLE "+name+"_snapshot"); err != nil {
@@ -1518,7 +1518,7 @@ func TestRefreshSkipsUnchangedSnapshots(t *testing.T) {
 		for _, name := range Snapshots {
 			n := rowsOf(name)
 			switch {
-			case name == "exposure_groups" && left[name]:
+			case name == exposureGroups && left[name]:
 				if n == 0 || !sameAsView(name) {
 					t.Errorf("%s: %s_snapshot, left as it was, has %d rows and differs from its view", step, name, n)
 				}
@@ -1550,5 +1550,5 @@ func TestRefreshSkipsUnchangedSnapshots(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	refresh("definition changed", "exposure_groups", "kpi_mttr", "kpi_time_to_patch", "kpi_open_exposure")
+	refresh("definition changed", exposureGroups, "kpi_mttr", "kpi_time_to_patch", "kpi_open_exposure")
 }
