@@ -36,10 +36,10 @@ const (
 // refresh copies whole from X_live into X_snapshot, in this order, after
 // the per-host base rows behind kpi_exposures and finding_risk
 // (0026_incremental_snapshots.sql): host_risk reads exposure_risk, the KPIs
-// kpi_exposures. exposureGroups comes first: others read its snapshot;
-// no other reads another snapshot.
+// kpi_exposures. The groups (exposureGroups, reopenedGroups) come first:
+// others read their snapshots; no other reads another snapshot.
 var Snapshots = []string{
-	exposureGroups,
+	exposureGroups, reopenedGroups,
 	"kpi_mttr", "kpi_time_to_patch", "kpi_sla_compliance", "kpi_patch_coverage", "kpi_open_exposure",
 	"kpi_remediation_rate", "kpi_exposure_window", "kpi_daily_trend", "host_risk",
 	// Compliance posture (0019_posture.sql): reads finding_risk, and
@@ -89,13 +89,18 @@ type Job struct {
 
 // Stats is what one refresh did.
 type Stats struct {
-	RefreshID  string
-	Mode       Mode
-	Started    time.Time
-	Finished   time.Time
-	Watermark  time.Time // greatest scans.received_at seen
-	Hosts      uint64    // hosts whose segments were recomputed
-	Advisories uint64    // advisories recomputed on every other host
+	RefreshID string
+	Mode      Mode
+	Started   time.Time
+	Finished  time.Time
+	Watermark time.Time // greatest scans.received_at seen
+	Hosts     uint64    // hosts whose segments were recomputed
+	// Resegmented are the hosts (of Hosts) whose segments were recomputed
+	// from all their scans: every host in a full refresh; in an
+	// incremental one, those sqlResegment finds. The others' latest
+	// segment was continued with their new scans.
+	Resegmented uint64
+	Advisories  uint64 // advisories recomputed on every other host
 	// ExposedHosts are the hosts whose exposures were recomputed: in an
 	// incremental refresh, those whose segments changed other than by
 	// rescans of their latest inventory, or that ran a newly matched
@@ -159,7 +164,7 @@ func (r *Job) Run(ctx context.Context, mode Mode) (Stats, error) {
 		log.Error("refresh failed", "refresh", st.RefreshID, "mode", mode, "err", err)
 		return st, err
 	}
-	log.Info("refresh", "refresh", st.RefreshID, "mode", st.Mode, "hosts", st.Hosts, "advisories", st.Advisories,
+	log.Info("refresh", "refresh", st.RefreshID, "mode", st.Mode, "hosts", st.Hosts, "resegmented", st.Resegmented, "advisories", st.Advisories,
 		"exposed_hosts", st.ExposedHosts, "exposure_rows", st.Exposures, "segment_rows", st.Segments, "rewritten_hosts", st.RewrittenHosts,
 		"unchanged_snapshots", len(st.Unchanged), "took", time.Since(now).Round(time.Millisecond))
 	log.Info("refresh steps", stepAttrs(st.Steps)...)
@@ -236,10 +241,11 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 	tables := strings.NewReplacer("{segments}", "refresh_segments__"+suffix, "{expose}", "refresh_expose__"+suffix,
 		"{exposing}", "refresh_exposing__"+suffix, "{rewrite}", "refresh_rewrite__"+suffix,
 		"{hosts}", "refresh_hosts__"+suffix, "{advisories}", "refresh_advisories__"+suffix,
-		"{xexposures}", "refresh_xexposures__"+suffix, "{xfindings}", "refresh_xfindings__"+suffix)
+		"{xexposures}", "refresh_xexposures__"+suffix, "{xfindings}", "refresh_xfindings__"+suffix,
+		"{latest}", "refresh_latest__"+suffix, "{resegment}", "refresh_resegment__"+suffix)
 	staging := []string{"refresh_segments__" + suffix, "refresh_expose__" + suffix, "refresh_exposing__" + suffix,
 		"refresh_rewrite__" + suffix, "refresh_hosts__" + suffix, "refresh_advisories__" + suffix,
-		"refresh_xexposures__" + suffix, "refresh_xfindings__" + suffix}
+		"refresh_xexposures__" + suffix, "refresh_xfindings__" + suffix, "refresh_latest__" + suffix, "refresh_resegment__" + suffix}
 	defer func() {
 		for _, t := range staging {
 			if err := r.Store.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+t); err != nil {
@@ -256,6 +262,8 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 		refreshStep{"create staging tables", tables.Replace("CREATE TABLE {advisories} AS advisory_facts"), nil, 0},
 		refreshStep{"create staging tables", tables.Replace("CREATE TABLE {xexposures} AS exposure_exceptions_snapshot"), nil, 0},
 		refreshStep{"create staging tables", tables.Replace("CREATE TABLE {xfindings} AS finding_exceptions_snapshot"), nil, 0},
+		refreshStep{"create staging tables", tables.Replace("CREATE TABLE {latest} ENGINE = MergeTree ORDER BY host_id EMPTY AS SELECT * FROM host_segments"), nil, 0},
+		refreshStep{"create staging tables", tables.Replace("CREATE TABLE {resegment} (host_id String) ENGINE = MergeTree ORDER BY host_id"), nil, 0},
 	); err != nil {
 		return err
 	}
@@ -269,15 +277,22 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 		perShard = hostsPerShard
 	}
 	shards := max(1, (st.Hosts+perShard-1)/perShard)
-	bounds, err := r.shardBounds(ctx, id, "(SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?)", []any{id}, shards, st.Hosts)
-	if err != nil {
-		return err
+	var bounds []string
+	if st.Mode == Full {
+		if bounds, err = r.shardBounds(ctx, id, "(SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?)", []any{id}, shards, st.Hosts); err != nil {
+			return err
+		}
 	}
 	steps = steps[:0]
-	for i := range shards {
-		steps = append(steps, refreshStep{fmt.Sprintf("segment hosts, shard %d of %d", i+1, shards),
-			tables.Replace(fmt.Sprintf(sqlStageSegments, shardCond(sqlPendingHosts, bounds, int(i)))),
-			[]any{id}, shardSize(st.Hosts, shards, i)})
+	if st.Mode == Full {
+		for i := range shards {
+			steps = append(steps, refreshStep{fmt.Sprintf("segment hosts, shard %d of %d", i+1, shards),
+				tables.Replace(fmt.Sprintf(sqlStageSegments, shardCond(sqlPendingHosts, bounds, int(i)))),
+				[]any{id}, shardSize(st.Hosts, shards, i)})
+		}
+		st.Resegmented = st.Hosts
+	} else if steps, st.Resegmented, err = r.segmentSteps(ctx, id, tables, prev, perShard, st.Hosts, log); err != nil {
+		return err
 	}
 	if st.Mode == Full {
 		steps = append(steps, refreshStep{"hosts to expose", tables.Replace(sqlExposeAll), []any{id}, 0})
@@ -398,6 +413,50 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 		log.Debug("refresh: snapshots whose inputs did not change, left as they were", "refresh", id, "snapshots", st.Unchanged)
 	}
 	return r.dropPending(ctx, id)
+}
+
+// segmentSteps are an incremental refresh's steps that stage the segments
+// of its n pending hosts: it finds the hosts whose stored segments no longer
+// hold (sqlResegment), whose segments are recomputed from all their scans
+// as a full refresh does, perShard hosts at a time; every other host's
+// latest segment is continued with the scans after it (sqlStageTail),
+// tailShardFactor times more at a time. On a day of rescans that reads each host's
+// new scans, not its whole history: at 100,000 hosts × 90 days, 100,000
+// scans instead of 9M.
+func (r *Job) segmentSteps(ctx context.Context, id string, tables *strings.Replacer, prev time.Time, perShard, n uint64, log *slog.Logger) (steps []refreshStep, full uint64, err error) {
+	if err := r.exec(ctx, id, log, nil,
+		refreshStep{"latest segments", tables.Replace(sqlStageLatest), []any{id}, 0},
+		refreshStep{"hosts to resegment", tables.Replace(sqlResegment), []any{id, prev.Add(-rescanMargin), prev.Add(-rescanMargin)}, 0}); err != nil {
+		return nil, 0, err
+	}
+	if err := queryOne(ctx, r.Store, tables.Replace("SELECT count() FROM {resegment}"), nil, &full); err != nil {
+		return nil, 0, fmt.Errorf("refresh %s: counting hosts to resegment: %w", id, err)
+	}
+	if full > 0 {
+		shards := (full + perShard - 1) / perShard
+		bounds, err := r.shardBounds(ctx, id, tables.Replace("{resegment}"), nil, shards, full)
+		if err != nil {
+			return nil, 0, err
+		}
+		for i := range shards {
+			steps = append(steps, refreshStep{fmt.Sprintf("segment hosts, shard %d of %d", i+1, shards),
+				tables.Replace(fmt.Sprintf(sqlStageSegments, shardCond("host_id IN (SELECT host_id FROM {resegment})", bounds, int(i)))),
+				nil, shardSize(full, shards, i)})
+		}
+	}
+	if tail := n - min(full, n); tail > 0 {
+		perTail := tailShardFactor * perShard
+		shards := (tail + perTail - 1) / perTail
+		bounds, err := r.shardBounds(ctx, id, tables.Replace("(SELECT host_id FROM {latest} WHERE host_id NOT IN (SELECT host_id FROM {resegment}))"), nil, shards, tail)
+		if err != nil {
+			return nil, 0, err
+		}
+		for i := range shards {
+			steps = append(steps, refreshStep{fmt.Sprintf("continue segments, shard %d of %d", i+1, shards),
+				tables.Replace(fmt.Sprintf(sqlStageTail, shardCond("1", bounds, int(i)))), nil, shardSize(tail, shards, i)})
+		}
+	}
+	return steps, full, nil
 }
 
 // snapshotInputs fingerprints the inputs of baseOnlySnapshots: unchanged
@@ -636,11 +695,16 @@ const snapshotBlocks = "min_insert_block_size_rows = 131072, min_insert_block_si
 // refresh carries times just below that refresh's watermark.
 const rescanMargin = time.Hour
 
-// exposureGroups is the snapshot of the exposures counted per group of
-// equal SLA and window inputs (0030_kpi_sla_groups.sql), which the SLA
-// KPIs, the posture and the exposure window read: the one snapshot that
-// others read, so it is copied before them.
-const exposureGroups = "exposure_groups"
+// The snapshots that other snapshots read, copied before them:
+// exposureGroups, the exposures counted per group of equal SLA and window
+// inputs (0030_kpi_sla_groups.sql), which the SLA KPIs, the posture and
+// the exposure window read; reopenedGroups, the reopened ones per host and
+// last sighting (0031_regression_groups.sql), which
+// kpi_deploy_regressions reads.
+const (
+	exposureGroups = "exposure_groups"
+	reopenedGroups = "reopened_groups"
+)
 
 // perHostSnapshots are the Snapshots whose rows are each of one host
 // (host_id), and which a refresh copies a range of hosts at a time.
@@ -657,7 +721,7 @@ var perHostSnapshots = map[string]bool{"host_risk": true, exposureGroups: true}
 // The others read the clock (SLA states, risk, recent remediation, open
 // windows, verification) or other tables (hosts, policies, outcomes), and
 // are copied by every refresh.
-var baseOnlySnapshots = []string{exposureGroups, "kpi_mttr", "kpi_time_to_patch", "kpi_open_exposure", "kpi_daily_trend"}
+var baseOnlySnapshots = []string{exposureGroups, reopenedGroups, "kpi_mttr", "kpi_time_to_patch", "kpi_open_exposure", "kpi_daily_trend"}
 
 // snapshotHosts are the hosts whose ranges shard the per-host snapshots:
 // every host with history. They only balance the shards: the ranges cover
@@ -670,6 +734,12 @@ const snapshotHosts = "(SELECT DISTINCT host_id FROM host_segments)"
 // advisories, the findings of the fleet's states) once, so its shards are
 // larger than those of exposures.
 const snapshotHostsPerShard = 10000
+
+// tailShardFactor is how many times HostsPerShard one statement continues
+// the segments of (sqlStageTail): it holds each host's scans since its
+// latest segment, a day's few on a daily refresh, where segmenting from
+// scratch holds all of them.
+const tailShardFactor = 20
 
 // hostsPerShard bounds the hosts one exposure statement works on: its
 // aggregation holds every (host, advisory) of the shard (about 1,600 per

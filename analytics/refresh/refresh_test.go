@@ -202,6 +202,7 @@ func TestRefreshDifferential(t *testing.T) {
 			t.Fatalf("%s: refresh: %v", name, err)
 		}
 		t1 := time.Now()
+		checkSegments(ctx, t, st, name)
 		checkExposures(ctx, t, st, name)
 		checkKPIs(ctx, t, st, name, bodies)
 		checkSnapshots(ctx, t, st, name)
@@ -548,6 +549,41 @@ func checkExposures(ctx context.Context, t *testing.T, st store.Store, name stri
 	compareSets(ctx, t, st, name, "exposure_history", "exposure_history_live")
 }
 
+// checkSegments holds host_segments to its definition: each host's
+// segments computed from all its scans, as a full refresh stages them
+// (sqlStageSegments), whether the refreshes continued them or not.
+func checkSegments(ctx context.Context, t *testing.T, st store.Store, name string) {
+	t.Helper()
+	const cols = "host_id, seg_idx, seg_first, seg_last, next_scan, scans, is_last, inventory_hash, kernel_running, scans_through"
+	for _, q := range []string{"DROP TABLE IF EXISTS cmp_segments",
+		"CREATE TABLE cmp_segments ENGINE = MergeTree ORDER BY (host_id, seg_idx) EMPTY AS SELECT * FROM host_segments",
+		strings.ReplaceAll(fmt.Sprintf(sqlStageSegments, "1"), "{segments}", "cmp_segments")} {
+		if err := st.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: segments from all scans: %v", name, err)
+		}
+	}
+	defer func() {
+		if err := st.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS cmp_segments"); err != nil {
+			t.Error(err)
+		}
+	}()
+	var want, got, onlyWant, onlyGot uint64
+	if err := queryOne(ctx, st, fmt.Sprintf(`SELECT (SELECT count() FROM cmp_segments), (SELECT count() FROM host_segments FINAL),
+    (SELECT count() FROM (SELECT %[1]s FROM cmp_segments EXCEPT SELECT %[1]s FROM host_segments FINAL)),
+    (SELECT count() FROM (SELECT %[1]s FROM host_segments FINAL EXCEPT SELECT %[1]s FROM cmp_segments))`, cols), nil, &want, &got, &onlyWant, &onlyGot); err != nil {
+		t.Fatalf("%s: comparing segments: %v", name, err)
+	}
+	if want == 0 || want != got || onlyWant != 0 || onlyGot != 0 {
+		t.Errorf("%s: host_segments has %d segments, %d from all scans; %d only in host_segments, %d only from all scans", name, got, want, onlyGot, onlyWant)
+		for _, q := range []string{"SELECT 'stored', " + cols + " FROM host_segments FINAL", "SELECT 'from scans', " + cols + " FROM cmp_segments"} {
+			_, rows := readAll(ctx, t, st, q+" ORDER BY host_id, seg_idx LIMIT 20")
+			for _, r := range rows {
+				t.Logf("  %v", r)
+			}
+		}
+	}
+}
+
 // compareSets checks that two relations with exposure_history's columns
 // hold the same rows. Each side is computed once, into a table.
 func compareSets(ctx context.Context, t *testing.T, st store.Store, name, a, b string) {
@@ -651,6 +687,8 @@ var rewritten = []struct {
 	{"kpi_patch_coverage_live", 16, nil}, {"compliance_posture_trend_live", 19, nil},
 	// 0024 (medians in bounded memory).
 	{"kpi_mttr_live", 16, []string{"mttr_days", "mttr_disclosure_days"}},
+	// 0031 (regressions over groups of reopened exposures).
+	{"kpi_deploy_regressions_live", 15, nil},
 	{"kpi_time_to_patch_live", 16, []string{"from_publication_avg_days", "from_fix_avg_days", "from_disclosure_avg_days", "from_first_seen_avg_days"}},
 }
 
@@ -977,6 +1015,7 @@ func TestRefreshSameSecondScans(t *testing.T) {
 	if _, err := job.Run(ctx, Full); err != nil {
 		t.Fatal(err)
 	}
+	checkSegments(ctx, t, st, "same second")
 	compareSets(ctx, t, st, "same second", "exposure_history", "exposure_history_live")
 }
 
@@ -1007,7 +1046,77 @@ func TestRefreshSegmentsShrink(t *testing.T) {
 	if segs != 1 {
 		t.Errorf("h1 has %d segments, want 1 (inv-a throughout)", segs)
 	}
+	checkSegments(ctx, t, st, "segments shrink")
 	compareSets(ctx, t, st, "segments shrink", "exposure_history", "exposure_history_live")
+}
+
+// TestRefreshSegmentsContinue: an incremental refresh continues a host's
+// latest segment with its new scans, unless a scan arrived that its stored
+// segments did not see (a late one, in an earlier second or in one that
+// had a scan already), which makes it recompute them from all its scans.
+// Either way host_segments must equal its definition from all scans.
+func TestRefreshSegmentsContinue(t *testing.T) {
+	ctx := context.Background()
+	st := sameSecondStore(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	seedSameSecond(ctx, t, st, now, [][4]any{{"s1", 10, "inv-a", 2}, {"s2", 9, "inv-a", 2}, {"s3", 8, "inv-b", 2}})
+	job := &Job{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if _, err := job.Run(ctx, Full); err != nil {
+		t.Fatal(err)
+	}
+	checkSegments(ctx, t, st, "full")
+	day := func(d float64) time.Time { return now.Add(-time.Duration(d * 24 * float64(time.Hour))) }
+	// Scans are received a second apart, the last four later by hours: a
+	// scan received in the hour before the previous refresh (rescanMargin)
+	// in a second that has another makes the host recomputed, until it is
+	// out of that hour.
+	for i, c := range []struct {
+		name        string
+		scanID      string
+		at          time.Time
+		inv         string
+		resegmented uint64
+		segments    uint64 // the host's after the refresh
+	}{
+		{"heartbeat", "s4", day(7), "inv-b", 0, 2},
+		{"another inventory", "s5", day(6), "inv-a", 0, 3},
+		{"the same scan delivered again", "s5", day(6), "inv-a", 0, 3},
+		{"a late scan in an earlier second", "s0", day(9.5), "inv-b", 1, 5},
+		{"a late scan in the latest second, counted over the one there", "s5-z", day(6), "inv-b", 1, 4},
+		{"a late scan in an earlier second that had one, not counted", "s1-z", day(9), "inv-b", 1, 4},
+		{"heartbeat, within the hour of late scans in seconds that had one", "s6", day(5), "inv-b", 1, 4},
+		{"heartbeat two hours later", "s7", day(4), "inv-b", 1, 4},
+		{"heartbeat a second after that", "s8", day(3), "inv-a", 0, 5},
+		{"heartbeat two hours after that", "s9", day(2), "inv-a", 0, 5},
+	} {
+		received := now.Add(time.Duration(i+1) * time.Second)
+		switch {
+		case i >= 9:
+			received = received.Add(4 * time.Hour)
+		case i >= 7:
+			received = received.Add(2 * time.Hour)
+		}
+		if err := st.Insert(ctx, "scans", []string{"host_id", "scan_id", "scanned_at", "received_at", "inventory_hash"},
+			[][]any{{"h1", c.scanID, c.at, received, c.inv}}); err != nil {
+			t.Fatal(err)
+		}
+		rs, err := job.Run(ctx, Incremental)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if rs.Hosts != 1 || rs.Resegmented != c.resegmented {
+			t.Errorf("%s: %d hosts refreshed, %d of them from all scans; want 1 and %d", c.name, rs.Hosts, rs.Resegmented, c.resegmented)
+		}
+		var segs uint64
+		if err := queryOne(ctx, st, "SELECT count() FROM host_segments FINAL WHERE host_id = 'h1'", nil, &segs); err != nil {
+			t.Fatal(err)
+		}
+		if segs != c.segments {
+			t.Errorf("%s: h1 has %d segments, want %d", c.name, segs, c.segments)
+		}
+		checkSegments(ctx, t, st, c.name)
+		compareSets(ctx, t, st, c.name, "exposure_history", "exposure_history_live")
+	}
 }
 
 // TestRefreshOpenEnded walks one host through heartbeats, a reboot into
@@ -1087,6 +1196,7 @@ func TestRefreshOpenEnded(t *testing.T) {
 		if open != day.open || total != day.history {
 			t.Errorf("%s: exposure_history has %d open of %d rows, want %d of %d", day.name, open, total, day.open, day.history)
 		}
+		checkSegments(ctx, t, st, day.name)
 		compareSets(ctx, t, st, day.name, "exposure_history", "exposure_history_live")
 		if rs.RewrittenHosts != day.rewritten {
 			t.Errorf("%s: refresh rewrote the base rows of %d hosts, want %d", day.name, rs.RewrittenHosts, day.rewritten)
@@ -1446,9 +1556,9 @@ func TestMediansHandWorked(t *testing.T) {
 // (baseOnlySnapshots) only when their inputs changed: not after nothing
 // did, yes after a rescan reopens an exposure, and yes for the one whose
 // definition changed. The snapshot tables are emptied before each
-// refresh, so a table left as it was is seen empty; all but
-// exposureGroups', which other snapshots read: a refresh that leaves it
-// must leave it equal to its view.
+// refresh, so a table left as it was is seen empty; all but the groups'
+// (exposureGroups, reopenedGroups), which other snapshots read: a refresh
+// that leaves one must leave it equal to its view.
 func TestRefreshSkipsUnchangedSnapshots(t *testing.T) {
 	ctx := context.Background()
 	st := sameSecondStore(t)
@@ -1474,7 +1584,8 @@ func TestRefreshSkipsUnchangedSnapshots(t *testing.T) {
 	baseOnly := map[string]bool{}
 	for _, name := range baseOnlySnapshots {
 		baseOnly[name] = true
-		if name != "kpi_open_exposure" && written[name] == 0 {
+		// No exposure has reopened yet.
+		if name != "kpi_open_exposure" && name != reopenedGroups && written[name] == 0 {
 			t.Fatalf("%s_snapshot is empty after the first refresh", name)
 		}
 	}
@@ -1494,10 +1605,13 @@ func TestRefreshSkipsUnchangedSnapshots(t *testing.T) {
 		}
 		return onlySnap == 0 && onlyLive == 0
 	}
+	// reopened_groups_snapshot's rows when a step leaves it: one group
+	// once the exposure has reopened.
+	reopened := map[string]uint64{"nothing new again": 1, "definition changed": 1}
 	refresh := func(step string, wantUnchanged ...string) {
 		t.Helper()
 		for _, name := range Snapshots {
-			if name == exposureGroups {
+			if name == exposureGroups || name == reopenedGroups {
 				continue
 			}
 			if err := st.Exec(ctx, "TRUNCATE TABLE "+name+"_snapshot"); err != nil {
@@ -1520,6 +1634,10 @@ func TestRefreshSkipsUnchangedSnapshots(t *testing.T) {
 			switch {
 			case name == exposureGroups && left[name]:
 				if n == 0 || !sameAsView(name) {
+					t.Errorf("%s: %s_snapshot, left as it was, has %d rows and differs from its view", step, name, n)
+				}
+			case name == reopenedGroups && left[name]:
+				if n != reopened[step] || !sameAsView(name) {
 					t.Errorf("%s: %s_snapshot, left as it was, has %d rows and differs from its view", step, name, n)
 				}
 			case left[name] && n != 0:
@@ -1550,5 +1668,5 @@ func TestRefreshSkipsUnchangedSnapshots(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	refresh("definition changed", exposureGroups, "kpi_mttr", "kpi_time_to_patch", "kpi_open_exposure")
+	refresh("definition changed", exposureGroups, reopenedGroups, "kpi_mttr", "kpi_time_to_patch", "kpi_open_exposure")
 }

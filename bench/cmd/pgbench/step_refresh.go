@@ -38,10 +38,10 @@ func measureRefreshDays(ctx context.Context, st store.Store, log *slog.Logger, o
 			return fmt.Errorf("%s: incremental refresh: %w", day.name, err)
 		}
 		d := time.Since(t0)
-		log.Info("incremental refresh", "day", day.name, "took", d.Round(time.Millisecond), "hosts", rs.Hosts,
+		log.Info("incremental refresh", "day", day.name, "took", d.Round(time.Millisecond), "hosts", rs.Hosts, "resegmented", rs.Resegmented,
 			"exposed_hosts", rs.ExposedHosts, "exposure_rows", rs.Exposures, "segment_rows", rs.Segments, "rewritten_hosts", rs.RewrittenHosts)
-		note := fmt.Sprintf("%d hosts rescanned, %d with exposures recomputed, %d with base rows rewritten; %d exposure rows and %d segment rows written; %d of %d snapshot tables unchanged, not copied",
-			rs.Hosts, rs.ExposedHosts, rs.RewrittenHosts, rs.Exposures, rs.Segments, len(rs.Unchanged), len(refresh.Snapshots))
+		note := fmt.Sprintf("%d hosts rescanned (%d segmented anew from all their scans), %d with exposures recomputed, %d with base rows rewritten; %d exposure rows and %d segment rows written; %d of %d snapshot tables unchanged, not copied",
+			rs.Hosts, rs.Resegmented, rs.ExposedHosts, rs.RewrittenHosts, rs.Exposures, rs.Segments, len(rs.Unchanged), len(refresh.Snapshots))
 		// Which phase or snapshot the time went to, as for the full refresh.
 		out.Info[day.key+"_refresh_steps"] = refreshSteps(rs.Steps)
 		out.Metrics = append(out.Metrics,
