@@ -278,13 +278,11 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 	}
 	shards := max(1, (st.Hosts+perShard-1)/perShard)
 	var bounds []string
+	steps = steps[:0]
 	if st.Mode == Full {
 		if bounds, err = r.shardBounds(ctx, id, "(SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?)", []any{id}, shards, st.Hosts); err != nil {
 			return err
 		}
-	}
-	steps = steps[:0]
-	if st.Mode == Full {
 		for i := range shards {
 			steps = append(steps, refreshStep{fmt.Sprintf("segment hosts, shard %d of %d", i+1, shards),
 				tables.Replace(fmt.Sprintf(sqlStageSegments, shardCond(sqlPendingHosts, bounds, int(i)))),
@@ -416,13 +414,13 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 }
 
 // segmentSteps are an incremental refresh's steps that stage the segments
-// of its n pending hosts: it finds the hosts whose stored segments no longer
-// hold (sqlResegment), whose segments are recomputed from all their scans
-// as a full refresh does, perShard hosts at a time; every other host's
-// latest segment is continued with the scans after it (sqlStageTail),
-// tailShardFactor times more at a time. On a day of rescans that reads each host's
-// new scans, not its whole history: at 100,000 hosts × 90 days, 100,000
-// scans instead of 9M.
+// of its n pending hosts, and how many of them are segmented from all
+// their scans. It finds the hosts whose stored segments may have missed a
+// scan (sqlResegment): those are segmented as a full refresh does,
+// perShard hosts at a time. Every other host's latest segment is continued
+// with the scans after it (sqlStageTail), tailShardFactor times as many
+// hosts at a time. A day of rescans then reads each host's new scans, not
+// its whole history: at 100,000 hosts × 90 days, 100,000 scans, not 9M.
 func (r *Job) segmentSteps(ctx context.Context, id string, tables *strings.Replacer, prev time.Time, perShard, n uint64, log *slog.Logger) (steps []refreshStep, full uint64, err error) {
 	if err := r.exec(ctx, id, log, nil,
 		refreshStep{"latest segments", tables.Replace(sqlStageLatest), []any{id}, 0},
