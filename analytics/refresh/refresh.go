@@ -276,20 +276,7 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 	if perShard == 0 {
 		perShard = hostsPerShard
 	}
-	shards := max(1, (st.Hosts+perShard-1)/perShard)
-	var bounds []string
-	steps = steps[:0]
-	if st.Mode == Full {
-		if bounds, err = r.shardBounds(ctx, id, "(SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?)", []any{id}, shards, st.Hosts); err != nil {
-			return err
-		}
-		for i := range shards {
-			steps = append(steps, refreshStep{fmt.Sprintf("segment hosts, shard %d of %d", i+1, shards),
-				tables.Replace(fmt.Sprintf(sqlStageSegments, shardCond(sqlPendingHosts, bounds, int(i)))),
-				[]any{id}, shardSize(st.Hosts, shards, i)})
-		}
-		st.Resegmented = st.Hosts
-	} else if steps, st.Resegmented, err = r.segmentSteps(ctx, id, tables, prev, perShard, st.Hosts, log); err != nil {
+	if steps, st.Resegmented, err = r.segmentSteps(ctx, id, st.Mode, tables, prev, perShard, st.Hosts, log); err != nil {
 		return err
 	}
 	if st.Mode == Full {
@@ -306,11 +293,12 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 	}
 	st.timed("segments", t0)
 	t0 = time.Now()
-	shards = max(1, (st.ExposedHosts+perShard-1)/perShard)
+	shards := max(1, (st.ExposedHosts+perShard-1)/perShard)
 	// Shards are ranges of host_id, so that each reads only its hosts'
 	// granules of exposure_spans and host_segments (ordered by host_id)
 	// rather than scanning every stored exposure once per shard.
-	if bounds, err = r.shardBounds(ctx, id, tables.Replace("{expose}"), nil, shards, st.ExposedHosts); err != nil {
+	bounds, err := r.shardBounds(ctx, id, tables.Replace("{expose}"), nil, shards, st.ExposedHosts)
+	if err != nil {
 		return err
 	}
 	// What the hosts' states expose is worked out once for every shard.
@@ -413,48 +401,63 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 	return r.dropPending(ctx, id)
 }
 
-// segmentSteps are an incremental refresh's steps that stage the segments
-// of its n pending hosts, and how many of them are segmented from all
-// their scans. It finds the hosts whose stored segments may have missed a
-// scan (sqlResegment): those are segmented as a full refresh does,
-// perShard hosts at a time. Every other host's latest segment is continued
-// with the scans after it (sqlStageTail), tailShardFactor times as many
-// hosts at a time. A day of rescans then reads each host's new scans, not
-// its whole history: at 100,000 hosts × 90 days, 100,000 scans, not 9M.
-func (r *Job) segmentSteps(ctx context.Context, id string, tables *strings.Replacer, prev time.Time, perShard, n uint64, log *slog.Logger) (steps []refreshStep, full uint64, err error) {
-	if err := r.exec(ctx, id, log, nil,
-		refreshStep{"latest segments", tables.Replace(sqlStageLatest), []any{id}, 0},
-		refreshStep{"hosts to resegment", tables.Replace(sqlResegment), []any{id, prev.Add(-rescanMargin), prev.Add(-rescanMargin)}, 0}); err != nil {
+// segmentSteps are a refresh's steps that stage the segments of its n
+// pending hosts, and how many of them are segmented from all their scans:
+// every one in a full refresh. An incremental one finds the hosts whose
+// stored segments may have missed a scan (sqlResegment) and segments only
+// those from all their scans, perShard hosts at a time; every other
+// host's latest segment is continued with the scans after it
+// (sqlStageTail), tailShardFactor times as many hosts at a time. A day of
+// rescans then reads each host's new scans, not its whole history: at
+// 100,000 hosts × 90 days, 100,000 scans, not 9M.
+func (r *Job) segmentSteps(ctx context.Context, id string, mode Mode, tables *strings.Replacer, prev time.Time, perShard, n uint64, log *slog.Logger) (steps []refreshStep, full uint64, err error) {
+	find := []refreshStep{{"hosts to resegment", tables.Replace(sqlResegmentAll), []any{id}, 0}}
+	if mode == Incremental {
+		since := prev.Add(-rescanMargin)
+		find = []refreshStep{
+			{"latest segments", tables.Replace(sqlStageLatest), []any{id}, 0},
+			{"hosts to resegment", tables.Replace(sqlResegment), []any{id, since, since}, 0},
+		}
+	}
+	if err := r.exec(ctx, id, log, nil, find...); err != nil {
 		return nil, 0, err
 	}
 	if err := queryOne(ctx, r.Store, tables.Replace("SELECT count() FROM {resegment}"), nil, &full); err != nil {
 		return nil, 0, fmt.Errorf("refresh %s: counting hosts to resegment: %w", id, err)
 	}
-	if full > 0 {
-		shards := (full + perShard - 1) / perShard
-		bounds, err := r.shardBounds(ctx, id, tables.Replace("{resegment}"), nil, shards, full)
-		if err != nil {
-			return nil, 0, err
-		}
-		for i := range shards {
-			steps = append(steps, refreshStep{fmt.Sprintf("segment hosts, shard %d of %d", i+1, shards),
-				tables.Replace(fmt.Sprintf(sqlStageSegments, shardCond("host_id IN (SELECT host_id FROM {resegment})", bounds, int(i)))),
-				nil, shardSize(full, shards, i)})
-		}
+	resegment := tables.Replace("host_id IN (SELECT host_id FROM {resegment})")
+	if steps, err = r.shardSteps(ctx, id, "segment hosts", tables.Replace("{resegment}"), resegment, full, perShard,
+		func(cond string) string { return tables.Replace(fmt.Sprintf(sqlStageSegments, cond)) }); err != nil {
+		return nil, 0, err
 	}
-	if tail := n - min(full, n); tail > 0 {
-		perTail := tailShardFactor * perShard
-		shards := (tail + perTail - 1) / perTail
-		bounds, err := r.shardBounds(ctx, id, tables.Replace("(SELECT host_id FROM {latest} WHERE host_id NOT IN (SELECT host_id FROM {resegment}))"), nil, shards, tail)
-		if err != nil {
-			return nil, 0, err
-		}
-		for i := range shards {
-			steps = append(steps, refreshStep{fmt.Sprintf("continue segments, shard %d of %d", i+1, shards),
-				tables.Replace(fmt.Sprintf(sqlStageTail, shardCond("1", bounds, int(i)))), nil, shardSize(tail, shards, i)})
-		}
+	tail, err := r.shardSteps(ctx, id, "continue segments",
+		tables.Replace("(SELECT host_id FROM {latest} WHERE host_id NOT IN (SELECT host_id FROM {resegment}))"), "1",
+		n-min(full, n), tailShardFactor*perShard,
+		func(cond string) string { return tables.Replace(fmt.Sprintf(sqlStageTail, cond)) })
+	if err != nil {
+		return nil, 0, err
 	}
-	return steps, full, nil
+	return append(steps, tail...), full, nil
+}
+
+// shardSteps makes one step per shard of the n hosts of from (a table or
+// subquery with a column host_id), perShard hosts at a time: stmt of the
+// condition all restricted to the shard's range of host_id.
+func (r *Job) shardSteps(ctx context.Context, id, name, from, all string, n, perShard uint64, stmt func(cond string) string) ([]refreshStep, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	shards := (n + perShard - 1) / perShard
+	bounds, err := r.shardBounds(ctx, id, from, nil, shards, n)
+	if err != nil {
+		return nil, err
+	}
+	steps := make([]refreshStep, 0, shards)
+	for i := range shards {
+		steps = append(steps, refreshStep{fmt.Sprintf("%s, shard %d of %d", name, i+1, shards),
+			stmt(shardCond(all, bounds, int(i))), nil, shardSize(n, shards, i)})
+	}
+	return steps, nil
 }
 
 // snapshotInputs fingerprints the inputs of baseOnlySnapshots: unchanged

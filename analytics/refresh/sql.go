@@ -45,18 +45,25 @@ WHERE (withdrawn = 1 OR (source, advisory_id, record_hash) IN (SELECT source, ad
     (SELECT count() FROM refresh_pending_hosts WHERE refresh_id = ?),
     (SELECT uniqExact(source, advisory_id) FROM refresh_pending_advisories WHERE refresh_id = ?)`
 
-	// Segments of the pending hosts %s (a condition on scans: one shard's
-	// range of host_id), from all their scans, into this refresh's staging
-	// table {segments}. Array lambdas capture nothing: a lambda that indexes an
+	// segmentSplit splits raw, a host's scans in order as (second,
+	// inventory, running kernel), into segments: runs of one (inventory,
+	// running kernel). starts and ends are each segment's first index and
+	// the index after its last. sqlStageSegments and sqlStageTail both
+	// split with it. Array lambdas capture nothing: a lambda that indexes an
 	// outer array copies it per element.
+	segmentSplit = `arrayMap(x -> cityHash64(x.2, x.3), raw) AS keys,
+        arrayFilter((i, k, p) -> i = 1 OR k != p, arrayEnumerate(keys), keys, arrayPushFront(arrayPopBack(keys), 0)) AS starts,
+        arrayPushBack(arrayPopFront(starts), length(raw) + 1) AS ends`
+
+	// Segments of the hosts %s (a condition on scans: one shard's range of
+	// host_id of {resegment}), from all their scans, into this refresh's
+	// staging table {segments}.
 	sqlStageSegments = `INSERT INTO {segments} (host_id, seg_idx, seg_first, seg_last, next_scan, scans, is_last, inventory_hash, kernel_running, scans_through, version, deleted)
 SELECT host_id, toUInt32(seg_idx), raw[s].1, raw[e - 1].1, if(e <= length(raw), raw[e].1, toDateTime(0)),
     toUInt32(e - s), toUInt8(e > length(raw)), raw[s].2, raw[s].3, toUInt64(e - 1), 0, 0
 FROM (
     SELECT host_id, arraySort(x -> x.1, groupArray((t, ik.1, ik.2))) AS raw,
-        arrayMap(x -> cityHash64(x.2, x.3), raw) AS keys,
-        arrayFilter((i, k, p) -> i = 1 OR k != p, arrayEnumerate(keys), keys, arrayPushFront(arrayPopBack(keys), 0)) AS starts,
-        arrayPushBack(arrayPopFront(starts), length(raw) + 1) AS ends
+        ` + segmentSplit + `
     FROM (
         SELECT host_id, scanned_at AS t, argMax((inventory_hash, kernel_running), scan_id) AS ik
         FROM scans FINAL
@@ -66,6 +73,10 @@ FROM (
     GROUP BY host_id
 )
 ARRAY JOIN starts AS s, ends AS e, arrayEnumerate(starts) AS seg_idx`
+
+	// sqlResegmentAll: a full refresh segments every pending host
+	// (refresh_id ?) from all its scans.
+	sqlResegmentAll = `INSERT INTO {resegment} (host_id) SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?`
 
 	// The latest stored segment of each pending host (refresh_id ?), into
 	// this refresh's staging table {latest}: where an incremental refresh
@@ -113,7 +124,7 @@ WHERE seconds != through OR arrayExists((a, b) -> a.1 = b.1 AND a.2 + b.2 > 0, a
 	// their stored segments before the latest, as they are, then the
 	// latest continued with their scans after it. The latest stands first
 	// in raw as one element of its scans (l_scans of them, the last at its
-	// seg_last), so that sqlStageSegments' split applies unchanged: a scan
+	// seg_last), so that the split (segmentSplit) applies unchanged: a scan
 	// of the same (inventory, running kernel) extends it, another closes
 	// it and starts the next segment. Seconds, scan counts and indexes
 	// continue from it.
@@ -127,9 +138,7 @@ SELECT host_id, toUInt32(l_idx + seg_idx - 1), if(s = 1, l_first, raw[s].1), raw
 FROM (
     SELECT l.host_id AS host_id, l.seg_idx AS l_idx, l.seg_first AS l_first, l.scans AS l_scans, l.scans_through AS l_through,
         arrayConcat([(l.seg_last, l.inventory_hash, l.kernel_running)], arraySort(x -> x.1, n.tail)) AS raw,
-        arrayMap(x -> cityHash64(x.2, x.3), raw) AS keys,
-        arrayFilter((i, k, p) -> i = 1 OR k != p, arrayEnumerate(keys), keys, arrayPushFront(arrayPopBack(keys), 0)) AS starts,
-        arrayPushBack(arrayPopFront(starts), length(raw) + 1) AS ends
+        ` + segmentSplit + `
     FROM (SELECT * FROM {latest} WHERE %[1]s AND host_id NOT IN (SELECT host_id FROM {resegment})) AS l
     LEFT JOIN (
         SELECT host_id, groupArray((t, ik.1, ik.2)) AS tail
@@ -177,9 +186,6 @@ WHERE inventory_hash IN (SELECT inventory_hash FROM refresh_pending_inventories 
 	// none for one shard).
 	sqlShardBounds = `SELECT arrayMap(k -> hs[intDiv(k * length(hs), ?) + 1], range(1, ?))
 FROM (SELECT arraySort(groupArray(host_id)) AS hs FROM %s)`
-
-	// The pending hosts, as the shards of segmenting read them.
-	sqlPendingHosts = `host_id IN (SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?)`
 
 	// A full refresh recomputes the exposures of every host.
 	sqlExposeAll = `INSERT INTO {expose} (host_id) SELECT host_id FROM refresh_pending_hosts WHERE refresh_id = ?`
