@@ -35,11 +35,10 @@ const (
 // Snapshots are the views of schemas/migrations/0005_snapshots.sql that a
 // refresh copies whole from X_live into X_snapshot, in this order, after
 // the per-host base rows behind kpi_exposures and finding_risk
-// (0026_incremental_snapshots.sql): host_risk reads exposure_risk, the KPIs
-// kpi_exposures. The groups (exposureGroups, reopenedGroups) come first:
-// others read their snapshots; no other reads another snapshot.
+// (0026_incremental_snapshots.sql) and the group tables (groupTables):
+// host_risk reads exposure_risk, the KPIs kpi_exposures or the groups; no
+// snapshot reads another.
 var Snapshots = []string{
-	exposureGroups, reopenedGroups,
 	"kpi_mttr", "kpi_time_to_patch", "kpi_sla_compliance", "kpi_patch_coverage", "kpi_open_exposure",
 	"kpi_remediation_rate", "kpi_exposure_window", "kpi_daily_trend", "host_risk",
 	// Compliance posture (0019_posture.sql): reads finding_risk, and
@@ -77,13 +76,14 @@ type Job struct {
 	// progress.DefaultEvery; negative: none.
 	ProgressEvery time.Duration
 	// DeferSnapshots writes exposures and the tables kpi_exposures and
-	// finding_risk read, and leaves the KPI snapshot tables (Snapshots) as
-	// they were: for a caller that refreshes again before anything reads
-	// them (`patchgrid run`, whose automation stage plans from
-	// finding_risk and then refreshes after its rescans; its first
-	// refresh's snapshots were a fifth of the run, read by no one). The
-	// run is recorded with refresh_runs.snapshots = 0, so that the KPIs'
-	// "now" stays that of the refresh that wrote them.
+	// finding_risk read, and leaves the group tables (groupTables) and the
+	// KPI snapshot tables (Snapshots) as they were: for a caller that
+	// refreshes again before anything reads them (`patchgrid run`, whose
+	// automation stage plans from finding_risk and then refreshes after
+	// its rescans; its first refresh's snapshots were a fifth of the run,
+	// read by no one). The run is recorded with refresh_runs.snapshots =
+	// 0, so that the KPIs' "now" stays that of the refresh that wrote
+	// them.
 	DeferSnapshots bool
 }
 
@@ -359,6 +359,9 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 			out[i] = fmt.Sprintf(q, shardCond("1", bounds, i))
 		}
 		return out
+	}
+	if err := r.groups(ctx, st, version, byHost, log); err != nil {
+		return err
 	}
 	unchanged, inputs, err := r.snapshotInputs(ctx, id)
 	if err != nil {
@@ -696,11 +699,11 @@ const snapshotBlocks = "min_insert_block_size_rows = 131072, min_insert_block_si
 // refresh carries times just below that refresh's watermark.
 const rescanMargin = time.Hour
 
-// The snapshots that other snapshots read, copied before them:
-// exposureGroups, the exposures counted per group of equal SLA and window
-// inputs (0030_kpi_sla_groups.sql), which the SLA KPIs, the posture and
-// the exposure window read; reopenedGroups, the reopened ones per host and
-// last sighting (0031_regression_groups.sql), which
+// The group tables (groupTables) that snapshots read, written before
+// them: exposureGroups, the exposures counted per group of equal SLA and
+// window inputs (0030_kpi_sla_groups.sql), which the SLA KPIs, the posture
+// and the exposure window read; reopenedGroups, the reopened ones per host
+// and last sighting (0031_regression_groups.sql), which
 // kpi_deploy_regressions reads.
 const (
 	exposureGroups = "exposure_groups"
@@ -709,7 +712,7 @@ const (
 
 // perHostSnapshots are the Snapshots whose rows are each of one host
 // (host_id), and which a refresh copies a range of hosts at a time.
-var perHostSnapshots = map[string]bool{"host_risk": true, exposureGroups: true}
+var perHostSnapshots = map[string]bool{"host_risk": true}
 
 // baseOnlySnapshots are the Snapshots computed from exposure_base's rows
 // alone, through kpi_exposures: each counts the exposures by columns
@@ -722,7 +725,7 @@ var perHostSnapshots = map[string]bool{"host_risk": true, exposureGroups: true}
 // The others read the clock (SLA states, risk, recent remediation, open
 // windows, verification) or other tables (hosts, policies, outcomes), and
 // are copied by every refresh.
-var baseOnlySnapshots = []string{exposureGroups, reopenedGroups, "kpi_mttr", "kpi_time_to_patch", "kpi_open_exposure", "kpi_daily_trend"}
+var baseOnlySnapshots = []string{"kpi_mttr", "kpi_time_to_patch", "kpi_open_exposure", "kpi_daily_trend"}
 
 // snapshotHosts are the hosts whose ranges shard the per-host snapshots:
 // every host with history. They only balance the shards: the ranges cover

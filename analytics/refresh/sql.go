@@ -422,6 +422,41 @@ SELECT host_id, source, advisory_id, row_key, ?, 1 FROM (
     WHERE host_id IN (SELECT host_id FROM {rewrite})
 ) WHERE version < ?`
 
+	// sqlGroupInputs is, for a group table (0032_group_tables.sql: ? its
+	// view, ? the table, ? its name in snapshot_inputs), the fingerprint
+	// of the definitions it is computed by (the view's, the table's,
+	// kpi_exposures' and the SQL functions'), the one stored when it was
+	// last brought up to date and the exposure_base version it was then
+	// up to date with (both 0: never), and the table's sorting key (the
+	// columns a group is one row of).
+	sqlGroupInputs = `SELECT cityHash64(
+        (SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = 'kpi_exposures'),
+        (SELECT sum(cityHash64(name, create_query)) FROM system.functions WHERE origin = 'SQLUserDefined'),
+        (SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = ?),
+        (SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = ?)),
+    s.fp, s.version, k.sorting_key
+FROM (SELECT argMax(fp, written_at) AS fp, argMax(version, written_at) AS version FROM snapshot_inputs WHERE snapshot = ?) AS s
+CROSS JOIN (SELECT sorting_key FROM system.tables WHERE database = currentDatabase() AND name = ?) AS k`
+
+	// sqlRegroupHosts: the hosts whose exposure_base rows were written,
+	// deleted included, after version ? (a group table's).
+	sqlRegroupHosts = `INSERT INTO {regroup} (host_id) SELECT DISTINCT host_id FROM exposure_base WHERE version > ?`
+
+	// sqlGroupsChanged writes to the group table %[1]s, under version ?,
+	// the groups of the hosts %[2]s (a condition) as staged in %[3]s that
+	// it does not hold as they are; sqlGroupsGone writes deleted those of
+	// its groups of the hosts that are no longer staged (%[4]s: the
+	// table's sorting key, which makes a row a group).
+	sqlGroupsChanged = `INSERT INTO %[1]s
+SELECT *, ?, toUInt8(0) FROM (
+    SELECT * FROM %[3]s
+    EXCEPT DISTINCT
+    SELECT * EXCEPT (version, deleted) FROM %[1]s FINAL WHERE %[2]s AND deleted = 0)`
+
+	sqlGroupsGone = `INSERT INTO %[1]s
+SELECT * EXCEPT (version, deleted), ?, toUInt8(1) FROM %[1]s FINAL
+WHERE %[2]s AND deleted = 0 AND (%[4]s) NOT IN (SELECT %[4]s FROM %[3]s)`
+
 	// sqlSnapshotInputs is, for each snapshot of baseOnlySnapshots (%s:
 	// the quoted names of their X_live views), the fingerprint of what its
 	// view is computed from (0028_snapshot_inputs.sql): exposure_base's

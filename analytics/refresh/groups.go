@@ -1,0 +1,110 @@
+package refresh
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// groupTables are the tables of groups of exposures that follow
+// exposure_base host by host (schemas/migrations/0032_group_tables.sql):
+// name (the step's, and the row's in snapshot_inputs), table and the view
+// it holds the rows of. The KPI snapshots read them (through
+// name_snapshot), so a refresh writes them first.
+var groupTables = []struct{ name, table, live string }{
+	{exposureGroups, "exposure_groups_base", "exposure_groups_live"},
+	{reopenedGroups, "reopened_groups_base", "reopened_groups_live"},
+}
+
+// groups brings the group tables up to date with exposure_base. A host's
+// groups are computed from its exposure_base rows alone, so only the
+// hosts with rows written since a table was last brought up to date can
+// have other groups: their groups are computed again (byHost's shards of
+// them), and only those that changed or are gone are written (as
+// baseRows writes only the base rows that changed). A full refresh, a
+// table never written, or one whose definitions changed since
+// (sqlGroupInputs' fingerprint) is written whole, byHost(q) giving the
+// statements of q's shards of the fleet. A refresh that stops midway
+// leaves the recorded version as it was: the next one computes the same
+// hosts' groups again.
+func (r *Job) groups(ctx context.Context, st *Stats, version uint64, byHost func(q string) []string, log *slog.Logger) error {
+	id := st.RefreshID
+	m := r.meter(log, "refresh groups", "tables", uint64(len(groupTables)))
+	defer m.Stop()
+	for _, g := range groupTables {
+		t0 := time.Now()
+		var fp, stored, since uint64
+		var key string
+		if err := queryOne(ctx, r.Store, sqlGroupInputs, []any{g.live, g.table, g.name, g.table}, &fp, &stored, &since, &key); err != nil {
+			return fmt.Errorf("refresh %s: %s: reading what it was last computed from (migration 0032 applied?): %w", id, g.table, err)
+		}
+		if st.Mode == Full || stored != fp {
+			q := fmt.Sprintf("SELECT *, %d AS version, toUInt8(0) AS deleted FROM %s WHERE %%s SETTINGS %s", version, g.live, snapshotBlocks)
+			if err := r.replace(ctx, id, g.table, byHost(q), r.Memory, log, m); err != nil {
+				return err
+			}
+		} else {
+			m.Step(g.table)
+			if err := r.regroup(ctx, id, g.table, g.live, key, since, version, log); err != nil {
+				return err
+			}
+			m.Add(1)
+		}
+		// After the table is up to date: a row that is missing (the
+		// process died between the two) only makes the next refresh
+		// compute the same hosts' groups again.
+		if err := r.Store.Insert(ctx, "snapshot_inputs", []string{"snapshot", "fp", "refresh_id", "written_at", "version"},
+			[][]any{{g.name, fp, id, time.Now().UTC(), version}}); err != nil {
+			return fmt.Errorf("refresh %s: recording what %s was computed from: %w", id, g.table, err)
+		}
+		st.timed(g.name, t0)
+	}
+	return nil
+}
+
+// regroup writes to table the groups (view live's rows) that changed
+// among those of the hosts with exposure_base rows written after since,
+// under version, and those gone deleted; key is the table's sorting key.
+func (r *Job) regroup(ctx context.Context, id, table, live, key string, since, version uint64, log *slog.Logger) error {
+	suffix := stagingSuffix(id) + "_" + table
+	tables := strings.NewReplacer("{regroup}", "refresh_regroup__"+suffix, "{groups}", "refresh_groups__"+suffix)
+	defer func() {
+		for _, t := range []string{"{regroup}", "{groups}"} {
+			if err := r.Store.Exec(context.WithoutCancel(ctx), tables.Replace("DROP TABLE IF EXISTS "+t)); err != nil {
+				log.Warn("refresh: dropping a staging table", "refresh", id, "table", tables.Replace(t), "err", err)
+			}
+		}
+	}()
+	if err := r.exec(ctx, id, log, nil,
+		refreshStep{table + ": staging tables", tables.Replace("CREATE TABLE {regroup} (host_id String) ENGINE = MergeTree ORDER BY host_id"), nil, 0},
+		refreshStep{table + ": staging tables", tables.Replace("CREATE TABLE {groups} ENGINE = MergeTree ORDER BY host_id EMPTY AS SELECT * FROM " + live), nil, 0},
+		refreshStep{table + ": hosts to regroup", tables.Replace(sqlRegroupHosts), []any{since}, 0},
+	); err != nil {
+		return err
+	}
+	var n uint64
+	if err := queryOne(ctx, r.Store, tables.Replace("SELECT count() FROM {regroup}"), nil, &n); err != nil {
+		return fmt.Errorf("refresh %s: %s: counting hosts to regroup: %w", id, table, err)
+	}
+	if n == 0 {
+		return nil
+	}
+	perShard := r.SnapshotHostsPerShard
+	if perShard == 0 {
+		perShard = snapshotHostsPerShard
+	}
+	hosts := tables.Replace("host_id IN (SELECT host_id FROM {regroup})")
+	steps, err := r.shardSteps(ctx, id, table+": groups of the hosts", tables.Replace("{regroup}"), hosts, n, perShard,
+		func(cond string) string {
+			return tables.Replace("INSERT INTO {groups} SELECT * FROM "+live+" WHERE "+cond+" SETTINGS ") + snapshotBlocks
+		})
+	if err != nil {
+		return err
+	}
+	steps = append(steps,
+		refreshStep{table + ": groups changed", fmt.Sprintf(sqlGroupsChanged, table, hosts, tables.Replace("{groups}")), []any{version}, 0},
+		refreshStep{table + ": groups gone", fmt.Sprintf(sqlGroupsGone, table, hosts, tables.Replace("{groups}"), key), []any{version}, 0})
+	return r.exec(ctx, id, log, nil, steps...)
+}
