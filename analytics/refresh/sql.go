@@ -450,7 +450,7 @@ CROSS JOIN (SELECT sorting_key FROM system.tables WHERE database = currentDataba
 	sqlGroupsChanged = `INSERT INTO %[1]s
 SELECT *, ?, toUInt8(0) FROM (
     SELECT * FROM %[3]s
-    EXCEPT DISTINCT
+    EXCEPT
     SELECT * EXCEPT (version, deleted) FROM %[1]s FINAL WHERE %[2]s AND deleted = 0)`
 
 	sqlGroupsGone = `INSERT INTO %[1]s
