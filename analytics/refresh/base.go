@@ -75,10 +75,7 @@ func (r *Job) baseRows(ctx context.Context, st *Stats, tables *strings.Replacer,
 		m.Add(2)
 		return nil
 	}
-	perShard := r.SnapshotHostsPerShard
-	if perShard == 0 {
-		perShard = snapshotHostsPerShard
-	}
+	perShard := r.snapshotHostsPerShard()
 	shards := max(1, (st.RewrittenHosts+perShard-1)/perShard)
 	bounds, err := r.shardBounds(ctx, id, tables.Replace("{rewrite}"), nil, shards, st.RewrittenHosts)
 	if err != nil {

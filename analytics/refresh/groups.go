@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 )
 
@@ -21,10 +20,9 @@ var groupTables = []struct{ name, table, live string }{
 // groups brings the group tables up to date with exposure_base. A host's
 // groups are computed from its exposure_base rows alone, so only the
 // hosts with rows written since a table was last brought up to date can
-// have other groups: their groups are computed again (byHost's shards of
-// them), and only those that changed or are gone are written (as
-// baseRows writes only the base rows that changed). A full refresh, a
-// table never written, or one whose definitions changed since
+// have other groups: their groups are computed again, a shard of them at
+// a time, and only those that changed or are gone are written. A full
+// refresh, a table never written, or one whose definitions changed since
 // (sqlGroupInputs' fingerprint) is written whole, byHost(q) giving the
 // statements of q's shards of the fleet. A refresh that stops midway
 // leaves the recorded version as it was: the next one computes the same
@@ -33,21 +31,46 @@ func (r *Job) groups(ctx context.Context, st *Stats, version uint64, byHost func
 	id := st.RefreshID
 	m := r.meter(log, "refresh groups", "tables", uint64(len(groupTables)))
 	defer m.Stop()
+	// The hosts to regroup since a version, found once for the tables
+	// up to date with the same one (usually both).
+	hostSets := map[uint64]string{}
+	defer func() {
+		for _, t := range hostSets {
+			if err := r.Store.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+t); err != nil {
+				log.Warn("refresh: dropping a staging table", "refresh", id, "table", t, "err", err)
+			}
+		}
+	}()
 	for _, g := range groupTables {
 		t0 := time.Now()
 		var fp, stored, since uint64
 		var key string
 		if err := queryOne(ctx, r.Store, sqlGroupInputs, []any{g.live, g.table, g.name, g.table}, &fp, &stored, &since, &key); err != nil {
-			return fmt.Errorf("refresh %s: %s: reading what it was last computed from (migration 0032 applied?): %w", id, g.table, err)
+			return fmt.Errorf("refresh %s: %s: reading what it was last computed from: %w", id, g.table, err)
 		}
-		if st.Mode == Full || stored != fp {
+		if key == "" {
+			// No row: the table is missing. Never taken as up to date.
+			return fmt.Errorf("refresh %s: no table %s (is migration 0032 applied?)", id, g.table)
+		}
+		if st.Mode == Full || stored == 0 || stored != fp {
 			q := fmt.Sprintf("SELECT *, %d AS version, toUInt8(0) AS deleted FROM %s WHERE %%s SETTINGS %s", version, g.live, snapshotBlocks)
 			if err := r.replace(ctx, id, g.table, byHost(q), r.Memory, log, m); err != nil {
 				return err
 			}
 		} else {
 			m.Step(g.table)
-			if err := r.regroup(ctx, id, g.table, g.live, key, since, version, log); err != nil {
+			hosts, ok := hostSets[since]
+			if !ok {
+				hosts = fmt.Sprintf("refresh_regroup__%s_%d", stagingSuffix(id), len(hostSets))
+				hostSets[since] = hosts
+				if err := r.exec(ctx, id, log, nil,
+					refreshStep{"hosts to regroup", "CREATE TABLE " + hosts + " (host_id String) ENGINE = MergeTree ORDER BY host_id", nil, 0},
+					refreshStep{"hosts to regroup", fmt.Sprintf(sqlRegroupHosts, hosts), []any{since}, 0},
+				); err != nil {
+					return err
+				}
+			}
+			if err := r.regroup(ctx, id, g.table, g.live, key, hosts, version, log); err != nil {
 				return err
 			}
 			m.Add(1)
@@ -65,46 +88,34 @@ func (r *Job) groups(ctx context.Context, st *Stats, version uint64, byHost func
 }
 
 // regroup writes to table the groups (view live's rows) that changed
-// among those of the hosts with exposure_base rows written after since,
-// under version, and those gone deleted; key is the table's sorting key.
-func (r *Job) regroup(ctx context.Context, id, table, live, key string, since, version uint64, log *slog.Logger) error {
-	suffix := stagingSuffix(id) + "_" + table
-	tables := strings.NewReplacer("{regroup}", "refresh_regroup__"+suffix, "{groups}", "refresh_groups__"+suffix)
-	defer func() {
-		for _, t := range []string{"{regroup}", "{groups}"} {
-			if err := r.Store.Exec(context.WithoutCancel(ctx), tables.Replace("DROP TABLE IF EXISTS "+t)); err != nil {
-				log.Warn("refresh: dropping a staging table", "refresh", id, "table", tables.Replace(t), "err", err)
-			}
-		}
-	}()
-	if err := r.exec(ctx, id, log, nil,
-		refreshStep{table + ": staging tables", tables.Replace("CREATE TABLE {regroup} (host_id String) ENGINE = MergeTree ORDER BY host_id"), nil, 0},
-		refreshStep{table + ": staging tables", tables.Replace("CREATE TABLE {groups} ENGINE = MergeTree ORDER BY host_id EMPTY AS SELECT * FROM " + live), nil, 0},
-		refreshStep{table + ": hosts to regroup", tables.Replace(sqlRegroupHosts), []any{since}, 0},
-	); err != nil {
-		return err
-	}
+// among those of the hosts in the table hosts, under version, and those
+// gone deleted; key is the table's sorting key.
+func (r *Job) regroup(ctx context.Context, id, table, live, key, hosts string, version uint64, log *slog.Logger) error {
 	var n uint64
-	if err := queryOne(ctx, r.Store, tables.Replace("SELECT count() FROM {regroup}"), nil, &n); err != nil {
+	if err := queryOne(ctx, r.Store, "SELECT count() FROM "+hosts, nil, &n); err != nil {
 		return fmt.Errorf("refresh %s: %s: counting hosts to regroup: %w", id, table, err)
 	}
 	if n == 0 {
 		return nil
 	}
-	perShard := r.SnapshotHostsPerShard
-	if perShard == 0 {
-		perShard = snapshotHostsPerShard
-	}
-	hosts := tables.Replace("host_id IN (SELECT host_id FROM {regroup})")
-	steps, err := r.shardSteps(ctx, id, table+": groups of the hosts", tables.Replace("{regroup}"), hosts, n, perShard,
-		func(cond string) string {
-			return tables.Replace("INSERT INTO {groups} SELECT * FROM "+live+" WHERE "+cond+" SETTINGS ") + snapshotBlocks
+	staged := "refresh_groups__" + stagingSuffix(id) + "_" + table
+	defer func() {
+		if err := r.Store.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+staged); err != nil {
+			log.Warn("refresh: dropping a staging table", "refresh", id, "table", staged, "err", err)
+		}
+	}()
+	cond := "host_id IN (SELECT host_id FROM " + hosts + ")"
+	steps, err := r.shardSteps(ctx, id, table+": groups of the hosts", hosts, cond, n, r.snapshotHostsPerShard(),
+		func(shard string) string {
+			return "INSERT INTO " + staged + " SELECT * FROM " + live + " WHERE " + shard + " SETTINGS " + snapshotBlocks
 		})
 	if err != nil {
 		return err
 	}
+	steps = append([]refreshStep{{table + ": staging table", "CREATE TABLE " + staged + " ENGINE = MergeTree ORDER BY host_id EMPTY AS SELECT * FROM " + live, nil, 0}},
+		steps...)
 	steps = append(steps,
-		refreshStep{table + ": groups changed", fmt.Sprintf(sqlGroupsChanged, table, hosts, tables.Replace("{groups}")), []any{version}, 0},
-		refreshStep{table + ": groups gone", fmt.Sprintf(sqlGroupsGone, table, hosts, tables.Replace("{groups}"), key), []any{version}, 0})
+		refreshStep{table + ": groups changed", fmt.Sprintf(sqlGroupsChanged, table, cond, staged), []any{version}, 0},
+		refreshStep{table + ": groups gone", fmt.Sprintf(sqlGroupsGone, table, cond, staged, key), []any{version}, 0})
 	return r.exec(ctx, id, log, nil, steps...)
 }

@@ -345,10 +345,7 @@ func (r *Job) run(ctx context.Context, st *Stats, log *slog.Logger) error {
 	if err := queryOne(ctx, r.Store, "SELECT count() FROM "+snapshotHosts, nil, &hosts); err != nil {
 		return fmt.Errorf("refresh %s: counting the fleet's hosts: %w", id, err)
 	}
-	perSnapshot := r.SnapshotHostsPerShard
-	if perSnapshot == 0 {
-		perSnapshot = snapshotHostsPerShard
-	}
+	perSnapshot := r.snapshotHostsPerShard()
 	shards = max(1, (hosts+perSnapshot-1)/perSnapshot)
 	if bounds, err = r.shardBounds(ctx, id, snapshotHosts, nil, shards, hosts); err != nil {
 		return err
@@ -667,6 +664,14 @@ type refreshStep struct {
 	sql   string
 	args  []any
 	units int64 // units of the phase's progress done by the step
+}
+
+// snapshotHostsPerShard is SnapshotHostsPerShard or its default.
+func (r *Job) snapshotHostsPerShard() uint64 {
+	if r.SnapshotHostsPerShard == 0 {
+		return snapshotHostsPerShard
+	}
+	return r.SnapshotHostsPerShard
 }
 
 // fleetMemory is the budget of one copy of a fleet-wide KPI snapshot:

@@ -438,9 +438,9 @@ SELECT host_id, source, advisory_id, row_key, ?, 1 FROM (
 FROM (SELECT argMax(fp, written_at) AS fp, argMax(version, written_at) AS version FROM snapshot_inputs WHERE snapshot = ?) AS s
 CROSS JOIN (SELECT sorting_key FROM system.tables WHERE database = currentDatabase() AND name = ?) AS k`
 
-	// sqlRegroupHosts: the hosts whose exposure_base rows were written,
-	// deleted included, after version ? (a group table's).
-	sqlRegroupHosts = `INSERT INTO {regroup} (host_id) SELECT DISTINCT host_id FROM exposure_base WHERE version > ?`
+	// sqlRegroupHosts: into %s, the hosts whose exposure_base rows were
+	// written, deleted included, after version ? (a group table's).
+	sqlRegroupHosts = `INSERT INTO %s (host_id) SELECT DISTINCT host_id FROM exposure_base WHERE version > ?`
 
 	// sqlGroupsChanged writes to the group table %[1]s, under version ?,
 	// the groups of the hosts %[2]s (a condition) as staged in %[3]s that
