@@ -709,10 +709,13 @@ const rescanMargin = time.Hour
 // window inputs (0030_kpi_sla_groups.sql), which the SLA KPIs, the posture
 // and the exposure window read; reopenedGroups, the reopened ones per host
 // and last sighting (0031_regression_groups.sql), which
-// kpi_deploy_regressions reads.
+// kpi_deploy_regressions reads; riskGroups, the exposures per group of
+// equal risk inputs (0033_risk_groups.sql), which kpi_remediation_rate
+// and host_risk read.
 const (
 	exposureGroups = "exposure_groups"
 	reopenedGroups = "reopened_groups"
+	riskGroups     = "risk_groups"
 )
 
 // perHostSnapshots are the Snapshots whose rows are each of one host

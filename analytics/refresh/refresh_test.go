@@ -636,6 +636,7 @@ func checkSnapshots(ctx context.Context, t *testing.T, st store.Store, name stri
 		{"finding_risk", "finding_risk_live", ""},
 		{"host_risk_snapshot", "host_risk_live", ""},
 		{"exposure_groups_snapshot", "exposure_groups_live", ""},
+		{"risk_groups_snapshot", "risk_groups_live", ""},
 	}
 	for _, p := range pairs {
 		// The snapshot table's columns, read from both sides.
@@ -666,12 +667,13 @@ func checkSnapshots(ctx context.Context, t *testing.T, st store.Store, name stri
 	}
 }
 
-// rewritten are the KPI and posture views 0021, 0023, 0024, 0029 and
-// 0030 redefine, with the migration that defined them last before them
-// all (each later definition is held to that one) and, for 0024, the
-// means: those add whole seconds where the previous definition added
-// floats, so they are held to it within a relative 1e-9 (as sameValue),
-// every other column exactly.
+// rewritten are the KPI and posture views 0021, 0023, 0024, 0029, 0030,
+// 0031 and 0033 redefine, with the migration that defined them last
+// before them all (each later definition is held to that one) and, for
+// 0024 and 0033, the means and sums of floats: those add whole seconds,
+// or a group's value n times as one product, where the previous
+// definition added floats, so they are held to it within a relative 1e-9
+// (as sameValue), every other column exactly.
 var rewritten = []struct {
 	view      string
 	migration int
@@ -689,6 +691,10 @@ var rewritten = []struct {
 	{"kpi_mttr_live", 16, []string{"mttr_days", "mttr_disclosure_days"}},
 	// 0031 (regressions over groups of reopened exposures).
 	{"kpi_deploy_regressions_live", 15, nil},
+	// 0033 (risk KPIs and the daily trend over groups of exposures);
+	// 0021 redefined kpi_remediation_rate_live as well. host_risk adds a
+	// group's score n times as one product.
+	{"host_risk_live", 16, []string{"risk_total"}}, {"kpi_daily_trend_live", 16, nil},
 	{"kpi_time_to_patch_live", 16, []string{"from_publication_avg_days", "from_fix_avg_days", "from_disclosure_avg_days", "from_first_seen_avg_days"}},
 }
 
@@ -1608,10 +1614,10 @@ func TestRefreshSkipsUnchangedSnapshots(t *testing.T) {
 	}
 	// The group rows each step writes, deletions included: all of them
 	// in the first refresh, then those that change. The reopened scan
-	// turns the host's resolved group into an open one (exposure_groups:
-	// the new group, and the old one deleted) and adds its first
-	// reopened group.
-	groupRows := map[string][2]uint64{"nothing new": {0, 0}, "exposure reopened": {2, 1}, "nothing new again": {0, 0}, "definition changed": {0, 0}}
+	// turns the host's resolved group into an open one (exposure_groups
+	// and risk_groups: the new group, and the old one deleted) and adds
+	// its first reopened group.
+	groupRows := map[string][3]uint64{"nothing new": {0, 0, 0}, "exposure reopened": {2, 1, 2}, "nothing new again": {0, 0, 0}, "definition changed": {0, 0, 0}}
 	refresh := func(step string, wantUnchanged ...string) {
 		t.Helper()
 		for _, name := range Snapshots {
