@@ -9,7 +9,7 @@ import (
 
 // groupTables are the tables of groups of exposures that follow
 // exposure_base host by host (schemas/migrations/0032_group_tables.sql,
-// 0033_risk_groups.sql):
+// 0033_risk_groups.sql, 0034_duration_groups.sql):
 // name (the step's, and the row's in snapshot_inputs), table and the view
 // it holds the rows of. The KPI snapshots read them (through
 // name_snapshot), so a refresh writes them first.
@@ -17,6 +17,7 @@ var groupTables = []struct{ name, table, live string }{
 	{exposureGroups, "exposure_groups_base", "exposure_groups_live"},
 	{reopenedGroups, "reopened_groups_base", "reopened_groups_live"},
 	{riskGroups, "risk_groups_base", "risk_groups_live"},
+	{durationGroups, "duration_groups_base", "duration_groups_live"},
 }
 
 // groups brings the group tables up to date with exposure_base. A host's
@@ -52,7 +53,7 @@ func (r *Job) groups(ctx context.Context, st *Stats, version uint64, byHost func
 		}
 		if key == "" {
 			// No row: the table is missing. Never taken as up to date.
-			return fmt.Errorf("refresh %s: no table %s (are migrations 0032 and 0033 applied?)", id, g.table)
+			return fmt.Errorf("refresh %s: no table %s (are migrations 0032 to 0034 applied?)", id, g.table)
 		}
 		if st.Mode == Full || stored == 0 || stored != fp {
 			q := fmt.Sprintf("SELECT *, %d AS version, toUInt8(0) AS deleted FROM %s WHERE %%s SETTINGS %s", version, g.live, snapshotBlocks)

@@ -468,7 +468,11 @@ func (r *Job) snapshotInputs(ctx context.Context, id string) (unchanged map[stri
 	for i, name := range baseOnlySnapshots {
 		views[i] = "'" + name + "_live'"
 	}
-	rows, err := r.Store.Query(ctx, fmt.Sprintf(sqlSnapshotInputs, strings.Join(views, ", ")))
+	groups := make([]string, len(groupTables))
+	for i, g := range groupTables {
+		groups[i] = "'" + g.live + "'"
+	}
+	rows, err := r.Store.Query(ctx, fmt.Sprintf(sqlSnapshotInputs, strings.Join(views, ", "), strings.Join(groups, ", ")))
 	if err != nil {
 		return nil, nil, fmt.Errorf("refresh %s: fingerprinting the snapshots' inputs: %w", id, err)
 	}
@@ -711,11 +715,14 @@ const rescanMargin = time.Hour
 // and last sighting (0031_regression_groups.sql), which
 // kpi_deploy_regressions reads; riskGroups, the exposures per group of
 // equal risk inputs (0033_risk_groups.sql), which kpi_remediation_rate
-// and host_risk read.
+// and host_risk read; durationGroups, the exposures per group of equal
+// durations to resolution (0034_duration_groups.sql), which
+// kpi_time_to_patch and kpi_mttr read.
 const (
 	exposureGroups = "exposure_groups"
 	reopenedGroups = "reopened_groups"
 	riskGroups     = "risk_groups"
+	durationGroups = "duration_groups"
 )
 
 // perHostSnapshots are the Snapshots whose rows are each of one host
@@ -723,13 +730,14 @@ const (
 var perHostSnapshots = map[string]bool{"host_risk": true}
 
 // baseOnlySnapshots are the Snapshots computed from exposure_base's rows
-// alone, through kpi_exposures: each counts the exposures by columns
-// stored in those rows (host attributes, severity, KEV, EPSS band,
-// stale, accepted, the first-seen and resolution times and the durations
-// between them) and reads neither the clock, nor an open exposure's
-// window (window_end, window_days), nor another table. A refresh copies
-// them only when their inputs' fingerprint (sqlSnapshotInputs) changed:
-// when exposure_base was written since, or their definitions changed.
+// alone, through kpi_exposures or the group tables written from it
+// (groupTables): each counts the exposures by columns stored in those
+// rows (host attributes, severity, KEV, EPSS band, stale, accepted, the
+// first-seen and resolution times and the durations between them) and
+// reads neither the clock, nor an open exposure's window (window_end,
+// window_days), nor another table. A refresh copies them only when their
+// inputs' fingerprint (sqlSnapshotInputs) changed: when exposure_base was
+// written since, or their definitions or the group tables' changed.
 // The others read the clock (SLA states, risk, recent remediation, open
 // windows, verification) or other tables (hosts, policies, outcomes), and
 // are copied by every refresh.

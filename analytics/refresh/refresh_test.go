@@ -637,6 +637,7 @@ func checkSnapshots(ctx context.Context, t *testing.T, st store.Store, name stri
 		{"host_risk_snapshot", "host_risk_live", ""},
 		{"exposure_groups_snapshot", "exposure_groups_live", ""},
 		{"risk_groups_snapshot", "risk_groups_live", ""},
+		{"duration_groups_snapshot", "duration_groups_live", ""},
 	}
 	for _, p := range pairs {
 		// The snapshot table's columns, read from both sides.
@@ -1421,8 +1422,8 @@ func TestRefreshExceptionChanges(t *testing.T) {
 // TestMediansHandWorked holds kpi_time_to_patch_live and kpi_mttr_live
 // (0024: medians in two passes over whole days) to figures worked out by
 // hand on a few exposures written straight into the tables behind
-// kpi_exposures (exposure_base, host_facts), and to
-// their 0016 definitions on the same rows. A median is the element at
+// kpi_exposures (exposure_base, host_facts) and into their duration groups,
+// and to their 0016 definitions on the same rows. A median is the element at
 // 0-based rank floor(count / 2) of the sorted durations (the upper one of
 // an even count): high has 5 resolved exposures (rank 2), low 4 (rank 2,
 // where a lower median would take rank 1 and differ: pub 1 day, rem
@@ -1483,6 +1484,11 @@ func TestMediansHandWorked(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := st.Insert(ctx, "host_facts", []string{"host_id", "last_scan_at", "as_of"}, hosts); err != nil {
+		t.Fatal(err)
+	}
+	// The views count the groups of these exposures (0034), as a refresh
+	// writes them: equal durations of a host are one group of n.
+	if err := st.Exec(ctx, "INSERT INTO duration_groups_base SELECT *, 1, 0 FROM duration_groups_live"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -1614,10 +1620,11 @@ func TestRefreshSkipsUnchangedSnapshots(t *testing.T) {
 	}
 	// The group rows each step writes, deletions included: all of them
 	// in the first refresh, then those that change. The reopened scan
-	// turns the host's resolved group into an open one (exposure_groups
-	// and risk_groups: the new group, and the old one deleted) and adds
-	// its first reopened group.
-	groupRows := map[string][3]uint64{"nothing new": {0, 0, 0}, "exposure reopened": {2, 1, 2}, "nothing new again": {0, 0, 0}, "definition changed": {0, 0, 0}}
+	// turns the host's resolved group into an open one (exposure_groups,
+	// risk_groups and duration_groups: the new group, and the old one
+	// deleted) and adds its first reopened group.
+	groupRows := map[string][4]uint64{"nothing new": {0, 0, 0, 0}, "exposure reopened": {2, 1, 2, 2},
+		"nothing new again": {0, 0, 0, 0}, "definition changed": {0, 0, 0, 0}}
 	refresh := func(step string, wantUnchanged ...string) {
 		t.Helper()
 		for _, name := range Snapshots {

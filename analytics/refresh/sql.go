@@ -457,20 +457,23 @@ SELECT *, ?, toUInt8(0) FROM (
 SELECT * EXCEPT (version, deleted), ?, toUInt8(1) FROM %[1]s FINAL
 WHERE %[2]s AND deleted = 0 AND (%[4]s) NOT IN (SELECT %[4]s FROM %[3]s)`
 
-	// sqlSnapshotInputs is, for each snapshot of baseOnlySnapshots (%s:
+	// sqlSnapshotInputs is, for each snapshot of baseOnlySnapshots (%[1]s:
 	// the quoted names of their X_live views), the fingerprint of what its
 	// view is computed from (0028_snapshot_inputs.sql): exposure_base's
-	// greatest version, and the definitions of the view, of kpi_exposures
-	// and of the SQL functions; then the fingerprint stored when its table
-	// was last written (0: never, so it is copied).
+	// greatest version, and the definitions of the view, of kpi_exposures,
+	// of the SQL functions and of the group tables' views (%[2]s, quoted:
+	// a snapshot may count groups, which follow exposure_base); then the
+	// fingerprint stored when its table was last written (0: never, so it
+	// is copied).
 	sqlSnapshotInputs = `SELECT v.snapshot, v.fp, s.fp FROM (
     SELECT substring(name, 1, length(name) - 5) AS snapshot,
         cityHash64((SELECT max(version) FROM exposure_base),
             (SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = 'kpi_exposures'),
             (SELECT sum(cityHash64(name, create_query)) FROM system.functions WHERE origin = 'SQLUserDefined'),
+            (SELECT sum(cityHash64(name, create_table_query)) FROM system.tables WHERE database = currentDatabase() AND name IN (%[2]s)),
             create_table_query) AS fp
     FROM system.tables
-    WHERE database = currentDatabase() AND name IN (%s)
+    WHERE database = currentDatabase() AND name IN (%[1]s)
 ) AS v
 LEFT JOIN (SELECT snapshot, fp FROM snapshot_inputs FINAL) AS s ON s.snapshot = v.snapshot
 SETTINGS join_use_nulls = 0`
