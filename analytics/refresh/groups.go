@@ -92,7 +92,12 @@ func (r *Job) groups(ctx context.Context, st *Stats, version uint64, byHost func
 
 // regroup writes to table the groups (view live's rows) that changed
 // among those of the hosts in the table hosts, under version, and those
-// gone deleted; key is the table's sorting key.
+// gone deleted; key is the table's sorting key. It works a shard of
+// regroupHostsPerShard hosts at a time, each step of a shard restricted
+// to its range of host_id: the comparisons hold the shard's staged groups
+// and stored groups in memory, and a host can have hundreds of groups
+// (risk_groups: about 200), so a day of scans' 7,000 hosts at once went
+// over the 1.5 GiB statement budget at 100,000 hosts.
 func (r *Job) regroup(ctx context.Context, id, table, live, key, hosts string, version uint64, log *slog.Logger) error {
 	var n uint64
 	if err := queryOne(ctx, r.Store, "SELECT count() FROM "+hosts, nil, &n); err != nil {
@@ -107,18 +112,27 @@ func (r *Job) regroup(ctx context.Context, id, table, live, key, hosts string, v
 			log.Warn("refresh: dropping a staging table", "refresh", id, "table", staged, "err", err)
 		}
 	}()
-	cond := "host_id IN (SELECT host_id FROM " + hosts + ")"
-	steps, err := r.shardSteps(ctx, id, table+": groups of the hosts", hosts, cond, n, r.snapshotHostsPerShard(),
-		func(shard string) string {
-			return "INSERT INTO " + staged + " SELECT * FROM " + live + " WHERE " + shard + " SETTINGS " + snapshotBlocks
-		})
+	perShard := max(1, r.snapshotHostsPerShard()/regroupShardDivisor)
+	shards := (n + perShard - 1) / perShard
+	bounds, err := r.shardBounds(ctx, id, hosts, nil, shards, n)
 	if err != nil {
 		return err
 	}
-	steps = append([]refreshStep{{table + ": staging table", "CREATE TABLE " + staged + " ENGINE = MergeTree ORDER BY host_id EMPTY AS SELECT * FROM " + live, nil, 0}},
-		steps...)
-	steps = append(steps,
-		refreshStep{table + ": groups changed", fmt.Sprintf(sqlGroupsChanged, table, cond, staged), []any{version}, 0},
-		refreshStep{table + ": groups gone", fmt.Sprintf(sqlGroupsGone, table, cond, staged, key), []any{version}, 0})
+	steps := []refreshStep{{table + ": staging table", "CREATE TABLE " + staged + " ENGINE = MergeTree ORDER BY host_id EMPTY AS SELECT * FROM " + live, nil, 0}}
+	for i := range shards {
+		cond := shardCond("host_id IN (SELECT host_id FROM "+hosts+")", bounds, int(i))
+		name := fmt.Sprintf("%s: hosts shard %d of %d", table, i+1, shards)
+		steps = append(steps,
+			refreshStep{name + ", groups", "INSERT INTO " + staged + " SELECT * FROM " + live + " WHERE " + cond + " SETTINGS " + snapshotBlocks, nil, 0},
+			refreshStep{name + ", groups changed", fmt.Sprintf(sqlGroupsChanged, table, cond, staged), []any{version}, 0},
+			refreshStep{name + ", groups gone", fmt.Sprintf(sqlGroupsGone, table, cond, staged, key), []any{version}, 0},
+			refreshStep{name + ", done", "TRUNCATE TABLE " + staged, nil, 0})
+	}
 	return r.exec(ctx, id, log, nil, steps...)
 }
+
+// regroupShardDivisor makes a regroup's shards that many times smaller
+// than those of the snapshots (snapshotHostsPerShard): 1,000 hosts by
+// default, whose risk groups (about 200,000) the comparisons hold in a
+// few hundred MB.
+const regroupShardDivisor = 10

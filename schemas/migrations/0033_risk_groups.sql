@@ -18,11 +18,12 @@
 --       left to right starting with those two, so a group's score is
 --       bit for bit its exposures'), the exploitation signal where it
 --       counts (KEV exposures score by their due date instead), and the
---       greatest (source, advisory_id) of the group: host_risk's top
---       advisory is the greatest of those with the highest score. That pair
---       is one string, source NUL advisory_id, which orders as the pair
---       does (no source holds a NUL) at a third of the cost of the
---       greatest tuple (3 s of 6 s at `make run` size). It reads
+--       greatest (source, advisory_id) of an open group: host_risk's top
+--       advisory is the greatest of those with the highest score among its
+--       open exposures (a resolved group's is ''). That pair is one
+--       string, source NUL advisory_id, which orders as the pair does (no
+--       source holds a NUL) at a third of the cost of the greatest tuple
+--       (3 s of 6 s at `make run` size). It reads
 --       neither the clock nor another table, so it follows exposure_base
 --       host by host as the tables of 0032 do.
 --   risk_groups_base, risk_groups_snapshot  its rows, with version and
@@ -46,7 +47,7 @@ SELECT host_id, any(ring) AS ring, any(owner) AS owner, any(os) AS os, any(criti
     severity, is_open, accepted, fix_available, kev, kev_due_date, clock_start, resolved_at,
     patchgrid_risk_cvss(cvss_score, severity) AS risk_cvss, patchgrid_risk_epss(epss, epss_percentile) AS risk_epss,
     if(kev = 1, '', ssvc_exploitation) AS exploitation,
-    count() AS n, max(concat(source, '\0', advisory_id)) AS top_advisory
+    count() AS n, maxIf(concat(source, '\0', advisory_id), is_open = 1) AS top_advisory
 FROM kpi_exposures
 GROUP BY host_id, severity, is_open, accepted, fix_available, kev, kev_due_date, clock_start, resolved_at,
     risk_cvss, risk_epss, exploitation;
