@@ -93,7 +93,7 @@ func (r *Job) groups(ctx context.Context, st *Stats, version uint64, byHost func
 // regroup writes to table the groups (view live's rows) that changed
 // among those of the hosts in the table hosts, under version, and those
 // gone deleted; key is the table's sorting key. It works a shard of
-// regroupHostsPerShard hosts at a time, each step of a shard restricted
+// hosts at a time (regroupShardDivisor), each step of a shard restricted
 // to its range of host_id: the comparisons hold the shard's staged groups
 // and stored groups in memory, and a host can have hundreds of groups
 // (risk_groups: about 200), so a day of scans' 7,000 hosts at once went

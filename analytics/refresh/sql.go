@@ -444,9 +444,10 @@ CROSS JOIN (SELECT sorting_key FROM system.tables WHERE database = currentDataba
 
 	// sqlGroupsChanged writes to the group table %[1]s, under version ?,
 	// the groups of the hosts %[2]s (a condition) as staged in %[3]s
-	// (which holds theirs alone) that it does not hold as they are; sqlGroupsGone writes deleted those of
-	// its groups of the hosts that are no longer staged (%[4]s: the
-	// table's sorting key, which makes a row a group).
+	// (which holds theirs alone) that it does not hold as they are;
+	// sqlGroupsGone writes deleted those of its groups of the hosts that
+	// are no longer staged (%[4]s: the table's sorting key, which makes a
+	// row a group).
 	sqlGroupsChanged = `INSERT INTO %[1]s
 SELECT *, ?, toUInt8(0) FROM (
     SELECT * FROM %[3]s
