@@ -9,7 +9,7 @@
 -- own CVSS and EPSS parts, which no clock moves, plus its KEV and SLA
 -- parts, which depend only on columns exposure_groups already groups by
 -- (severity, open, fix and KEV flags, KEV due date, clock start,
--- resolution time) and the SLA exploitation signal. Grouping a host's
+-- resolution time) and the SSVC exploitation signal. Grouping a host's
 -- exposures by all of these (15.6M exposures fall into 2.1M groups at
 -- `make run` size), the clock's parts are worked out once per group.
 --   risk_groups_live  the exposures of kpi_exposures counted (n) per
@@ -23,9 +23,9 @@
 --       open exposures (a resolved group's is ''). That pair is one
 --       string, source NUL advisory_id, which orders as the pair does (no
 --       source holds a NUL) at a third of the cost of the greatest tuple
---       (3 s of 6 s at `make run` size). It reads
---       neither the clock nor another table, so it follows exposure_base
---       host by host as the tables of 0032 do.
+--       (3 s of 6 s at `make run` size). It reads neither the clock nor
+--       another table, so it follows exposure_base host by host as the
+--       tables of 0032 do.
 --   risk_groups_base, risk_groups_snapshot  its rows, with version and
 --       deleted, and the view of the current ones (0032's scheme).
 --   exposure_risk_groups  exposure_risk's clock-dependent columns worked
