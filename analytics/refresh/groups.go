@@ -30,7 +30,7 @@ var groupTables = []struct{ name, table, live string }{
 // statements of q's shards of the fleet. A refresh that stops midway
 // leaves the recorded version as it was: the next one computes the same
 // hosts' groups again.
-func (r *Job) groups(ctx context.Context, st *Stats, version uint64, byHost func(q string) []string, log *slog.Logger) error {
+func (r *Job) groups(ctx context.Context, st *Stats, version uint64, eng engine, byHost func(q string) []string, log *slog.Logger) error {
 	id := st.RefreshID
 	m := r.meter(log, "refresh groups", "tables", uint64(len(groupTables)))
 	defer m.Stop()
@@ -56,7 +56,7 @@ func (r *Job) groups(ctx context.Context, st *Stats, version uint64, byHost func
 			return fmt.Errorf("refresh %s: no table %s (are migrations 0032 to 0034 applied?)", id, g.table)
 		}
 		if st.Mode == Full || stored == 0 || stored != fp {
-			q := fmt.Sprintf("SELECT *, %d AS version, toUInt8(0) AS deleted FROM %s WHERE %%s SETTINGS %s", version, g.live, snapshotBlocks)
+			q := fmt.Sprintf("SELECT *, %d AS version, toUInt8(0) AS deleted FROM %s WHERE %%s SETTINGS %s%s", version, g.live, snapshotBlocks, eng.noMerge)
 			if err := r.replace(ctx, id, g.table, byHost(q), r.Memory, log, m); err != nil {
 				return err
 			}
@@ -73,7 +73,7 @@ func (r *Job) groups(ctx context.Context, st *Stats, version uint64, byHost func
 					return err
 				}
 			}
-			if err := r.regroup(ctx, id, g.table, g.live, key, hosts, version, log); err != nil {
+			if err := r.regroup(ctx, id, g.table, g.live, key, hosts, version, eng, log); err != nil {
 				return err
 			}
 			m.Add(1)
@@ -98,7 +98,7 @@ func (r *Job) groups(ctx context.Context, st *Stats, version uint64, byHost func
 // and stored groups in memory, and a host can have hundreds of groups
 // (risk_groups: about 200), so a day of scans' 7,000 hosts at once went
 // over the 1.5 GiB statement budget at 100,000 hosts.
-func (r *Job) regroup(ctx context.Context, id, table, live, key, hosts string, version uint64, log *slog.Logger) error {
+func (r *Job) regroup(ctx context.Context, id, table, live, key, hosts string, version uint64, eng engine, log *slog.Logger) error {
 	var n uint64
 	if err := queryOne(ctx, r.Store, "SELECT count() FROM "+hosts, nil, &n); err != nil {
 		return fmt.Errorf("refresh %s: %s: counting hosts to regroup: %w", id, table, err)
@@ -124,8 +124,8 @@ func (r *Job) regroup(ctx context.Context, id, table, live, key, hosts string, v
 		name := fmt.Sprintf("%s: hosts shard %d of %d", table, i+1, shards)
 		steps = append(steps,
 			refreshStep{name + ", groups", "INSERT INTO " + staged + " SELECT * FROM " + live + " WHERE " + cond + " SETTINGS " + snapshotBlocks, nil, 0},
-			refreshStep{name + ", groups changed", fmt.Sprintf(sqlGroupsChanged, table, cond, staged), []any{version}, 0},
-			refreshStep{name + ", groups gone", fmt.Sprintf(sqlGroupsGone, table, cond, staged, key), []any{version}, 0},
+			refreshStep{name + ", groups changed", fmt.Sprintf(sqlGroupsChanged, table, cond, staged) + eng.noMergeClause(), []any{version}, 0},
+			refreshStep{name + ", groups gone", fmt.Sprintf(sqlGroupsGone, table, cond, staged, key) + eng.noMergeClause(), []any{version}, 0},
 			refreshStep{name + ", done", "TRUNCATE TABLE " + staged, nil, 0})
 	}
 	return r.exec(ctx, id, log, nil, steps...)
