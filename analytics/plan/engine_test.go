@@ -125,13 +125,13 @@ func seedFindings(t *testing.T, st store.Store, fs []*Finding, wins map[string]s
 					status, fixed = "affected", "99:99.99-replaced"
 				}
 			}
-			rows = append(rows, []any{f.HostID, f.Hostname, f.Owner, f.Ring, f.OS, uint8(f.Criticality), b8(f.InternetFacing),
+			rows = append(rows, []any{f.HostID,
 				f.Source, f.AdvisoryID, f.Severity, f.EPSS, b8(f.HasEPSS), b8(f.KEV), due,
 				f.Ecosystem, f.Package, f.Installed, status, fixed, f.ClockStart,
 				f.RiskScore - rest[key(f.HostID, f.AdvisoryID, f.Package, f.Installed)],
 				rowKey(f), version})
 		}
-		if err := st.Insert(ctx, "finding_risk_base", []string{"host_id", "hostname", "owner", "ring", "os", "criticality", "internet_facing",
+		if err := st.Insert(ctx, "finding_risk_base", []string{"host_id",
 			"source", "advisory_id", "severity", "epss", "has_epss", "kev", "kev_due_date",
 			"ecosystem", "package", "installed_version", "status", "fixed_version", "clock_start", "risk_cvss", "row_key", "version"}, rows); err != nil {
 			t.Fatal(err)

@@ -744,8 +744,10 @@ var perHostSnapshots = map[string]bool{"host_risk": true}
 // baseOnlySnapshots are the Snapshots computed from exposure_base's rows
 // alone, through kpi_exposures or the group tables written from it
 // (groupTables): each counts the exposures by columns stored in those
-// rows (host attributes, severity, KEV, EPSS band, stale, accepted, the
-// first-seen and resolution times and the durations between them) and
+// rows (severity, KEV, EPSS band, stale, accepted, the first-seen and
+// resolution times and the durations between them) and by the host's
+// attributes, which kpi_exposures reads from host_facts (0036) but which
+// change only with a rewrite of the host's rows (sqlRewriteChanged), and
 // reads neither the clock, nor an open exposure's window (window_end,
 // window_days), nor another table. A refresh copies them only when their
 // inputs' fingerprint (sqlSnapshotInputs) changed: when exposure_base was

@@ -225,13 +225,22 @@ func TestRefreshDifferential(t *testing.T) {
 	// A third of the hosts switch to another existing inventory (an older
 	// one of their own when they had one: exposures they had fixed come
 	// back), a third send a heartbeat, one host reboots into another kernel.
+	// The first heartbeat of a host with open findings relabels it
+	// (another owner, ring and criticality): the base rows hold no host
+	// attributes (0036), and the checks hold the views and the groups
+	// written from them to the new labels.
 	hosts := make([]*lastScan, 0, len(last))
 	for _, l := range last {
 		hosts = append(hosts, l)
 	}
 	sort.Slice(hosts, func(i, j int) bool { return hosts[i].index < hosts[j].index })
+	_, found := readAll(ctx, t, st, "SELECT DISTINCT host_id FROM finding_risk")
+	withFindings := map[string]bool{}
+	for _, r := range found {
+		withFindings[fmt.Sprint(r[0])] = true
+	}
 	var switched, beat []string
-	kernelHost, lateHost := "", ""
+	kernelHost, lateHost, relabelHost := "", "", ""
 	for k, l := range hosts {
 		s := l.scan
 		s.ScannedAt = s.ScannedAt.Add(24 * time.Hour)
@@ -243,6 +252,10 @@ func TestRefreshDifferential(t *testing.T) {
 			switched = append(switched, s.HostID)
 		case 1:
 			s.Heartbeat, s.Packages = true, nil
+			if relabelHost == "" && withFindings[s.HostID] {
+				s.Meta.Owner, s.Meta.Ring, s.Meta.Criticality = "relabelled-team", "relabelled-ring", s.Meta.Criticality%4+1
+				relabelHost = s.HostID
+			}
 			beat = append(beat, s.HostID)
 		case 2:
 			switch {
@@ -288,6 +301,19 @@ func TestRefreshDifferential(t *testing.T) {
 	if want := step1Hosts - uint64(len(beat)); rs.ExposedHosts != want {
 		t.Errorf("step 1: refresh recomputed the exposures of %d hosts, want %d (%d switched inventories, 1 rebooted, the late scan's); heartbeats change none",
 			rs.ExposedHosts, want, len(switched))
+	}
+	if relabelHost == "" {
+		t.Fatal("step 1: no heartbeat host with open findings to relabel")
+	}
+	for _, view := range []string{"kpi_exposures", "finding_risk"} {
+		var n, relabelled uint64
+		if err := queryOne(ctx, st, "SELECT count(), countIf(owner = 'relabelled-team' AND ring = 'relabelled-ring') FROM "+view+" WHERE host_id = ?",
+			[]any{relabelHost}, &n, &relabelled); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 || relabelled != n {
+			t.Errorf("step 1: %d of relabelled host %s's %d rows in %s carry its new owner and ring", relabelled, relabelHost, n, view)
+		}
 	}
 	h1 := historyStats(ctx, t, st)
 	if h1.reopened <= h0.reopened {
@@ -1469,21 +1495,21 @@ func TestMediansHandWorked(t *testing.T) {
 	for i, e := range exposures {
 		closed := e.open == 0
 		host := fmt.Sprintf("h%d", i)
-		rows = append(rows, []any{host, fmt.Sprintf("host-%d", i), "ops", e.ring, uint8(2), "debian 12",
+		rows = append(rows, []any{host,
 			"osv", fmt.Sprintf("A%d", i), e.sev, e.open, e.stale, e.acc,
 			days(e.pub, closed), days(e.fix, closed && e.fix >= 0), days(e.dis, closed), days(e.rem, closed)})
 		last := now
 		if e.stale == 1 {
 			last = now.Add(-100 * 24 * time.Hour)
 		}
-		hosts = append(hosts, []any{host, last, now})
+		hosts = append(hosts, []any{host, fmt.Sprintf("host-%d", i), "ops", e.ring, uint8(2), "debian 12", last, now})
 	}
-	if err := st.Insert(ctx, "exposure_base", []string{"host_id", "hostname", "owner", "ring", "criticality", "os",
+	if err := st.Insert(ctx, "exposure_base", []string{"host_id",
 		"source", "advisory_id", "severity", "is_open", "stale", "accepted",
 		"ttp_publication_days", "ttp_fix_days", "ttp_disclosure_days", "remediation_days"}, rows); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Insert(ctx, "host_facts", []string{"host_id", "last_scan_at", "as_of"}, hosts); err != nil {
+	if err := st.Insert(ctx, "host_facts", []string{"host_id", "hostname", "owner", "ring", "criticality", "os", "last_scan_at", "as_of"}, hosts); err != nil {
 		t.Fatal(err)
 	}
 	// The views count the groups of these exposures (0034), as a refresh

@@ -403,8 +403,10 @@ SETTINGS join_use_nulls = 0`
 	// against host_facts); those whose exceptions in force changed ({xexposures}
 	// and {xfindings} against the exception snapshots); and those exposed
 	// to an advisory whose advisory_facts row changed, appeared or went
-	// ({advisories} against advisory_facts). The last scan and the clock
-	// are read with the base rows, not stored in them.
+	// ({advisories} against advisory_facts). The last scan, the clock and
+	// the host's attributes are read with the base rows, not stored in
+	// them (0036); a host whose attributes changed is rewritten all the
+	// same, so that the groups written from its rows (groups.go) follow.
 	sqlRewriteChanged = `INSERT INTO {rewrite} (host_id)
 SELECT DISTINCT host_id FROM exposure_spans WHERE version > ?
 UNION DISTINCT
@@ -440,8 +442,9 @@ FROM system.settings`
 	// The base rows of the hosts %s (one shard's condition) under version
 	// ? (the only placeholder): exposure_base's from the live view,
 	// finding_risk_base's from the exposure_base rows just written
-	// (0029_finding_base.sql).
-	sqlExposureBase = `SELECT * EXCEPT (dims, window_end, window_days)
+	// (0029_finding_base.sql). Neither holds the host's attributes, which
+	// the views read from host_facts (0036_base_host_columns.sql).
+	sqlExposureBase = `SELECT * EXCEPT (hostname, owner, ring, criticality, internet_facing, os, dims, window_end, window_days)
     REPLACE (if(is_open = 1, toDateTime(0), last_seen) AS last_seen, assumeNotNull(stale) AS stale),
     ? AS version, toUInt8(0) AS deleted
 FROM kpi_exposures_live WHERE %s`

@@ -23,9 +23,11 @@ func TestTopRisks(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	// advisory → its findings' risk (CVSS part; the others are 0) on hosts
-	// h0, h1, ...: ADV-TOP is highest; six advisories tie at 40 with 1 to 6
-	// hosts, written in an order that is not the ranking's.
+	// advisory → its findings' risk on hosts h0, h1, ...: ADV-TOP is
+	// highest; six advisories tie at 40 with 1 to 6 hosts, written in an
+	// order that is not the ranking's. Each is the CVSS part and the asset
+	// part of a host of unset criticality (5, read from host_facts since
+	// 0036); the others are 0.
 	type adv struct {
 		id    string
 		risks []float64
@@ -47,7 +49,7 @@ func TestTopRisks(t *testing.T) {
 	for _, a := range advs {
 		for h, r := range a.risks {
 			findings = append(findings, []any{fmt.Sprintf("h%d", h), "test", a.id, "medium", "Debian:12", "pkg-" + a.id,
-				"1.0", "affected", "1.1", now, r, uint64(len(findings) + 1), uint64(1)})
+				"1.0", "affected", "1.1", now, r - 5, uint64(len(findings) + 1), uint64(1)})
 		}
 	}
 	if err := st.Insert(ctx, "host_facts", []string{"host_id", "hostname", "last_scan_at", "as_of"}, hosts); err != nil {
