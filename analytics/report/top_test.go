@@ -26,8 +26,8 @@ func TestTopRisks(t *testing.T) {
 	// advisory → its findings' risk on hosts h0, h1, ...: ADV-TOP is
 	// highest; six advisories tie at 40 with 1 to 6 hosts, written in an
 	// order that is not the ranking's. Each is the CVSS part and the asset
-	// part of a host of unset criticality (5, read from host_facts since
-	// 0036); the others are 0.
+	// part of a host of unset criticality (patchgrid_risk_asset(0), read
+	// from host_facts since 0036); the others are 0.
 	type adv struct {
 		id    string
 		risks []float64
@@ -42,6 +42,23 @@ func TestTopRisks(t *testing.T) {
 		{"ADV-T4", []float64{1, 2, 3, 40}},
 		{"ADV-LOW", []float64{30, 30, 30, 30, 30, 30, 30, 30}},
 	}
+	var asset float64
+	rows, err := st.Query(ctx, "SELECT patchgrid_risk_asset(toUInt8(0))")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		if err := rows.Scan(&asset); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	if asset == 0 {
+		t.Fatal("patchgrid_risk_asset(0) read no value")
+	}
 	var hosts, findings [][]any
 	for i := range 8 {
 		hosts = append(hosts, []any{fmt.Sprintf("h%d", i), fmt.Sprintf("host-%d", i), now, now})
@@ -49,7 +66,7 @@ func TestTopRisks(t *testing.T) {
 	for _, a := range advs {
 		for h, r := range a.risks {
 			findings = append(findings, []any{fmt.Sprintf("h%d", h), "test", a.id, "medium", "Debian:12", "pkg-" + a.id,
-				"1.0", "affected", "1.1", now, r - 5, uint64(len(findings) + 1), uint64(1)})
+				"1.0", "affected", "1.1", now, r - asset, uint64(len(findings) + 1), uint64(1)})
 		}
 	}
 	if err := st.Insert(ctx, "host_facts", []string{"host_id", "hostname", "last_scan_at", "as_of"}, hosts); err != nil {
